@@ -168,6 +168,20 @@ def _open(path: str):
     return container
 
 
+def _declared_duration(stream) -> float | None:
+    """The video stream's duration as its header states it (mp4 track header, or Matroska's DURATION tag)."""
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            return None
+    return None
+
+
 def _high_bit_depth(frame) -> bool:
     return max(c.bits for c in frame.format.components) > 8
 
@@ -186,8 +200,14 @@ def probe_video(path: str) -> VideoInfo:
         stream = container.streams.video[0]
         has_audio = bool(container.streams.audio)
         header_frames = int(stream.frames or 0)
+        packets, packets_end = 0, None
         try:
-            packets = sum(1 for packet in container.demux(stream) if packet.size)
+            for packet in container.demux(stream):
+                if packet.size:
+                    packets += 1
+                    if packet.pts is not None:
+                        end = packet.pts + (packet.duration or 0)
+                        packets_end = end if packets_end is None else max(packets_end, end)
             container.seek(0)
             first = next(container.decode(stream), None)
         except av.error.FFmpegError as err:
@@ -202,6 +222,14 @@ def probe_video(path: str) -> VideoInfo:
                 f"{packets} are in the file (an interrupted download, copy or recording?). Copy or export it again.")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        declared = _declared_duration(stream)
+        if declared and packets_end is not None and rate:
+            present = float(packets_end * stream.time_base) - start
+            if present < 0.95 * declared - 2 / float(rate):
+                raise TruncatedVideoError(
+                    f"{os.path.basename(path)} is truncated: its header says the video lasts {declared:.2f} s but "
+                    f"the frames in the file end at {present:.2f} s (an interrupted download, copy or recording?). "
+                    "Copy or export it again.")
         if container.duration is not None:
             duration = container.duration / av.time_base
         elif stream.duration is not None:
