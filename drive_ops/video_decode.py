@@ -287,11 +287,6 @@ def check_memory(frames: int, height: int, width: int, available: int | None = N
         "with a smaller longer_side.")
 
 
-def plan_for(info: VideoInfo, size_policy: str = "keep", longer_side: int = 512) -> FramePlan:
-    """The frame-size plan for a probed video (on its displayed, rotated size)."""
-    return plan_frame_size(info.height, info.width, size_policy, longer_side)
-
-
 def _write_frame(out: torch.Tensor, frame, high_bit: bool, orientation: Orientation, plan: FramePlan) -> None:
     """Convert one decoded frame and write it into ``out`` ``[H',W',3]`` (float32, 0..1)."""
     if high_bit:
@@ -330,7 +325,7 @@ def load_video(path: str, frame_load_cap: int = 0, skip_first_frames: int = 0, s
         raise NoFramesSelectedError(
             f"no frames left to load: the video has {info.frame_count} frames and skip_first_frames is "
             f"{skip_first_frames}. Lower skip_first_frames below {info.frame_count}.")
-    plan = plan_for(info, size_policy, longer_side)
+    plan = plan_frame_size(info.height, info.width, size_policy, longer_side)  # on the upright size
     check_memory(len(picked), plan.out_h, plan.out_w, available_bytes)
     frames = torch.empty((len(picked), plan.out_h, plan.out_w, 3), dtype=torch.float32)
 
