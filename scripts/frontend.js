@@ -1,0 +1,161 @@
+// Drive ComfyUI's real frontend in headless Chromium (playwright-core, Debian's /usr/bin/chromium).
+//
+//   node scripts/frontend.js build URL SPECS.json OUT_DIR
+//     Each spec (see scripts/build_workflows.py) becomes a graph made by the frontend itself:
+//     nodes created by type, widgets set by name, links made by slot name, groups and modes set.
+//     Writes OUT_DIR/<name>.json (UI format, graph.serialize()) and OUT_DIR/<name>.api.json
+//     (graphToPrompt().output), so both are exactly what a user's frontend would save and send.
+//   node scripts/frontend.js check URL WORKFLOW_DIR SHOT_DIR
+//     Loads every workflow file, reports missing node types, widget values the frontend
+//     rejected or changed, the API prompt the frontend makes of it, a screenshot per workflow,
+//     and the node types the search for "DRIVE" finds. Prints one JSON report on stdout.
+const { chromium } = require('playwright-core');
+const fs = require('fs');
+const path = require('path');
+
+async function openFrontend(url) {
+  const ctx = await chromium.launchPersistentContext(fs.mkdtempSync('/tmp/drive-chromium-'), {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+    viewport: { width: 1600, height: 1000 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url, { waitUntil: 'networkidle' });
+  await page.waitForFunction(() => window.app && window.app.graph && window.LiteGraph &&
+    Object.keys(window.LiteGraph.registered_node_types || {}).length > 50, null, { timeout: 90000 });
+  await page.keyboard.press('Escape');
+  return { ctx, page, errors };
+}
+
+async function build(url, specsPath, outDir) {
+  const specs = JSON.parse(fs.readFileSync(specsPath, 'utf8'));
+  const { ctx, page } = await openFrontend(url);
+  fs.mkdirSync(outDir, { recursive: true });
+  for (const spec of specs) {
+    const result = await page.evaluate(async (spec) => {
+      const app = window.app, LG = window.LiteGraph, graph = app.graph;
+      graph.clear();
+      const made = {};
+      for (const n of spec.nodes) {
+        const node = LG.createNode(n.type);
+        if (!node) throw new Error(`unknown node type ${n.type} (is the pack loaded?)`);
+        graph.add(node);
+        node.pos = n.pos;
+        if (n.size) node.size = n.size;
+        if (n.title) node.title = n.title;
+        for (const [name, value] of Object.entries(n.widgets || {})) {
+          const w = (node.widgets || []).find((w) => w.name === name);
+          if (!w) throw new Error(`${n.type} has no widget ${name}`);
+          w.value = value;
+        }
+        if (n.color) node.color = n.color;
+        if (n.bgcolor) node.bgcolor = n.bgcolor;
+        made[n.id] = node;
+      }
+      for (const [src, out, dst, inp] of spec.links) {
+        const a = made[src], b = made[dst];
+        const slot = typeof out === 'number' ? out : a.outputs.findIndex((o) => o.name === out || o.type === out);
+        const target = b.inputs.findIndex((i) => i.name === inp);
+        if (slot < 0 || target < 0) throw new Error(`cannot link ${src}.${out} -> ${dst}.${inp}`);
+        if (!a.connect(slot, b, target)) throw new Error(`frontend refused link ${src}.${out} -> ${dst}.${inp}`);
+      }
+      for (const n of spec.nodes) if (n.mode) made[n.id].mode = n.mode;
+      for (const g of spec.groups || []) {
+        const group = new LG.LGraphGroup(g.title);
+        group.color = g.color || group.color;
+        graph.add(group);
+        const members = g.nodes.map((id) => made[id]);
+        const pad = 40;
+        const x0 = Math.min(...members.map((m) => m.pos[0])) - pad;
+        const y0 = Math.min(...members.map((m) => m.pos[1])) - pad - 40;
+        const x1 = Math.max(...members.map((m) => m.pos[0] + m.size[0])) + pad;
+        const y1 = Math.max(...members.map((m) => m.pos[1] + m.size[1])) + pad;
+        group.pos = [x0, y0];
+        group.size = [x1 - x0, y1 - y0];
+      }
+      graph.setDirtyCanvas(true, true);
+      const ui = graph.serialize();
+      const api = (await app.graphToPrompt()).output;
+      return { ui, api };
+    }, spec);
+    fs.writeFileSync(path.join(outDir, `${spec.name}.json`), JSON.stringify(result.ui, null, 2) + '\n');
+    fs.writeFileSync(path.join(outDir, `${spec.name}.api.json`), JSON.stringify(result.api, null, 2) + '\n');
+    console.error(`built ${spec.name}`);
+  }
+  await ctx.close();
+}
+
+// Type a query into the node search box (double-click on empty canvas), as a user would.
+async function searchNodes(page, query) {
+  await page.evaluate(() => { window.app.graph.clear(); window.app.graph.setDirtyCanvas(true, true); });
+  await page.waitForTimeout(300);
+  await page.mouse.dblclick(800, 500);
+  const box = page.locator('.comfy-vue-node-search-container input, input[placeholder*="Search"]').first();
+  await box.waitFor({ timeout: 10000 });
+  await box.fill(query);
+  await page.waitForTimeout(1000);
+  const items = await page.locator('.p-autocomplete-option, [role="option"]').allInnerTexts();
+  await page.keyboard.press('Escape');
+  return items.map((t) => t.replace(/\s+/g, ' ').trim());
+}
+
+async function check(url, workflowDir, shotDir) {
+  const { ctx, page, errors } = await openFrontend(url);
+  fs.mkdirSync(shotDir, { recursive: true });
+  const report = { workflows: {}, pageErrors: [] };
+  const files = fs.readdirSync(workflowDir).filter((f) => f.endsWith('.json') && !f.endsWith('.api.json')).sort();
+  for (const file of files) {
+    const data = JSON.parse(fs.readFileSync(path.join(workflowDir, file), 'utf8'));
+    const result = await page.evaluate(async (data) => {
+      const app = window.app, LG = window.LiteGraph;
+      const missing = [...new Set(data.nodes.map((n) => n.type).filter((t) => !LG.registered_node_types[t]))];
+      await app.loadGraphData(JSON.parse(JSON.stringify(data)), true, true, 'check');
+      const widgetIssues = [];
+      for (const saved of data.nodes) {
+        const node = app.graph.getNodeById(saved.id);
+        if (!node) { widgetIssues.push(`node ${saved.id} (${saved.type}) did not load`); continue; }
+        const want = saved.widgets_values || [];
+        for (const w of node.widgets || []) {
+          if (w.type === 'combo' && Array.isArray(w.options?.values) && w.options.values.length &&
+              !w.options.values.includes(w.value) && w.name !== 'control_after_generate') {
+            widgetIssues.push(`${saved.type}#${saved.id}.${w.name}: value ${JSON.stringify(w.value)} is not among the options`);
+          }
+        }
+        const serialized = node.serialize().widgets_values || [];
+        if (JSON.stringify(serialized) !== JSON.stringify(want)) {
+          widgetIssues.push(`${saved.type}#${saved.id}: widgets_values changed on load: ${JSON.stringify(want)} -> ${JSON.stringify(serialized)}`);
+        }
+      }
+      const api = (await app.graphToPrompt()).output;
+      app.canvas.ds.offset = [0, 0];
+      const b = app.graph._nodes.reduce((acc, n) => [Math.min(acc[0], n.pos[0]), Math.min(acc[1], n.pos[1]),
+        Math.max(acc[2], n.pos[0] + n.size[0]), Math.max(acc[3], n.pos[1] + n.size[1])], [1e9, 1e9, -1e9, -1e9]);
+      const scale = Math.min(1600 / (b[2] - b[0] + 120), 1000 / (b[3] - b[1] + 160), 1);
+      app.canvas.ds.scale = scale;
+      app.canvas.ds.offset = [-b[0] + 60 / scale, -b[1] + 100 / scale];
+      app.graph.setDirtyCanvas(true, true);
+      return { missing, widgetIssues, api, nodeCount: data.nodes.length };
+    }, data);
+    await page.waitForTimeout(800);
+    const shot = path.join(shotDir, file.replace(/\.json$/, '.png'));
+    await page.screenshot({ path: shot });
+    report.workflows[file] = { ...result, screenshot: shot };
+  }
+  report.driveNodes = await page.evaluate(() => Object.keys(window.LiteGraph.registered_node_types)
+    .filter((t) => t.toLowerCase().includes('drive')).sort());
+  report.searchDrive = await searchNodes(page, 'DRIVE');
+  report.pageErrors = errors;
+  await ctx.close();
+  console.log(JSON.stringify(report, null, 1));
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+const run = { build, check }[cmd];
+if (!run) {
+  console.error('usage: frontend.js build URL SPECS.json OUT_DIR | check URL WORKFLOW_DIR SHOT_DIR');
+  process.exit(2);
+}
+run(...rest).catch((e) => { console.error(String(e && e.stack || e)); process.exit(1); });
