@@ -112,14 +112,17 @@ def comfy(tmp_path_factory) -> ComfyClient:
     lock = open(Path(tempfile.gettempdir()) / "drive-comfy-integration.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     base = tmp_path_factory.mktemp("comfy")
-    for sub in ("custom_nodes", "input", "output", "temp", "models/sam2", "models/harmonizer"):
+    for sub in ("custom_nodes", "input", "output", "temp", "models/sam2", "models/harmonizer",
+                "models/checkpoints", "models/controlnet"):
         (base / sub).mkdir(parents=True)
     (base / "custom_nodes" / PACK_LINK_NAME).symlink_to(REPO)
     yaml = base / "extra_model_paths.yaml"
     yaml.write_text("drive_tests:\n"
                     f"  custom_nodes: {base / 'custom_nodes'}\n"
-                    f"  checkpoints: {comfy_dir / 'models' / 'checkpoints'}\n"
-                    f"  controlnet: {comfy_dir / 'models' / 'controlnet'}\n"
+                    f"  checkpoints: |\n    {comfy_dir / 'models' / 'checkpoints'}\n"
+                    f"    {base / 'models' / 'checkpoints'}\n"
+                    f"  controlnet: |\n    {comfy_dir / 'models' / 'controlnet'}\n"
+                    f"    {base / 'models' / 'controlnet'}\n"
                     f"  sam2: {base / 'models' / 'sam2'}\n"
                     f"  harmonizer: {base / 'models' / 'harmonizer'}\n")
     port = _free_port()
