@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from drive_ops import metrics
-from drive_ops.metrics import Progress
+from . import metrics
+from .metrics import Progress
 
 CLIP_ABSENT = -1.0
 """Sentinel for CLIP-T / CLIP-F when no CLIP model was given (real scores are cosines ×100 > -100,

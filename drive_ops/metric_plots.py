@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from drive_ops.edit_report import EditReport
-from drive_ops.edit_report import format_number as _num
+from .edit_report import EditReport
+from .edit_report import format_number as _num
 
 PSNR_PLOT_CAP_DB = 60.0
 """Identical frames have infinite PSNR; they are drawn at this height (and labelled so)."""
@@ -89,7 +89,7 @@ def plot_report(report: EditReport, width: int = 1200, height: int = 800, dpi: i
         ax.axis("off")
         ax.text(0.5, 0.5, "CLIP-T / CLIP-F: connect a CLIP vision\nmodel (and a CLIP + prompt)",
                 ha="center", va="center", fontsize=9, color="gray", transform=ax.transAxes)
-    for ax in axes[:5]:
+    for ax in axes[:6 if has_clip else 5]:
         ax.set_xlabel("frame", fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)

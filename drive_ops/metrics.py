@@ -22,7 +22,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from drive_ops.optical_flow import dis_flow, occlusion_mask, warp_backward
+from .mask_ops import grow_mask
+from .optical_flow import dis_flow, occlusion_mask, warp_backward
 
 Progress = Callable[[int, int], None]
 
@@ -96,8 +97,8 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, progress: Progress | None = None)
 
     skimage's default recipe (``structural_similarity``: 7x7 uniform window, sample
     covariance, K1=0.01, K2=0.03, data range 1), so WarpSSIM compares with RAVE's numbers.
-    Computed in float64 (as skimage does: float32 cancellation in E[x^2] - E[x]^2 shows
-    at the 4th decimal) and chunked over frames to bound the temporaries.
+    Computed in float64 where the device has it (as skimage does: float32 cancellation in
+    E[x^2] - E[x]^2 shows at the 4th decimal) and chunked over frames to bound the temporaries.
     """
     check_pair(a, b, "second")
     h, w = a.shape[1:3]
@@ -107,11 +108,12 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, progress: Progress | None = None)
     n = SSIM_WIN * SSIM_WIN
     cov_norm = n / (n - 1.0)
     pad = SSIM_WIN // 2
+    dtype = torch.float32 if a.device.type == "mps" else torch.float64  # MPS has no float64
     out = []
     t = a.shape[0]
     for start in range(0, t, SSIM_CHUNK):
-        x = _rgb(a[start:start + SSIM_CHUNK]).double().movedim(-1, 1)
-        y = _rgb(b[start:start + SSIM_CHUNK]).double().to(x.device).movedim(-1, 1)
+        x = _rgb(a[start:start + SSIM_CHUNK]).to(dtype).movedim(-1, 1)
+        y = _rgb(b[start:start + SSIM_CHUNK]).to(device=x.device, dtype=dtype).movedim(-1, 1)
         stack = _pad_symmetric(torch.cat([x, y, x * x, y * y, x * y], dim=1), pad)
         mx, my, mxx, myy, mxy = F.avg_pool2d(stack, SSIM_WIN, stride=1).chunk(5, dim=1)
         vx = cov_norm * (mxx - mx * mx)
@@ -132,8 +134,6 @@ def ssim(a: torch.Tensor, b: torch.Tensor, progress: Progress | None = None) -> 
 
 def background_region(mask: torch.Tensor, dilation_px: int) -> torch.Tensor:
     """Bool ``[T,H,W]``: pixels outside ``mask`` grown by ``dilation_px`` (the boundary band is excluded)."""
-    from drive_ops.mask_ops import grow_mask
-
     return grow_mask(mask.float(), int(dilation_px)) < 0.5
 
 
@@ -156,7 +156,7 @@ def background_preservation(source: torch.Tensor, edited: torch.Tensor, mask: to
     check_pair(source, edited)
     region = None if mask is None else background_region(mask, dilation_px)
     smap = ssim_map(source, edited, progress)
-    coverage = torch.ones(smap.shape[0]) if region is None else region.float().flatten(1).mean(1)
+    coverage = torch.ones(smap.shape[0], device=smap.device) if region is None else region.float().flatten(1).mean(1)
     return BackgroundScores(psnr=psnr(source, edited, region), ssim=_region_mean(smap, region), coverage=coverage)
 
 
