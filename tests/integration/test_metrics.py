@@ -131,3 +131,88 @@ def test_frame_count_mismatch_names_the_fix(comfy):
     entry = comfy.run(prompt, timeout=300)
     assert entry["status"]["status_str"] == "error"
     assert "frames" in execution_error(entry).get("exception_message", "")
+
+
+def import_pack_nodes():
+    """Import the pack as ComfyUI does (a package under an arbitrary name), plus ComfyUI itself."""
+    import importlib
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
+
+    comfy_dir = os.environ["COMFYUI_DIR"]
+    if comfy_dir not in sys.path:
+        sys.path.insert(0, comfy_dir)
+    import torch
+    from comfy.cli_args import args
+
+    if not torch.cuda.is_available():
+        args.cpu = True  # what --cpu does; read when comfy.model_management is first imported
+    repo = Path(__file__).resolve().parents[2]
+    name = "drive_pack_under_test"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, repo / "__init__.py", submodule_search_locations=[str(repo)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module(f"{name}.nodes.metrics")
+
+
+def tiny_clip_vision(tmp_path, projection_dim: int):
+    """ComfyUI's own ClipVisionModel on a tiny config, with seeded random weights (no download)."""
+    import json
+
+    import torch
+
+    from comfy.clip_vision import ClipVisionModel
+
+    config = {"hidden_act": "quick_gelu", "hidden_size": 32, "image_size": 224, "intermediate_size": 64,
+              "layer_norm_eps": 1e-5, "model_type": "clip_vision_model", "num_attention_heads": 2,
+              "num_channels": 3, "num_hidden_layers": 2, "patch_size": 32, "projection_dim": projection_dim}
+    path = tmp_path / "tiny_clip_vision.json"
+    path.write_text(json.dumps(config))
+    model = ClipVisionModel(str(path))
+    g = torch.Generator().manual_seed(0)
+    sd = {k: (torch.randn(v.shape, generator=g) * 0.05 if v.dim() > 1 else torch.ones(v.shape) if "weight" in k
+              else torch.zeros(v.shape)) for k, v in model.get_sd().items()}
+    model.load_sd(sd)
+    return model
+
+
+def test_clip_scores_through_comfy_models(tmp_path):
+    """CLIP-T / CLIP-F through ComfyUI's CLIP vision encode_image and CLIP.encode_from_tokens (random weights)."""
+    import math
+    import os
+    from pathlib import Path
+
+    import torch
+
+    ckpt = Path(os.environ["COMFYUI_DIR"]) / "models" / "checkpoints" / "sd15_random_fp16.safetensors"
+    if not ckpt.is_file():
+        pytest.skip(f"{ckpt} is absent (the harness's random-weight SD1.5 checkpoint)")
+    nodes_metrics = import_pack_nodes()
+    import comfy.sd
+
+    clip = comfy.sd.load_checkpoint_guess_config(str(ckpt), output_vae=False, output_model=False)[1]
+    vision = tiny_clip_vision(tmp_path, projection_dim=768)  # CLIP-L's pooled text size
+    g = torch.Generator().manual_seed(0)
+    original = torch.rand(3, 32, 32, 3, generator=g)
+    edited = (original * 0.8).clamp(0, 1)
+    out = nodes_metrics.EditReport.execute(original=original, edited=edited, dilation_px=2, flow_preset="fast",
+                                           prompt="a red box", clip_vision=vision, clip=clip)
+    plot, summary, *numbers = out.result
+    clip_t, clip_f = numbers[-2:]
+    assert -100 <= clip_t <= 100 and -100 <= clip_f <= 100 and clip_t != -1.0
+    assert not any(math.isnan(x) for x in numbers)
+    assert "CLIP-T" in summary and "CLIP-F" in summary and "projected space" in summary
+    assert plot.shape[0] == 1 and plot.shape[-1] == 3
+    only_f = nodes_metrics.EditReport.execute(original=original, edited=edited, dilation_px=2, flow_preset="fast",
+                                              prompt="", clip_vision=vision).result
+    assert only_f[-2] == -1.0 and only_f[-1] == pytest.approx(clip_f)
+    with pytest.raises(ValueError, match="same CLIP"):
+        nodes_metrics.EditReport.execute(original=original, edited=edited, dilation_px=2, flow_preset="fast",
+                                         prompt="a red box", clip_vision=tiny_clip_vision(tmp_path, 512), clip=clip)
+    with pytest.raises(ValueError, match="clip_vision"):
+        nodes_metrics.EditReport.execute(original=original, edited=edited, dilation_px=2, flow_preset="fast",
+                                         prompt="a red box", clip=clip)
