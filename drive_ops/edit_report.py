@@ -101,7 +101,8 @@ def build_report(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor 
     """Measure ``edited`` against ``source`` (``[T,H,W,3]``, T >= 2) with an optional ``mask`` ``[T,H,W]``.
 
     ``image_embeds`` ``[T,D]`` (CLIP vision of the edited frames) gives CLIP-F, and with
-    ``text_embed`` ``[D]`` also CLIP-T. ``progress(done, total)`` ticks once per stage step.
+    ``text_embed`` ``[D]`` also CLIP-T. ``progress(done, total)`` ticks per flow pair and SSIM
+    chunk (in a node, each tick is also ComfyUI's cancel point).
     """
     metrics.check_pair(source, edited)
     t = source.shape[0]
@@ -110,33 +111,29 @@ def build_report(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor 
     if mask is not None and tuple(mask.shape) != tuple(source.shape[:3]):
         raise ValueError(f"the mask has shape {tuple(mask.shape)} but the clip is {tuple(source.shape[:3])}; "
                          "give one mask frame per video frame at the video's size")
-    total = 3 * (t - 1) + 2
-    done = 0
+    total = t + 2 * (t - 1) + 1  # background SSIM frames, flow pairs, WarpSSIM pairs, the rest
 
-    def tick(n: int = 1) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, total)
+    def stage(offset: int) -> Progress:
+        """Progress of one stage, reported on the report's overall scale."""
+        return lambda done, _n: progress(offset + done, total) if progress is not None else None
 
-    flows = metrics.source_flows(source, flow_preset, progress=lambda i, n: tick())
-    background = metrics.background_preservation(source, edited, mask, dilation_px)
+    flows = metrics.source_flows(source, flow_preset, progress=stage(0))
+    background = metrics.background_preservation(source, edited, mask, dilation_px, progress=stage(t - 1))
     if mask is not None and torch.isnan(background.psnr).all():
         raise ValueError(f"the mask grown by {dilation_px} px covers every pixel of every frame, so there is no "
                          "background to measure; lower dilation_px, or check that the mask is not inverted")
-    tick()
     report = EditReport(
         frames=t, has_mask=mask is not None, dilation_px=int(dilation_px), background=background,
         warp_error=metrics.warp_error(edited, flows), warp_error_source=metrics.warp_error(source, flows),
-        warp_ssim=metrics.warp_ssim(edited, flows), flicker=metrics.flicker(source, edited, mask, dilation_px))
-    tick(2 * (t - 1))
+        warp_ssim=metrics.warp_ssim(edited, flows, progress=stage(2 * t - 1)),
+        flicker=metrics.flicker(source, edited, mask, dilation_px))
     if image_embeds is not None:
         if image_embeds.shape[0] != t:
             raise ValueError(f"{image_embeds.shape[0]} CLIP image embeddings for {t} frames; embed every edited frame")
         report.clip_f = metrics.clip_frame_scores(image_embeds)
         if text_embed is not None:
             report.clip_t = metrics.clip_text_scores(image_embeds, text_embed)
-    tick()
+    stage(total - 1)(1, 1)
     return report
 
 

@@ -212,7 +212,7 @@ def warp_error(edited: torch.Tensor, flows: SourceFlows) -> torch.Tensor:
     return _region_mean(err, ~flows.occluded.to(x.device))
 
 
-def warp_ssim(edited: torch.Tensor, flows: SourceFlows) -> torch.Tensor:
+def warp_ssim(edited: torch.Tensor, flows: SourceFlows, progress: Progress | None = None) -> torch.Tensor:
     """RAVE's WarpSSIM per frame ``[T]``, ×100 of its mean is the published number.
 
     Copies RAVE's quirks (rehg-lab/RAVE ``warp_video``): the source *forward* flow t->t+1
@@ -231,7 +231,7 @@ def warp_ssim(edited: torch.Tensor, flows: SourceFlows) -> torch.Tensor:
         tx, ty = xs.to(x.device) + f[..., 0], ys.to(x.device) + f[..., 1]
         inside = ((tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)).unsqueeze(-1)
         warped.append(warp_backward(x[i], f) * inside)
-    scores = ssim(x[1:], torch.stack(warped))
+    scores = ssim(x[1:], torch.stack(warped), progress)
     return torch.cat([torch.ones(1, device=scores.device), scores])
 
 

@@ -189,7 +189,10 @@ def test_report_with_embeddings_and_an_empty_mask():
     src = textured_clip(3, 24, 24, dx=1)
     edited = (src * 0.9).clamp(0, 1)
     embeds = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.9, 0.0]])
-    report = edit_report.build_report(src, edited, torch.zeros(3, 24, 24), 2, embeds, torch.tensor([1.0, 0.0]))
+    ticks = []
+    report = edit_report.build_report(src, edited, torch.zeros(3, 24, 24), 2, embeds, torch.tensor([1.0, 0.0]),
+                                      progress=lambda done, total: ticks.append((done, total)))
+    assert ticks[-1][0] == ticks[-1][1] and all(a[0] <= b[0] for a, b in zip(ticks, ticks[1:]))
     assert not report.object_seen and not math.isnan(report.flicker_ratio)  # falls back to the whole frame
     assert 0 < report.clip_text <= 100 and 0 < report.clip_frame <= 100
     assert "CLIP-T" in edit_report.summary_text(report)
