@@ -215,10 +215,12 @@ def warp_error(edited: torch.Tensor, flows: SourceFlows) -> torch.Tensor:
 def warp_ssim(edited: torch.Tensor, flows: SourceFlows, progress: Progress | None = None) -> torch.Tensor:
     """RAVE's WarpSSIM per frame ``[T]``, ×100 of its mean is the published number.
 
-    Copies RAVE's quirks (rehg-lab/RAVE ``warp_video``): the source *forward* flow t->t+1
-    is used as if it were backward, samples outside the frame are black (cv2.remap's
+    Copies RAVE's quirks (rehg-lab/RAVE ``evaluation_uncleaned/eval_utils.py: warp_video``,
+    read there): the RAFT flow source t -> t+1 is used as if it were backward
+    (``cv2.remap(edit[t], grid + flow)``), samples outside the frame are black (cv2.remap's
     constant border), no occlusion mask, and frame 0 contributes SSIM(x0, x0) = 1.
-    Differences left: DIS instead of RAFT flow, and no GIF palette quantisation.
+    So on moving content it is lower than a correctly warped SSIM would be.
+    Differences left: DIS instead of RAFT flow, float frames instead of uint8/GIF ones.
     """
     _check_clip(edited, "edited")
     x = _rgb(edited)
