@@ -9,6 +9,8 @@ grown mask the same way (its result is faded in with the same alpha).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -113,3 +115,29 @@ def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: tor
         # fade the multi-band result out with alpha, so its wide low-frequency seam ends at the mask edge
         mixed = original + (bands.movedim(1, -1).clamp(0, 1) - original) * alpha
     return torch.where(region.unsqueeze(-1), mixed, original)
+
+
+def composite_video(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int = 0,
+                    feather: float = 0.0, blend: str = "alpha", chunk: int = 16,
+                    progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """``composite_background`` over a long clip, ``chunk`` frames at a time; same result.
+
+    Frame counts are checked up front so a bad input fails before any work is done.
+    ``progress(done, total)`` is called after every chunk.
+    """
+    frames = original.shape[0]
+    if edited.shape[0] != frames:
+        raise ValueError(f"the edited video has {edited.shape[0]} frames but the original has {frames}; "
+                         "trim both to the same frames (same frame cap / skip / stride on the loaders)")
+    mask = mask.unsqueeze(0) if mask.dim() == 2 else mask
+    if mask.shape[0] not in (1, frames):
+        match_mask_frames(mask, frames)                       # raises the error that names the fix
+    out = torch.empty_like(original)
+    starts = range(0, frames, max(1, chunk))
+    for i, start in enumerate(starts):
+        sl = slice(start, min(start + max(1, chunk), frames))
+        part_mask = mask if mask.shape[0] == 1 else mask[sl]
+        out[sl] = composite_background(edited[sl], original[sl], part_mask, grow, feather, blend)
+        if progress:
+            progress(i + 1, len(starts))
+    return out

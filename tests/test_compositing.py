@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from drive_ops.compositing import composite_alpha, composite_background, laplacian_blend
+from drive_ops.compositing import composite_alpha, composite_background, composite_video, laplacian_blend
 from drive_ops.frame_size import apply_frame_plan, plan_frame_size
 from drive_ops.frame_size_inverse import find_frame_plan, fit_to_canvas, undo_frame_plan
 from drive_ops.mask_ops import grow_mask
@@ -100,3 +100,17 @@ def test_laplacian_blend_reconstructs_with_constant_alpha():
     a, b = torch.rand(1, 3, 40, 56), torch.rand(1, 3, 40, 56)
     torch.testing.assert_close(laplacian_blend(a, b, torch.ones(1, 1, 40, 56)), a, atol=1e-5, rtol=0)
     torch.testing.assert_close(laplacian_blend(a, b, torch.zeros(1, 1, 40, 56)), b, atol=1e-5, rtol=0)
+
+
+def test_chunked_video_matches_one_batch_and_checks_counts_first():
+    original, edited = _clip(5, 24, 24, 8), _clip(5, 24, 24, 9)
+    mask = _blob_mask(5, 24, 24)
+    calls = []
+    out = composite_video(edited, original, mask, grow=2, feather=2.0, chunk=2,
+                          progress=lambda d, n: calls.append((d, n)))
+    torch.testing.assert_close(out, composite_background(edited, original, mask, grow=2, feather=2.0), atol=1e-6, rtol=0)
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    with pytest.raises(ValueError, match="frames"):
+        composite_video(edited[:4], original, mask, chunk=2)
+    with pytest.raises(ValueError, match="frames"):
+        composite_video(edited, original, mask[:3], chunk=2)
