@@ -76,3 +76,18 @@ def test_parity_with_upstream_filters(shared_data):
     io = load_file(str(shared_data / "harmonizer_parity_io.safetensors"))
     out = apply_filters(io["comp"], io["mask"], io["fixed_arguments"])
     torch.testing.assert_close(out, io["restored_fixed"], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("x", [-0.8, -0.3, 0.0, 0.4, 0.9])
+def test_brightness_equals_scaling_hsv_value(x):
+    """Our RGB scaling is the HSV-value scaling Harmonizer defines (kornia round trip)."""
+    from kornia.color import hsv_to_rgb, rgb_to_hsv
+
+    from drive_ops.color_filters import EPS, brightness
+
+    img = _image(5)
+    img[:, :, :3] = 0.0                                               # black rows: hue/saturation undefined
+    alpha = 1.0 / (1.0 - x + EPS) if x >= 0 else 1.0 + x
+    h, s, v = rgb_to_hsv(img).unbind(dim=1)
+    reference = hsv_to_rgb(torch.stack([h, s, v * alpha], dim=1)).clamp(0, 1)
+    torch.testing.assert_close(brightness(img, torch.full((2,), x)), reference, atol=5e-6, rtol=0)
