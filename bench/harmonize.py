@@ -25,14 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from drive_ops.color_filters import apply_filters  # noqa: E402
 from drive_ops.compositing import composite_video  # noqa: E402
 from drive_ops.harmonize import harmonize_video  # noqa: E402
-from drive_ops.harmonizer_model import Harmonizer, build_harmonizer, load_state_dict_file  # noqa: E402
-
-
-def _random_weights(seed: int) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return {k: (torch.rand(v.shape, generator=gen) + 0.5 if k.endswith("running_var")
-                else torch.randn(v.shape, generator=gen) * 0.05 if v.is_floating_point() else v)
-            for k, v in Harmonizer().state_dict().items()}
+from drive_ops.harmonizer_model import build_harmonizer, load_state_dict_file, random_state_dict  # noqa: E402
 
 
 def _clip(frames: int, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,7 +65,7 @@ def main() -> None:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     height, width = (int(v) for v in opts.size.split("x"))
-    state = load_state_dict_file(opts.weights) if opts.weights else _random_weights(0)
+    state = load_state_dict_file(opts.weights) if opts.weights else random_state_dict(0)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {opts.frames} frames of {width}x{height}, chunk {opts.chunk}, "
           f"{torch.get_num_threads()} CPU threads, best of {opts.repeats}")

@@ -185,3 +185,20 @@ def build_harmonizer(state_dict: dict[str, torch.Tensor]) -> Harmonizer:
     if len(dtypes) == 1:
         model = model.to(dtypes.pop())
     return model.eval().requires_grad_(False)
+
+
+def random_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Deterministic random weights in Harmonizer's layout, for tests and benchmarks without the real file.
+
+    Small weights and positive running variances keep activations in a sane range.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in Harmonizer().state_dict().items():
+        if not value.is_floating_point():
+            state[key] = value
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(value.shape, generator=gen) + 0.5
+        else:
+            state[key] = torch.randn(value.shape, generator=gen) * 0.05
+    return state

@@ -7,7 +7,7 @@ import torch
 
 from drive_ops.harmonize import (apply_lab_match, ema_for_fps, harmonize_video, lab_statistics,
                                  smooth_arguments)
-from drive_ops.harmonizer_model import Harmonizer, build_harmonizer
+from drive_ops.harmonizer_model import build_harmonizer, random_state_dict
 
 
 def test_ema_keeps_its_time_constant_across_frame_rates():
@@ -68,14 +68,6 @@ def test_fallback_video_runs_and_reports():
     assert torch.equal(out[mask == 0], frames[mask == 0])
 
 
-def _random_harmonizer(seed: int = 0) -> Harmonizer:
-    gen = torch.Generator().manual_seed(seed)
-    state = {k: (torch.rand(v.shape, generator=gen) + 0.5 if k.endswith("running_var")
-                 else torch.randn(v.shape, generator=gen) * 0.05 if v.is_floating_point() else v)
-             for k, v in Harmonizer().state_dict().items()}
-    return build_harmonizer(state)
-
-
 class _FixedArguments:
     """Stands in for the regressor where only the video driver is under test."""
 
@@ -87,7 +79,7 @@ class _FixedArguments:
 
 
 def test_regressor_video_is_chunk_invariant_and_keeps_the_background():
-    model = _random_harmonizer()
+    model = build_harmonizer(random_state_dict(0))
     frames, mask = _scene(2)
     a, rep_a = harmonize_video(frames, mask, model, chunk=1)
     b, _ = harmonize_video(frames, mask, model, chunk=2)

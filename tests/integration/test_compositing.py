@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from drive_ops.harmonizer_model import Harmonizer
+from drive_ops.harmonizer_model import random_state_dict
 
 pytestmark = pytest.mark.integration
 
@@ -93,10 +93,7 @@ def test_composite_then_lab_fallback(comfy):
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
 def test_composite_then_harmonizer_with_random_weights(comfy, suffix):
-    gen = torch.Generator().manual_seed(0)
-    state = {k: (torch.rand(v.shape, generator=gen) + 0.5 if k.endswith("running_var")
-                 else torch.randn(v.shape, generator=gen) * 0.05 if v.is_floating_point() else v)
-             for k, v in Harmonizer().state_dict().items()}
+    state = random_state_dict(0)
     path = comfy.models_dir / "harmonizer" / f"random_harmonizer{suffix}"
     if suffix == ".safetensors":
         from safetensors.torch import save_file
