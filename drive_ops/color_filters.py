@@ -65,11 +65,18 @@ def saturation(img: torch.Tensor, arg: torch.Tensor) -> torch.Tensor:
     spread = cmax - cmin
     total = cmax + cmin
     light = total / 2.0
-    sat = torch.where(light < 0.5, spread / (total + EPS), spread / (2.0 - total + EPS))
+    sat = spread / (torch.where(light < 0.5, total, 2.0 - total) + EPS)
+    centred = img - light
+    if bool((x >= 0).all()):                    # one branch only: the common, cheaper case
+        return _saturate(img, centred, sat, x).clamp(0, 1)
+    if bool((x < 0).all()):
+        return (light + centred * (1.0 + x)).clamp(0, 1)
+    return torch.where(x >= 0, _saturate(img, centred, sat, x), light + centred * (1.0 + x)).clamp(0, 1)
+
+
+def _saturate(img: torch.Tensor, centred: torch.Tensor, sat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     alpha = 1.0 / (torch.where(x + sat > 1.0, sat, 1.0 - x) + EPS) - 1.0
-    more = img + (img - light) * alpha
-    less = light + (img - light) * (1.0 + x)
-    return torch.where(x >= 0, more, less).clamp(0, 1)
+    return img + centred * alpha
 
 
 def highlight(img: torch.Tensor, arg: torch.Tensor) -> torch.Tensor:

@@ -76,6 +76,12 @@ def laplacian_blend(fg: torch.Tensor, bg: torch.Tensor, alpha: torch.Tensor, lev
     return out
 
 
+def _check_frame_counts(edited: torch.Tensor, original: torch.Tensor) -> None:
+    if edited.shape[0] != original.shape[0]:
+        raise ValueError(f"the edited video has {edited.shape[0]} frames but the original has {original.shape[0]}; "
+                         "trim both to the same frames (same frame cap / skip / stride on the loaders)")
+
+
 def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int = 0,
                          feather: float = 0.0, blend: str = "alpha") -> torch.Tensor:
     """Edited frames over the original: ``[T,h,w,3]``, ``[T,H,W,3]``, MASK -> ``[T,H,W,3]``.
@@ -91,9 +97,7 @@ def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: tor
     if edited.dim() != 4 or original.dim() != 4:
         raise ValueError("edited and original must be IMAGE batches [T,H,W,C]")
     frames, height, width = original.shape[0], original.shape[1], original.shape[2]
-    if edited.shape[0] != frames:
-        raise ValueError(f"the edited video has {edited.shape[0]} frames but the original has {frames}; "
-                         "trim both to the same frames (same frame cap / skip / stride on the loaders)")
+    _check_frame_counts(edited, original)
     channels = original.shape[-1]
     edited = edited[..., :channels].to(device=original.device, dtype=original.dtype)
     if edited.shape[-1] != channels:
@@ -126,9 +130,7 @@ def composite_video(edited: torch.Tensor, original: torch.Tensor, mask: torch.Te
     ``progress(done, total)`` is called after every chunk.
     """
     frames = original.shape[0]
-    if edited.shape[0] != frames:
-        raise ValueError(f"the edited video has {edited.shape[0]} frames but the original has {frames}; "
-                         "trim both to the same frames (same frame cap / skip / stride on the loaders)")
+    _check_frame_counts(edited, original)
     mask = mask.unsqueeze(0) if mask.dim() == 2 else mask
     if mask.shape[0] not in (1, frames):
         match_mask_frames(mask, frames)                       # raises the error that names the fix

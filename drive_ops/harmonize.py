@@ -46,14 +46,19 @@ def smooth_arguments(values: torch.Tensor, ema: float) -> torch.Tensor:
     return out
 
 
-def lab_statistics(comp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def lab_statistics(comp: torch.Tensor, mask: torch.Tensor, max_side: int = 512) -> torch.Tensor:
     """comp ``[B,3,H,W]``, mask ``[B,1,H,W]`` -> ``[B,12]``: Lab mean and std of fg, then of bg.
 
+    Measured on every k-th pixel so at most ``max_side`` px remain on the longer side:
+    subsampling (not averaging) keeps the per-pixel spread unbiased, and global
+    statistics need no more; it keeps the fallback cheap at 1080p and up.
     Frames with no foreground or no background get bg statistics equal to fg's,
     which makes the match a no-op there.
     """
     from kornia.color import rgb_to_lab
 
+    step = max(1, math.ceil(max(comp.shape[-2:]) / max_side))
+    comp, mask = comp[..., ::step, ::step], mask[..., ::step, ::step]
     lab = rgb_to_lab(comp.float().clamp(0, 1))
     mask = mask.float()
     stats = []

@@ -96,3 +96,10 @@ def test_strength_scales_the_clamped_arguments():
     half, report = harmonize_video(frames, mask, stub, strength=0.5, ema=0.0)
     assert report["applied"][0] == pytest.approx([0.5, -0.1, 0.2, 0.05, -0.15, 0.1])
     assert not torch.allclose(half, frames)
+
+
+def test_lab_statistics_of_a_large_frame_match_full_resolution():
+    frames, mask = _scene(1, 96, 128)
+    comp, m = frames.movedim(-1, 1), mask.unsqueeze(1)
+    torch.testing.assert_close(lab_statistics(comp, m, max_side=64), lab_statistics(comp, m, max_side=1024),
+                               atol=0.5, rtol=0.1)
