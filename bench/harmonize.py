@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drive_ops.color_filters import apply_filters  # noqa: E402
 from drive_ops.compositing import composite_video  # noqa: E402
-from drive_ops.harmonize import harmonize_video  # noqa: E402
+from drive_ops.harmonize import harmonize_video, map_frames  # noqa: E402
 from drive_ops.harmonizer_model import build_harmonizer, load_state_dict_file, random_state_dict  # noqa: E402
 
 
@@ -82,13 +82,12 @@ def main() -> None:
         args = torch.tensor([[0.3, -0.2, 0.2, 0.1, -0.1, 0.1]], device=device).expand(opts.chunk, -1)
 
         def filters_only() -> None:
-            for s in range(0, opts.frames, opts.chunk):
-                c = video[s:s + opts.chunk].movedim(-1, 1)
-                apply_filters(c, mask[s:s + opts.chunk].unsqueeze(1), args[: c.shape[0]])
+            map_frames(video, mask, lambda c, m, sl: apply_filters(c, m, args[: c.shape[0]]), device, opts.chunk)
 
         def regressor_only() -> None:
             for s in range(0, opts.frames, opts.chunk):
-                model.predict_arguments(video[s:s + opts.chunk].movedim(-1, 1), mask[s:s + opts.chunk].unsqueeze(1))
+                chw = video[s:s + opts.chunk].movedim(-1, 1).contiguous()
+                model.predict_arguments(chw, mask[s:s + opts.chunk].unsqueeze(1))
 
         rows = {
             "filters only (fixed arguments)": filters_only,

@@ -115,7 +115,8 @@ def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: tor
     if blend == "alpha":
         mixed = edited * alpha + original * (1.0 - alpha)
     else:
-        bands = laplacian_blend(edited.movedim(-1, 1), original.movedim(-1, 1), alpha.movedim(-1, 1))
+        bands = laplacian_blend(edited.movedim(-1, 1).contiguous(), original.movedim(-1, 1).contiguous(),
+                                alpha.movedim(-1, 1).contiguous())
         # fade the multi-band result out with alpha, so its wide low-frequency seam ends at the mask edge
         mixed = original + (bands.movedim(1, -1).clamp(0, 1) - original) * alpha
     return torch.where(region.unsqueeze(-1), mixed, original)

@@ -95,7 +95,39 @@ def apply_lab_match(comp: torch.Tensor, mask: torch.Tensor, stats: torch.Tensor,
 
 
 def _chunks(total: int, size: int) -> list[slice]:
-    return [slice(i, min(i + size, total)) for i in range(0, total, size)]
+    return [slice(i, min(i + size, total)) for i in range(0, total, max(1, size))]
+
+
+def _chunk_on(frames: torch.Tensor, masks: torch.Tensor | None, sl: slice,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Frames ``[T,H,W,C]`` / masks ``[T,H,W]`` slice -> contiguous ``[b,3,H,W]`` / ``[b,1,H,W]`` on ``device``.
+
+    Contiguous channel-first is about twice as fast for the filters as a permuted view.
+    """
+    c = frames[sl, ..., :3].to(device).movedim(-1, 1).float().contiguous()
+    return c, None if masks is None else masks[sl].to(device).unsqueeze(1).float()
+
+
+def map_frames(frames: torch.Tensor, masks: torch.Tensor | None,
+               fn: Callable[[torch.Tensor, torch.Tensor | None, slice], torch.Tensor],
+               device: torch.device | None = None, chunk: int = 8, progress: Progress | None = None,
+               progress_offset: int = 0, progress_total: int | None = None) -> torch.Tensor:
+    """Apply ``fn(chw, mask, slice) -> chw`` chunk by chunk on ``device``; returns a new ``[T,H,W,C]``.
+
+    Channels past the third (alpha) are copied through. ``progress(done, total)``
+    after every chunk, counted from ``progress_offset``.
+    """
+    device = device or frames.device
+    slices = _chunks(frames.shape[0], chunk)
+    out = torch.empty_like(frames)
+    for i, sl in enumerate(slices):
+        c, m = _chunk_on(frames, masks, sl, device)
+        out[sl, ..., :3] = fn(c, m, sl).movedim(1, -1).to(out.device, out.dtype)
+        if frames.shape[-1] > 3:
+            out[sl, ..., 3:] = frames[sl, ..., 3:]
+        if progress:
+            progress(progress_offset + i + 1, progress_total or len(slices))
+    return out
 
 
 def harmonize_video(comp: torch.Tensor, mask: torch.Tensor, model: Harmonizer | None = None,
@@ -113,40 +145,25 @@ def harmonize_video(comp: torch.Tensor, mask: torch.Tensor, model: Harmonizer | 
         raise ValueError(f"expected frames [T,H,W,3] and masks [T,H,W] of the same size, "
                          f"got {tuple(comp.shape)} and {tuple(mask.shape)}")
     device = device or comp.device
-    frames = comp.shape[0]
-    slices = _chunks(frames, max(1, chunk))
+    slices = _chunks(comp.shape[0], chunk)
     total = 2 * len(slices)
-
-    def to_device(sl: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        c = comp[sl, ..., :3].to(device).movedim(-1, 1).float()
-        return c, mask[sl].to(device).unsqueeze(1).float()
 
     estimates = []
     for i, sl in enumerate(slices):
-        c, m = to_device(sl)
-        if model is not None:
-            estimates.append(model.predict_arguments(c, m).cpu())
-        else:
-            estimates.append(lab_statistics(c, m).cpu())
+        c, m = _chunk_on(comp, mask, sl, device)
+        estimates.append((model.predict_arguments(c, m) if model is not None else lab_statistics(c, m)).cpu())
         if progress:
             progress(i + 1, total)
     raw = torch.cat(estimates)
     smoothed = smooth_arguments(raw, ema) if ema > 0 else raw.clone()
     applied = smoothed.clamp(-1, 1) * strength if model is not None else smoothed
 
-    out = torch.empty_like(comp)
-    for i, sl in enumerate(slices):
-        c, m = to_device(sl)
+    def restore(c: torch.Tensor, m: torch.Tensor, sl: slice) -> torch.Tensor:
         if model is not None:
-            result = apply_filters(c, m, applied[sl].to(device))
-        else:
-            result = apply_lab_match(c, m, applied[sl].to(device), strength)
-        out[sl, ..., :3] = result.movedim(1, -1).to(out.device, out.dtype)
-        if comp.shape[-1] > 3:
-            out[sl, ..., 3:] = comp[sl, ..., 3:]
-        if progress:
-            progress(len(slices) + i + 1, total)
+            return apply_filters(c, m, applied[sl].to(device))
+        return apply_lab_match(c, m, applied[sl].to(device), strength)
 
+    out = map_frames(comp, mask, restore, device, chunk, progress, len(slices), total)
     if model is not None:
         report = {"mode": "harmonizer", "filters": list(FILTER_NAMES), "ema": ema, "strength": strength,
                   "predicted": _rows(raw), "applied": _rows(applied)}

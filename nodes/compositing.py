@@ -19,7 +19,7 @@ import comfy.utils
 import folder_paths
 from ..drive_ops.color_filters import FILTER_NAMES, apply_filters
 from ..drive_ops.compositing import BLEND_MODES, composite_video
-from ..drive_ops.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video
+from ..drive_ops.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
 from ..drive_ops.harmonizer_model import build_harmonizer, load_state_dict_file
 from ..drive_ops.mask_frames import match_mask_frames
 
@@ -116,15 +116,11 @@ class ColorFilters(io.ComfyNode):
         masks = None if mask is None else match_mask_frames(mask, frames, height, width)
         args = torch.tensor([[temperature, brightness, contrast, saturation, highlight, shadow]])
         device = mm.get_torch_device()
-        out = image.clone()
-        bar = comfy.utils.ProgressBar(frames)
-        for start in range(0, frames, FRAMES_PER_CHUNK):
-            sl = slice(start, min(start + FRAMES_PER_CHUNK, frames))
-            chw = image[sl, ..., :3].to(device).movedim(-1, 1).float()
-            m = None if masks is None else masks[sl].to(device).unsqueeze(1)
-            result = apply_filters(chw, m, args.expand(chw.shape[0], -1))
-            out[sl, ..., :3] = result.movedim(1, -1).to(out.device, out.dtype)
-            bar.update_absolute(sl.stop, frames)
+
+        def restore(chw: torch.Tensor, m: torch.Tensor | None, sl: slice) -> torch.Tensor:
+            return apply_filters(chw, m, args.to(device).expand(chw.shape[0], -1))
+
+        out = map_frames(image, masks, restore, device, FRAMES_PER_CHUNK, _progress_bar(frames))
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 

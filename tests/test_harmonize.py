@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from drive_ops.harmonize import (apply_lab_match, ema_for_fps, harmonize_video, lab_statistics,
+from drive_ops.harmonize import (apply_lab_match, ema_for_fps, harmonize_video, lab_statistics, map_frames,
                                  smooth_arguments)
 from drive_ops.harmonizer_model import build_harmonizer, random_state_dict
 
@@ -103,3 +103,11 @@ def test_lab_statistics_of_a_large_frame_match_full_resolution():
     comp, m = frames.movedim(-1, 1), mask.unsqueeze(1)
     torch.testing.assert_close(lab_statistics(comp, m, max_side=64), lab_statistics(comp, m, max_side=1024),
                                atol=0.5, rtol=0.1)
+
+
+def test_map_frames_chunks_keeps_alpha_and_reports_progress():
+    rgba = torch.rand(5, 8, 8, 4, generator=torch.Generator().manual_seed(3))
+    calls = []
+    out = map_frames(rgba, None, lambda c, m, sl: 1.0 - c, chunk=2, progress=lambda d, n: calls.append((d, n)))
+    torch.testing.assert_close(out[..., :3], 1.0 - rgba[..., :3])
+    assert torch.equal(out[..., 3], rgba[..., 3]) and calls == [(1, 3), (2, 3), (3, 3)]
