@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .frame_size_inverse import fit_to_canvas
+from .frame_size_inverse import find_frame_plan, fit_to_canvas
 from .mask_frames import match_mask_frames
 from .mask_ops import feather_mask, grow_mask
 
@@ -76,6 +76,23 @@ def laplacian_blend(fg: torch.Tensor, bg: torch.Tensor, alpha: torch.Tensor, lev
     return out
 
 
+def mask_on_canvas(mask: torch.Tensor, frames: int, height: int, width: int,
+                   working_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """MASK -> ``[frames,height,width]`` float; one mask frame broadcasts.
+
+    A mask at a loader working size of the canvas (or at ``working_size``, the edited
+    frames' size) is mapped back onto the canvas like the frames are, 0 where the
+    loader cropped. Any other size or frame count raises the error that names the fix.
+    """
+    mask = mask.unsqueeze(0) if mask.dim() == 2 else mask
+    size = tuple(mask.shape[-2:])
+    if mask.dim() == 3 and size != (height, width) and (
+            size == working_size or find_frame_plan(height, width, *size) is not None):
+        fitted, covered = fit_to_canvas(mask.float(), height, width)
+        mask = fitted * covered
+    return match_mask_frames(mask, frames, height, width)
+
+
 def _check_frame_counts(edited: torch.Tensor, original: torch.Tensor) -> None:
     if edited.shape[0] != original.shape[0]:
         raise ValueError(f"the edited video has {edited.shape[0]} frames but the original has {original.shape[0]}; "
@@ -102,12 +119,7 @@ def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: tor
     edited = edited[..., :channels].to(device=original.device, dtype=original.dtype)
     if edited.shape[-1] != channels:
         raise ValueError(f"the edited frames have {edited.shape[-1]} channels, the original {channels}")
-    mask = mask.to(original.device)
-    if mask.dim() == 2:
-        mask = mask.unsqueeze(0)
-    if tuple(mask.shape[-2:]) == tuple(edited.shape[1:3]) and tuple(mask.shape[-2:]) != (height, width):
-        mask = fit_to_canvas(mask.float(), height, width)[0]
-    mask = match_mask_frames(mask, frames, height, width)
+    mask = mask_on_canvas(mask.to(original.device), frames, height, width, tuple(edited.shape[1:3]))
     edited, covered = fit_to_canvas(edited, height, width)
     alpha, region = composite_alpha(mask, grow, feather)
     region = region & covered

@@ -18,10 +18,9 @@ import comfy.model_patcher
 import comfy.utils
 import folder_paths
 from ..drive_ops.color_filters import FILTER_NAMES, apply_filters
-from ..drive_ops.compositing import BLEND_MODES, composite_video
+from ..drive_ops.compositing import BLEND_MODES, composite_video, mask_on_canvas
 from ..drive_ops.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
 from ..drive_ops.harmonizer_model import build_harmonizer, load_state_dict_file
-from ..drive_ops.mask_frames import match_mask_frames
 
 HARMONIZER_FOLDER = "harmonizer"
 HARMONIZER_EXTENSIONS = {".pth", ".pt", ".safetensors"}
@@ -113,7 +112,7 @@ class ColorFilters(io.ComfyNode):
     def execute(cls, image, temperature, brightness, contrast, saturation, highlight, shadow,
                 mask=None) -> io.NodeOutput:
         frames, height, width = image.shape[:3]
-        masks = None if mask is None else match_mask_frames(mask, frames, height, width)
+        masks = None if mask is None else mask_on_canvas(mask, frames, height, width)
         args = torch.tensor([[temperature, brightness, contrast, saturation, highlight, shadow]])
         device = mm.get_torch_device()
 
@@ -169,7 +168,8 @@ class Harmonize(io.ComfyNode):
                         "Also outputs the per-frame arguments as JSON.",
             inputs=[
                 io.Image.Input("image", tooltip="The composite frames (e.g. from Composite Background)."),
-                io.Mask.Input("mask", tooltip="The foreground mask at the frames' size, one per frame or one frame."),
+                io.Mask.Input("mask", tooltip="The foreground mask, one per frame or one frame, at the frames' size "
+                                              "or at the loader's working size of them."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=2.0, step=0.05,
                                tooltip="Scales the (clamped) filter arguments; 0 = unchanged. Lab fallback: 1 "
                                        "moves the foreground's Lab mean and spread halfway to the background's."),
@@ -192,7 +192,7 @@ class Harmonize(io.ComfyNode):
     def execute(cls, image, mask, strength, temporal_smoothing, fps, frames_per_batch,
                 harmonizer=None) -> io.NodeOutput:
         frames, height, width = image.shape[:3]
-        masks = match_mask_frames(mask, frames, height, width)
+        masks = mask_on_canvas(mask, frames, height, width)
         model = None
         device = mm.get_torch_device()
         if harmonizer is not None:

@@ -7,7 +7,8 @@ import itertools
 import pytest
 import torch
 
-from drive_ops.compositing import composite_alpha, composite_background, composite_video, laplacian_blend
+from drive_ops.compositing import (composite_alpha, composite_background, composite_video, laplacian_blend,
+                                   mask_on_canvas)
 from drive_ops.frame_size import apply_frame_plan, plan_frame_size
 from drive_ops.frame_size_inverse import find_frame_plan, fit_to_canvas, undo_frame_plan
 from drive_ops.mask_ops import grow_mask
@@ -114,3 +115,16 @@ def test_chunked_video_matches_one_batch_and_checks_counts_first():
         composite_video(edited[:4], original, mask, chunk=2)
     with pytest.raises(ValueError, match="frames"):
         composite_video(edited, original, mask[:3], chunk=2)
+
+
+def test_mask_at_a_working_size_is_mapped_back_onto_the_canvas():
+    plan = plan_frame_size(75, 101, "fit_longer_side", longer_side=48)
+    small = torch.zeros(1, plan.out_h, plan.out_w)
+    small[:, 8:20, 10:30] = 1.0
+    full = mask_on_canvas(small, 3, 75, 101)
+    assert full.shape == (3, 75, 101)
+    ys, xs = torch.nonzero(full[0] > 0.5, as_tuple=True)
+    scale = 101 / plan.resize_w
+    assert abs(ys.float().mean() - (14 + plan.top) * scale) < 2 and abs(xs.float().mean() - (20 + plan.left) * scale) < 2
+    with pytest.raises(ValueError, match="size policy"):
+        mask_on_canvas(torch.zeros(1, 20, 20), 3, 75, 101)
