@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Callable
 
 import torch
 from comfy_api.latest import io
@@ -43,7 +44,7 @@ def _register_model_folder() -> None:
 _register_model_folder()
 
 
-def _progress_bar(total: int):
+def _progress_bar(total: int) -> Callable[[int, int], None]:
     bar = comfy.utils.ProgressBar(total)
     return lambda done, of: bar.update_absolute(done, of)
 
@@ -75,7 +76,8 @@ class CompositeBackground(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, edited, original, mask, grow, feather, blend) -> io.NodeOutput:
+    def execute(cls, edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int, feather: float,
+                blend: str) -> io.NodeOutput:
         frames = original.shape[0]
         out = composite_video(edited, original, mask, grow=grow, feather=feather, blend=blend,
                               chunk=FRAMES_PER_CHUNK, progress=_progress_bar(frames))
@@ -109,8 +111,9 @@ class ColorFilters(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, temperature, brightness, contrast, saturation, highlight, shadow,
-                mask=None) -> io.NodeOutput:
+    def execute(cls, image: torch.Tensor, temperature: float, brightness: float, contrast: float,
+                saturation: float, highlight: float, shadow: float,
+                mask: torch.Tensor | None = None) -> io.NodeOutput:
         frames, height, width = image.shape[:3]
         masks = None if mask is None else mask_on_canvas(mask, frames, height, width)
         args = torch.tensor([[temperature, brightness, contrast, saturation, highlight, shadow]])
@@ -141,7 +144,7 @@ class HarmonizerLoader(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, weights) -> io.NodeOutput:
+    def execute(cls, weights: str) -> io.NodeOutput:
         path = folder_paths.get_full_path(HARMONIZER_FOLDER, weights)
         if path is None:
             folders = ", ".join(folder_paths.get_folder_paths(HARMONIZER_FOLDER))
@@ -189,8 +192,9 @@ class Harmonize(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, mask, strength, temporal_smoothing, fps, frames_per_batch,
-                harmonizer=None) -> io.NodeOutput:
+    def execute(cls, image: torch.Tensor, mask: torch.Tensor, strength: float, temporal_smoothing: float,
+                fps: float, frames_per_batch: int,
+                harmonizer: comfy.model_patcher.ModelPatcher | None = None) -> io.NodeOutput:
         frames, height, width = image.shape[:3]
         masks = mask_on_canvas(mask, frames, height, width)
         model = None
