@@ -1,11 +1,12 @@
-"""The node list ComfyUI registers: one import line per stage module."""
+"""The node list ComfyUI registers: one import line per stage module, in pipeline order."""
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import metrics, video_io
+from . import compositing, metrics, video_io
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     *video_io.NODES,
+    *compositing.NODES,
     *metrics.NODES,
 ]
 
