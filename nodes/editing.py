@@ -245,6 +245,27 @@ CFG_START_TIP = ("DRIVE's cond_step_start: CFG applies only at steps with step/s
 INVERT_WINDOW = "EasyInv blends z <- eta*z + (1-eta)*z_prev inside start*steps < i < (start+length)*steps."
 
 
+def easyinv_inputs() -> list:
+    """EasyInv's settings, shared by DRIVE_InvertVideo and DRIVE_EasyInvSampler."""
+    return [
+        io.Float.Input("eta", default=0.5, min=0.0, max=1.0, step=0.01,
+                       tooltip="EasyInv weight of the current latent (SD1.x 0.5, SDXL 0.8; 1 = plain DDIM)."),
+        io.Float.Input("window_start", default=0.05, min=0.0, max=1.0, step=0.01,
+                       tooltip="Start of the EasyInv window, as a fraction of the steps. " + INVERT_WINDOW),
+        io.Float.Input("window_length", default=0.2, min=0.0, max=1.0, step=0.01,
+                       tooltip="Length of the EasyInv window, as a fraction of the steps."),
+        io.Combo.Input("blend", options=list(inversion.BLEND_MODES), default="after",
+                       tooltip="after: blend each step's output (EasyInv README); before: blend the step's "
+                               "input (the authors' SD-1.4 code)."),
+    ]
+
+
+def easyinv_sampler(eta: float, window_start: float, window_length: float, blend: str):
+    """A KSAMPLER running drive_ops' EasyInv inversion with these settings."""
+    return comfy.samplers.KSAMPLER(inversion.sample_easyinv, extra_options={
+        "eta": eta, "window_start": window_start, "window_length": window_length, "blend": blend})
+
+
 class InvertVideo(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -262,15 +283,7 @@ class InvertVideo(io.ComfyNode):
                 io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Inversion steps; use the sampler's."),
                 io.Combo.Input("method", options=["easyinv", "ddim"], default="easyinv",
                                tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending."),
-                io.Float.Input("eta", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="EasyInv weight of the current latent (SD1.x 0.5, SDXL 0.8; 1 = DDIM)."),
-                io.Float.Input("window_start", default=0.05, min=0.0, max=1.0, step=0.01,
-                               tooltip="Start of the EasyInv window, as a fraction of the steps. " + INVERT_WINDOW),
-                io.Float.Input("window_length", default=0.2, min=0.0, max=1.0, step=0.01,
-                               tooltip="Length of the EasyInv window, as a fraction of the steps."),
-                io.Combo.Input("blend", options=list(inversion.BLEND_MODES), default="after",
-                               tooltip="after: blend each step's output (EasyInv README); before: blend the "
-                                       "step's input (the authors' SD-1.4 code)."),
+                *easyinv_inputs(),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
                                tooltip="CFG during inversion; 1 uses the inversion prompt alone (DRIVE). "
                                        "Other values need `negative`."),
@@ -294,8 +307,7 @@ class InvertVideo(io.ComfyNode):
         if method == "ddim":
             sampler = comfy.samplers.KSAMPLER(inversion.sample_ddim_inversion)
         else:
-            sampler = comfy.samplers.KSAMPLER(inversion.sample_easyinv, extra_options={
-                "eta": eta, "window_start": window_start, "window_length": window_length, "blend": blend})
+            sampler = easyinv_sampler(eta, window_start, window_length, blend)
         latent = {k: v for k, v in latent.items() if k != "noise_mask"}
         out = _run(patched, conditioning, conditioning if negative is None else negative, latent, cfg, sampler,
                    sigmas, 0)
@@ -406,23 +418,13 @@ class EasyInvSampler(io.ComfyNode):
             description="A SAMPLER for inversion along flipped sigmas (FlipSigmas): DDIM inversion with "
                         "EasyInv's latent blending (eta 1 = plain DDIM inversion). Use it with "
                         "SamplerCustomAdvanced, DisableNoise and cfg 1.",
-            inputs=[
-                io.Float.Input("eta", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="Weight of the current latent (SD1.x 0.5, SDXL 0.8; 1 = DDIM)."),
-                io.Float.Input("window_start", default=0.05, min=0.0, max=1.0, step=0.01,
-                               tooltip="Start of the window, as a fraction of the steps. " + INVERT_WINDOW),
-                io.Float.Input("window_length", default=0.2, min=0.0, max=1.0, step=0.01,
-                               tooltip="Length of the window, as a fraction of the steps."),
-                io.Combo.Input("blend", options=list(inversion.BLEND_MODES), default="after",
-                               tooltip="after: blend each step's output; before: blend the step's input."),
-            ],
+            inputs=easyinv_inputs(),
             outputs=[io.Sampler.Output(display_name="sampler", tooltip="The inversion sampler.")],
         )
 
     @classmethod
     def execute(cls, eta, window_start, window_length, blend) -> io.NodeOutput:
-        return io.NodeOutput(comfy.samplers.KSAMPLER(inversion.sample_easyinv, extra_options={
-            "eta": eta, "window_start": window_start, "window_length": window_length, "blend": blend}))
+        return io.NodeOutput(easyinv_sampler(eta, window_start, window_length, blend))
 
 
 NODES: list[type[io.ComfyNode]] = [InvertVideo, MaskedCFGSampler, RAVEGridPatch, MaskedCFGPatch, EasyInvSampler]
