@@ -2,7 +2,9 @@
 
 For 8/16/32 frames it times, per step, (a) the sampler on a patched clone with zero
 noise, (b) bare ``diffusion_model`` calls on exactly the batches the sampler sends
-(cond+uncond grids, the same chunks), and reports the ratio, plus the peak memory of a
+(cond+uncond grids, the same chunks), (c) stock ComfyUI sampling (no patches) of
+latents that are already tiled into the same grids (all grids in one call), and reports
+the ratios a/b and a/c, plus the peak memory of a
 sampler run (CUDA: max allocated; CPU: peak RSS above the baseline, sampled). Random
 weights; numbers are ratios measured in one run.
 
@@ -91,7 +93,7 @@ def main() -> None:
 
     print(f"device {device}, {'SD1.5' if opts.full else 'tiny'} UNet, {opts.size}px frames, grid {g}, "
           f"{opts.steps} steps, max_grids_per_call {opts.max_grids_per_call}")
-    print("frames | grids | sampler s/step | bare UNet s/step | ratio | peak memory MiB")
+    print("frames | grids | sampler s/step | bare UNet s/step | ratio | stock s/step | ratio | peak memory MiB")
     for frames in opts.frames:
         latent = torch.randn(frames, 4, lat, lat)
         mask = torch.zeros(frames, opts.size, opts.size)
@@ -109,6 +111,12 @@ def main() -> None:
         context = torch.randn(2 * n_grids, 77, 768, device=device, dtype=dtype)
         t = torch.full((2 * n_grids,), 500.0, device=device, dtype=dtype)
 
+        grid_latent = torch.randn(n_grids, 4, g * lat, g * lat)
+
+        def stock():
+            return comfy.sample.sample_custom(model, torch.zeros_like(grid_latent), 7.5, sampler, sigmas, pos, neg,
+                                              grid_latent, disable_pbar=True, seed=0)
+
         def bare_steps():
             with torch.no_grad():
                 for _ in range(opts.steps):
@@ -117,6 +125,7 @@ def main() -> None:
                         unet(x[rows], t[rows], context[rows])
 
         run()
+        stock()
         bare_steps()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -128,7 +137,7 @@ def main() -> None:
             with PeakRSS() as rss:
                 run()
             peak = rss.extra
-        sampler_step = bare = float("inf")
+        sampler_step = bare = stock_step = float("inf")
         for _ in range(opts.repeats):  # interleaved, best of: shared machines are noisy
             sync()
             start = time.perf_counter()
@@ -136,11 +145,15 @@ def main() -> None:
             sync()
             sampler_step = min(sampler_step, (time.perf_counter() - start) / opts.steps)
             start = time.perf_counter()
+            stock()
+            sync()
+            stock_step = min(stock_step, (time.perf_counter() - start) / opts.steps)
+            start = time.perf_counter()
             bare_steps()
             sync()
             bare = min(bare, (time.perf_counter() - start) / opts.steps)
         print(f"{frames:6d} | {n_grids:5d} | {sampler_step:14.4f} | {bare:16.4f} | {sampler_step / bare:5.3f} | "
-              f"{peak / 2 ** 20:10.1f}")
+              f"{stock_step:12.4f} | {sampler_step / stock_step:5.3f} | {peak / 2 ** 20:10.1f}")
 
 
 if __name__ == "__main__":
