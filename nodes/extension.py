@@ -2,10 +2,11 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import compositing, metrics, video_io
+from . import compositing, editing, metrics, video_io
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     *video_io.NODES,
+    *editing.NODES,
     *compositing.NODES,
     *metrics.NODES,
 ]
