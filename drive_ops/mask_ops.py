@@ -133,3 +133,20 @@ def refine_mask(mask: torch.Tensor, threshold: float | None = None, fill: bool =
     if invert:
         out = 1.0 - out
     return out.clamp(0, 1)
+
+
+def overlay_mask(frames: torch.Tensor, mask: torch.Tensor, color: tuple[float, float, float] = (1.0, 0.2, 0.2),
+                 opacity: float = 0.5, outline: int = 2) -> torch.Tensor:
+    """Frames ``[T,H,W,3]`` with ``mask`` ``[T,H,W]`` tinted in ``color`` and its edge outlined.
+
+    The tint blends ``opacity * mask`` of the colour in; the outline (``outline`` px
+    inside the edge, 0 for none) is drawn opaque so thin or faint masks stay visible.
+    """
+    m = mask.to(frames.device, torch.float32).clamp(0, 1)[..., None]
+    c = torch.tensor(color, dtype=frames.dtype, device=frames.device)
+    out = frames * (1 - opacity * m) + c * (opacity * m)
+    if outline > 0:
+        binary = (mask > 0.5).float()
+        edge = (binary - grow_mask(binary, -outline)).to(frames.device)[..., None]
+        out = out * (1 - edge) + c * edge
+    return out.clamp(0, 1)

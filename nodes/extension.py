@@ -2,10 +2,12 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import video_io
+from . import masks, tracking, video_io
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     *video_io.NODES,
+    *tracking.NODES,
+    *masks.NODES,
 ]
 
 

@@ -59,3 +59,15 @@ def test_refine_chain():
     assert torch.equal(grown * (m > 0.5), (m > 0.5).float())   # growing keeps every pixel
     soft = refine_mask(m, threshold=0.5, feather=3)
     assert float(soft.min()) >= 0 and float(soft.max()) <= 1 and bool(((soft > 0.05) & (soft < 0.95)).any())
+
+
+def test_overlay_tints_only_the_mask():
+    from drive_ops.mask_ops import overlay_mask
+
+    frames = torch.rand(2, 30, 30, 3, generator=torch.Generator().manual_seed(0))
+    m = _ring()
+    assert torch.equal(overlay_mask(frames, torch.zeros(2, 30, 30)), frames)
+    torch.testing.assert_close(overlay_mask(frames, m, opacity=0.0, outline=0), frames)
+    out = overlay_mask(frames, m, color=(1.0, 0.0, 0.0), opacity=1.0, outline=0)
+    assert torch.equal(out[m > 0.5], torch.tensor([1.0, 0.0, 0.0]).expand(int((m > 0.5).sum()), 3))
+    assert torch.equal(out[m < 0.5], frames[m < 0.5])
