@@ -152,7 +152,8 @@ def load_sam2_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f"cannot read {os.path.basename(path)} as a SAM 2 checkpoint ({err}); "
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(f"cannot read {os.path.basename(path)} as a SAM 2 checkpoint ({reason}); "
                          "use the official .pt files or their .safetensors conversions") from err
     if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
         ckpt = ckpt["model"]

@@ -8,6 +8,7 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.utils
 import folder_paths
+import torch
 from comfy_api.latest import io
 
 SAM2_FOLDER = "sam2"
@@ -24,6 +25,15 @@ _EXPECTED = ("sam2.1_hiera_tiny.pt, sam2.1_hiera_small.pt, sam2.1_hiera_base_plu
 def _sam2_folder_hint() -> str:
     folders = folder_paths.get_folder_paths(SAM2_FOLDER)
     return f"put a SAM 2 checkpoint into {folders[0] if folders else 'ComfyUI/models/sam2'}: one of {_EXPECTED}"
+
+
+class Sam2Holder(torch.nn.Module):
+    """Holds the SAM 2 predictor for a ModelPatcher, which sets bookkeeping attributes
+    (``device`` among them) on the module it manages; SAM2Base's ``device`` is read-only."""
+
+    def __init__(self, predictor: torch.nn.Module):
+        super().__init__()
+        self.predictor = predictor
 
 
 class SAM2Loader(io.ComfyNode):
@@ -51,7 +61,7 @@ class SAM2Loader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, precision: str, image_size: int) -> io.NodeOutput:
-        from drive_ops.sam2_build import load_sam2_model
+        from ..drive_ops.sam2_build import load_sam2_model
 
         path = folder_paths.get_full_path(SAM2_FOLDER, model_name) if model_name else None
         if path is None or not os.path.isfile(path):
@@ -60,7 +70,7 @@ class SAM2Loader(io.ComfyNode):
             model, variant = load_sam2_model(path, precision, image_size)
         except ValueError as err:
             raise ValueError(f"{err}. {_sam2_folder_hint()}") from err
-        patcher = comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
+        patcher = comfy.model_patcher.ModelPatcher(Sam2Holder(model), load_device=mm.get_torch_device(),
                                                    offload_device=mm.unet_offload_device())
         return io.NodeOutput(patcher)
 
@@ -129,7 +139,7 @@ class TrackObject(io.ComfyNode):
                 memory_bank_obj_score_threshold: float, memory_bank_kf_score_threshold: float,
                 offload_video_to_cpu: bool, offload_state_to_cpu: bool, positive_points: str = "",
                 negative_points: str = "", bboxes=None, mask=None) -> io.NodeOutput:
-        from drive_ops.sam2_tracking import SamuraiConfig, track_masks, tracked_frame_count
+        from ..drive_ops.sam2_tracking import SamuraiConfig, track_masks, tracked_frame_count
 
         t = images.shape[0]
         if frame_index >= t:
@@ -139,7 +149,7 @@ class TrackObject(io.ComfyNode):
                                 memory_bank_kf_score_threshold) if samurai_mode else None
         mm.load_models_gpu([sam2_model])
         pbar = comfy.utils.ProgressBar(tracked_frame_count([frame_index], t))
-        out = track_masks(sam2_model.model, images.cpu(), frame_index, positive_points, negative_points, bboxes,
+        out = track_masks(sam2_model.model.predictor, images.cpu(), frame_index, positive_points, negative_points, bboxes,
                           None if mask is None else mask.cpu(), individual_objects, output_mode == "per_object",
                           samurai, offload_video_to_cpu, offload_state_to_cpu, progress=pbar.update)
         return io.NodeOutput(out.to(mm.intermediate_device()))
