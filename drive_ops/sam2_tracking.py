@@ -461,6 +461,9 @@ def track_masks(model, frames: torch.Tensor, frame_index: int = 0, positive_poin
     t, h, w = frames.shape[:3]
     if mask is not None:
         if mask.dim() == 3:
+            if mask.shape[0] not in (1, t):
+                raise ValueError(f"the prompt mask has {mask.shape[0]} frames, the video {t}; give one mask "
+                                 "(for frame_index) or one per frame")
             mask = mask[frame_index] if mask.shape[0] == t and t > 1 else mask[0]
         if tuple(mask.shape) != (h, w):
             raise ValueError(f"the prompt mask is {mask.shape[-1]}x{mask.shape[-2]} px, the frames {w}x{h}; "

@@ -45,6 +45,9 @@ class PropagateMask(io.ComfyNode):
         t, h, w = images.shape[:3]
         if frame_index >= t:
             raise ValueError(f"frame_index {frame_index} is past the clip's last frame ({t - 1})")
+        if mask.dim() == 3 and mask.shape[0] not in (1, t):
+            raise ValueError(f"the mask has {mask.shape[0]} frames, the video {t}; give one mask (for "
+                             "frame_index) or one per frame")
         start = mask if mask.dim() == 2 else mask[frame_index] if mask.shape[0] == t else mask[0]
         if tuple(start.shape) != (h, w):
             raise ValueError(f"the mask is {start.shape[-1]}x{start.shape[-2]} px but the frames are {w}x{h}; "

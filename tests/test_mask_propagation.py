@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from drive_ops.mask_propagation import propagate_mask
 
-H = W = 256
+H = W = 192
 T = 30
 
 
@@ -72,3 +72,13 @@ def test_inputs_not_mutated_and_errors():
         propagate_mask(frames, truth[0], frame_index=3)
     with pytest.raises(ValueError, match="frame size"):
         propagate_mask(frames, truth[0, :10])
+
+
+def test_static_clip_keeps_the_mask():
+    gen = torch.Generator().manual_seed(3)
+    frame = _texture(gen, 64, 4).permute(1, 2, 0)
+    frames = frame.expand(4, -1, -1, -1).contiguous()
+    mask = torch.zeros(64, 64)
+    mask[20:40, 15:45] = 1
+    out = propagate_mask(frames, mask, frame_index=1)
+    assert torch.equal(out, mask.expand(4, -1, -1))

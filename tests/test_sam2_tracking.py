@@ -195,3 +195,20 @@ def test_missing_sam2_names_the_install_recipe(monkeypatch):
     monkeypatch.setitem(sys.modules, "sam2.modeling.sam2_base", None)
     with pytest.raises(ImportError, match="SAM2_BUILD_CUDA=0 pip install --no-deps --no-build-isolation sam2==1.1.0"):
         import_sam2()
+
+
+def test_memory_view_swaps_only_mask_memory():
+    from drive_ops.sam2_tracking import SamuraiSelector, _samurai_memory_view, _SamuraiRun
+
+    cfg = SamuraiConfig()
+    run = _SamuraiRun(cfg, SamuraiSelector(cfg))
+    non_cond = {i: {"maskmem_features": f"mem{i}", "maskmem_pos_enc": f"pos{i}", "obj_ptr": f"ptr{i}"}
+                for i in range(1, 12)}
+    run.scores = {i: FrameScore(0.9, 1.0, None) for i in non_cond}
+    run.scores[11] = run.scores[10] = FrameScore(0.1, 1.0, None)   # 11 is kept anyway (previous frame)
+    view = _samurai_memory_view(run, 12, {"cond_frame_outputs": {}, "non_cond_frame_outputs": non_cond}, False, 7)
+    slots = view["non_cond_frame_outputs"]
+    # memory of the previous frame, then the five best before it skipping frame 10
+    assert [slots[12 - k]["maskmem_features"] for k in range(1, 7)] == ["mem11", "mem9", "mem8", "mem7", "mem6", "mem5"]
+    assert [slots[12 - k]["obj_ptr"] for k in range(1, 7)] == [f"ptr{12 - k}" for k in range(1, 7)]
+    assert non_cond[10]["maskmem_features"] == "mem10"          # the real outputs are untouched
