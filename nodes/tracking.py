@@ -67,7 +67,7 @@ class SAM2Loader(io.ComfyNode):
         if path is None or not os.path.isfile(path):
             raise FileNotFoundError(f"SAM 2 file {model_name!r} not found; {_sam2_folder_hint()}")
         try:
-            model, variant = load_sam2_model(path, precision, image_size)
+            model, _ = load_sam2_model(path, precision, image_size)
         except ValueError as err:
             raise ValueError(f"{err}. {_sam2_folder_hint()}") from err
         patcher = comfy.model_patcher.ModelPatcher(Sam2Holder(model), load_device=mm.get_torch_device(),
