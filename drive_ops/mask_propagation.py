@@ -76,14 +76,22 @@ def propagate_step(mask_prev: torch.Tensor, frame_prev: torch.Tensor, frame_next
     return _snap_to_motion(warped, flow_next_to_prev, unreliable)
 
 
-def propagate_mask(frames: torch.Tensor, mask: torch.Tensor, frame_index: int = 0, preset: str = "fine",
+def resolve_preset(preset: str, height: int, width: int) -> str:
+    """``"auto"``: DIS "fine" below 384 px (where "medium"'s half-resolution flow misses the
+    edges of small objects), else "medium" (faster, and better on real 512 px clips)."""
+    if preset != "auto":
+        return preset
+    return "fine" if min(height, width) < 384 else "medium"
+
+
+def propagate_mask(frames: torch.Tensor, mask: torch.Tensor, frame_index: int = 0, preset: str = "auto",
                    occlusion_check: bool = True, threshold: float = 0.5,
                    progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """Carry ``mask`` ``[H,W]`` from frame ``frame_index`` through ``frames`` ``[T,H,W,3]`` (0..1).
 
     Returns binary ``[T,H,W]`` float32 on the frames' device: the prompt frame is
     ``mask > threshold``, the others are propagated from their neighbour towards the
-    prompt frame. ``progress(1)`` is called once per frame (ComfyUI's progress bar and
+    prompt frame. ``preset`` is a DIS preset or "auto" (``resolve_preset``). ``progress(1)`` is called once per frame (ComfyUI's progress bar and
     cancel point).
     """
     t, h, w = frames.shape[:3]
@@ -91,6 +99,7 @@ def propagate_mask(frames: torch.Tensor, mask: torch.Tensor, frame_index: int = 
         raise ValueError(f"frame_index {frame_index} is outside the clip (0..{t - 1})")
     if tuple(mask.shape) != (h, w):
         raise ValueError(f"the mask is {tuple(mask.shape)} but the frames are {h}x{w}; give a [H,W] mask of the frame size")
+    preset = resolve_preset(preset, h, w)
     out = torch.empty(t, h, w, dtype=torch.float32, device=frames.device)
     out[frame_index] = (mask.to(frames.device).float() > threshold).float()
     if progress is not None:

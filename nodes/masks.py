@@ -25,9 +25,10 @@ class PropagateMask(io.ComfyNode):
                                               "of which frame_index is used)."),
                 io.Int.Input("frame_index", default=0, min=0, max=1_000_000,
                              tooltip="The frame the mask belongs to (0 = first)."),
-                io.Combo.Input("flow_quality", options=["fine", "medium", "fast", "ultrafast"], default="fine",
-                               tooltip="DIS preset. fine refines the flow at full resolution (best for small or "
-                                       "thin objects); the others are faster."),
+                io.Combo.Input("flow_quality", options=["auto", "fine", "medium", "fast", "ultrafast"],
+                               default="auto",
+                               tooltip="DIS optical-flow preset. fine refines at full resolution (small frames, "
+                                       "thin objects); medium is faster; auto picks fine below 384 px, else medium."),
                 io.Boolean.Input("occlusion_check", default=True,
                                  tooltip="Re-decide pixels whose forward and backward flow disagree (background "
                                          "revealed behind the object) by the motion they follow."),

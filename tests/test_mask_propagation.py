@@ -82,3 +82,11 @@ def test_static_clip_keeps_the_mask():
     mask[20:40, 15:45] = 1
     out = propagate_mask(frames, mask, frame_index=1)
     assert torch.equal(out, mask.expand(4, -1, -1))
+
+
+def test_auto_preset():
+    from drive_ops.mask_propagation import resolve_preset
+
+    assert resolve_preset("auto", 192, 640) == "fine"
+    assert resolve_preset("auto", 512, 512) == "medium"
+    assert resolve_preset("fast", 64, 64) == "fast"

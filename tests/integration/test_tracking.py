@@ -78,7 +78,7 @@ def test_propagate_mask_runs(comfy):
         "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 3, "color": 0x808080}},
         "2": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 48}},
         "3": {"class_type": "DRIVE_PropagateMask",
-              "inputs": {"images": ["1", 0], "mask": ["2", 0], "frame_index": 0, "flow_quality": "fine",
+              "inputs": {"images": ["1", 0], "mask": ["2", 0], "frame_index": 0, "flow_quality": "auto",
                          "occlusion_check": True, "threshold": 0.5}},
         "4": {"class_type": "DRIVE_MaskPreview",
               "inputs": {"images": ["1", 0], "mask": ["3", 0], "color": "green", "opacity": 0.5, "outline_px": 0}},
