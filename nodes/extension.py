@@ -2,10 +2,12 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import compositing, editing, metrics, video_io
+from . import compositing, editing, masks, metrics, tracking, video_io
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     *video_io.NODES,
+    *tracking.NODES,
+    *masks.NODES,
     *editing.NODES,
     *compositing.NODES,
     *metrics.NODES,
