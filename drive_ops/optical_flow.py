@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DIS_PRESETS = ("ultrafast", "fast", "medium")
+DIS_PRESETS = ("ultrafast", "fast", "medium", "fine")
 
 
 def _to_gray_u8(frame: torch.Tensor) -> np.ndarray:
@@ -33,7 +33,13 @@ def dis_flow(frame_a: torch.Tensor, frame_b: torch.Tensor, preset: str = "medium
 
     if preset not in DIS_PRESETS:
         raise ValueError(f"unknown DIS preset {preset!r}; choose one of {', '.join(DIS_PRESETS)}")
-    dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
+    if preset == "fine":
+        # "medium" stops at half resolution (finest scale 1); "fine" refines down to full
+        # resolution, which small or thin objects need (about 2x slower)
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        dis.setFinestScale(0)
+    else:
+        dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
     flow = dis.calc(_to_gray_u8(frame_a), _to_gray_u8(frame_b), None)
     return torch.from_numpy(flow).to(frame_a.device)
 

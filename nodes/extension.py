@@ -1,11 +1,16 @@
-"""The node list ComfyUI registers: one import line per stage module."""
+"""The node list ComfyUI registers: one import line per stage module, in pipeline order."""
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import video_io
+from . import compositing, editing, masks, metrics, tracking, video_io
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     *video_io.NODES,
+    *tracking.NODES,
+    *masks.NODES,
+    *editing.NODES,
+    *compositing.NODES,
+    *metrics.NODES,
 ]
 
 
