@@ -36,8 +36,9 @@ FIXED_SEED = {"seed": 12345, "control_after_generate": "fixed"}
 NOTE_COLOR, NOTE_BG = "#432", "#653"
 
 
-def node(id_: str, type_: str, x: int, y: int, mode: int = 0, title: str | None = None, **widgets) -> dict:
-    spec = {"id": id_, "type": type_, "pos": [x, y], "widgets": widgets}
+def node(id_: str, type_: str, col: int, mode: int = 0, title: str | None = None, **widgets) -> dict:
+    """A node in layout column ``col`` (the frontend stacks each column by the nodes' real sizes)."""
+    spec = {"id": id_, "type": type_, "col": col, "widgets": widgets}
     if mode:
         spec["mode"] = mode
     if title:
@@ -45,19 +46,26 @@ def node(id_: str, type_: str, x: int, y: int, mode: int = 0, title: str | None 
     return spec
 
 
-def note(id_: str, x: int, y: int, text: str, width: int = 380, height: int = 220) -> dict:
-    spec = node(id_, "Note", x, y, text=text)
+def note(id_: str, col: int, text: str, width: int = 400, height: int = 220) -> dict:
+    spec = node(id_, "Note", col, text=text)
     spec.update(size=[width, height], color=NOTE_COLOR, bgcolor=NOTE_BG)
     return spec
+
+
+def place(nodes: list[dict], columns: dict[str, int]) -> list[dict]:
+    """Move the named nodes to other layout columns (the blocks' defaults suit the simple graphs)."""
+    for n in nodes:
+        n["col"] = columns.get(n["id"], n["col"])
+    return nodes
 
 
 def source_block(frame_cap: int) -> tuple[list[dict], list[list]]:
     """Load Video, the checkpoint, and VAE Encode: the start every editing workflow shares."""
     nodes = [
-        node("load", "DRIVE_LoadVideo", 0, 0, video=VIDEO, frame_load_cap=frame_cap, size_policy="fit_longer_side",
+        node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=frame_cap, size_policy="fit_longer_side",
              longer_side=512),
-        node("ckpt", "CheckpointLoaderSimple", 0, 520, ckpt_name=CHECKPOINT),
-        node("encode", "VAEEncode", 420, 640),
+        node("ckpt", "CheckpointLoaderSimple", 0, ckpt_name=CHECKPOINT),
+        node("encode", "VAEEncode", 1),
     ]
     links = [["load", "images", "encode", "pixels"], ["ckpt", "VAE", "encode", "vae"]]
     return nodes, links
@@ -65,16 +73,16 @@ def source_block(frame_cap: int) -> tuple[list[dict], list[list]]:
 
 def prompts_block(edit_text: str) -> tuple[list[dict], list[list]]:
     nodes = [
-        node("inv_text", "CLIPTextEncode", 420, 0, title="Inversion prompt (keep empty)", text=""),
-        node("pos", "CLIPTextEncode", 420, 240, title="Edit prompt", text=edit_text),
-        node("neg", "CLIPTextEncode", 420, 440, title="Negative prompt", text=NEGATIVE),
+        node("inv_text", "CLIPTextEncode", 1, title="Inversion prompt (keep empty)", text=""),
+        node("pos", "CLIPTextEncode", 1, title="Edit prompt", text=edit_text),
+        node("neg", "CLIPTextEncode", 1, title="Negative prompt", text=NEGATIVE),
     ]
     links = [["ckpt", "CLIP", "inv_text", "clip"], ["ckpt", "CLIP", "pos", "clip"], ["ckpt", "CLIP", "neg", "clip"]]
     return nodes, links
 
 
-def save_block(x: int, y: int, image_src: list, prefix: str) -> tuple[list[dict], list[list]]:
-    nodes = [node("save", "DRIVE_SaveVideo", x, y, filename_prefix=prefix, format="mp4")]
+def save_block(col: int, image_src: list, prefix: str) -> tuple[list[dict], list[list]]:
+    nodes = [node("save", "DRIVE_SaveVideo", col, filename_prefix=prefix, format="mp4")]
     links = [[*image_src, "save", "images"], ["load", "fps", "save", "fps"], ["load", "audio", "save", "audio"]]
     return nodes, links
 
@@ -83,38 +91,40 @@ def drive_instance_edit() -> dict:
     src, src_links = source_block(frame_cap=36)
     txt, txt_links = prompts_block(EDIT_PROMPT)
     nodes = src + txt + [
-        node("sam2", "DRIVE_SAM2Loader", 0, 760, model_name="sam2.1_hiera_tiny.safetensors"),
-        node("track", "DRIVE_TrackObject", 0, 960, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name="sam2.1_hiera_tiny.safetensors"),
+        node("track", "DRIVE_TrackObject", 0, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
              samurai_mode=True),
-        node("mask_tools", "DRIVE_MaskTools", 420, 960, fill_holes=True, grow_px=8),
-        node("cn_loader", "ControlNetLoader", 860, 760, mode=4, control_net_name="control_v11f1p_sd15_depth.pth"),
-        node("cn_apply", "ControlNetApplyAdvanced", 860, 900, mode=4, strength=0.6),
-        node("invert", "DRIVE_InvertVideo", 1280, 0, steps=50, method="easyinv", cfg=1.0, grid_size=3),
-        node("edit", "DRIVE_MaskedCFGSampler", 1280, 420, steps=50, cfg=7.5, grid_size=3, shuffle=True,
+        node("mask_tools", "DRIVE_MaskTools", 1, fill_holes=True, grow_px=8),
+        node("cn_loader", "ControlNetLoader", 2, mode=4, control_net_name="control_v11f1p_sd15_depth.pth"),
+        node("cn_apply", "ControlNetApplyAdvanced", 2, mode=4, strength=0.6),
+        node("invert", "DRIVE_InvertVideo", 3, steps=50, method="easyinv", cfg=1.0, grid_size=3),
+        node("edit", "DRIVE_MaskedCFGSampler", 3, steps=50, cfg=7.5, grid_size=3, shuffle=True,
              **FIXED_SEED),
-        node("decode", "VAEDecode", 1700, 0),
-        node("composite", "DRIVE_CompositeBackground", 1700, 160, grow=8, feather=4.0),
-        node("harm_loader", "DRIVE_HarmonizerLoader", 1700, 480, mode=4, weights="harmonizer.pth"),
-        node("harmonize", "DRIVE_Harmonize", 2120, 160),
-        note("note_mask", 0, 1480,
+        node("decode", "VAEDecode", 4),
+        node("composite", "DRIVE_CompositeBackground", 4, grow=8, feather=4.0),
+        node("harm_loader", "DRIVE_HarmonizerLoader", 4, mode=4, weights="harmonizer.pth"),
+        node("harmonize", "DRIVE_Harmonize", 5),
+        note("note_mask", 0,
              "1. Masks\nClick the object: positive_points / negative_points are pixel coordinates on frame "
              "frame_index (KJNodes' Points Editor writes this format). samurai_mode adds SAMURAI's motion model, "
              "good for fast or occluded objects. Put a SAM 2.1 file in models/sam2. No SAM2? Swap Track Object "
              "for Propagate Mask and draw the mask on one frame."),
-        note("note_edit", 1280, 900,
+        note("note_edit", 3,
              "2. Editing\nInvert Video (EasyInv) then the Masked-CFG Sampler with the SAME steps. grid_size 3 "
              "packs 9 frames per grid (RAVE); keep frame_load_cap a multiple of 9. cfg acts only inside the "
              "mask; outside it the negative prompt keeps the background. Lower max_grids_per_call if VRAM runs "
              "out. The depth ControlNet group is bypassed: enable it (Ctrl+B) and feed depth maps for more "
              "structure."),
-        note("note_out", 2120, 520,
+        note("note_out", 5,
              "3. Composite and harmonise\nThe original background is pasted back bit for bit outside the "
              "grown mask. Harmonize matches the object's colours to the scene: with harmonizer.pth in "
              "models/harmonizer (non-commercial licence) enable the loader; without it a weight-free Lab "
              "match is used. The source audio is kept."),
     ]
-    save, save_links = save_block(2540, 160, ["harmonize", "image"], "DRIVE/instance_edit")
-    nodes += save
+    save, save_links = save_block(6, ["harmonize", "image"], "DRIVE/instance_edit")
+    nodes = place(nodes + save, {"sam2": 1, "track": 1, "encode": 2, "mask_tools": 2, "inv_text": 2, "pos": 2,
+                                 "neg": 2, "invert": 4, "edit": 4, "decode": 5, "composite": 5, "harm_loader": 5,
+                                 "harmonize": 5, "cn_loader": 3, "cn_apply": 3, "note_edit": 3, "note_out": 6})
     links = src_links + txt_links + save_links + [
         ["sam2", "sam2_model", "track", "sam2_model"], ["load", "images", "track", "images"],
         ["track", "mask", "mask_tools", "mask"],
@@ -139,15 +149,15 @@ def rave_global_edit() -> dict:
     src, src_links = source_block(frame_cap=36)
     txt, txt_links = prompts_block("a wolf made of origami paper, papercraft")
     nodes = src + txt + [
-        node("invert", "DRIVE_InvertVideo", 860, 0, steps=50, method="easyinv", cfg=1.0, grid_size=3),
-        node("edit", "DRIVE_MaskedCFGSampler", 860, 420, steps=50, cfg=7.5, grid_size=3, shuffle=True, **FIXED_SEED),
-        node("decode", "VAEDecode", 1280, 0),
-        note("note", 0, 760,
+        node("invert", "DRIVE_InvertVideo", 2, steps=50, method="easyinv", cfg=1.0, grid_size=3),
+        node("edit", "DRIVE_MaskedCFGSampler", 2, steps=50, cfg=7.5, grid_size=3, shuffle=True, **FIXED_SEED),
+        node("decode", "VAEDecode", 3),
+        note("note", 0,
              "RAVE global edit: no mask, so the whole frame follows the edit prompt. The grid shuffle "
              "(grid_size 3, shuffle on) keeps the frames consistent: each step tiles 9 frames into one "
              "image and reshuffles them. Use the same steps for inversion and sampling.", height=180),
     ]
-    save, save_links = save_block(1280, 160, ["decode", 0], "DRIVE/rave_global")
+    save, save_links = save_block(3, ["decode", 0], "DRIVE/rave_global")
     links = src_links + txt_links + save_links + [
         ["ckpt", "MODEL", "invert", "model"], ["inv_text", 0, "invert", "conditioning"], ["encode", 0, "invert", "latent"],
         ["ckpt", "MODEL", "edit", "model"], ["pos", 0, "edit", "positive"], ["neg", 0, "edit", "negative"],
@@ -159,21 +169,21 @@ def rave_global_edit() -> dict:
 def inversion_roundtrip() -> dict:
     src, src_links = source_block(frame_cap=16)
     nodes = src + [
-        node("inv_text", "CLIPTextEncode", 420, 0, title="Inversion prompt (keep empty)", text=""),
-        node("invert", "DRIVE_InvertVideo", 860, 0, steps=50, method="easyinv", cfg=1.0, grid_size=1),
-        node("reconstruct", "DRIVE_MaskedCFGSampler", 860, 420, title="Reconstruct (same prompt, cfg 1)",
+        node("inv_text", "CLIPTextEncode", 1, title="Inversion prompt (keep empty)", text=""),
+        node("invert", "DRIVE_InvertVideo", 2, steps=50, method="easyinv", cfg=1.0, grid_size=1),
+        node("reconstruct", "DRIVE_MaskedCFGSampler", 2, title="Reconstruct (same prompt, cfg 1)",
              steps=50, cfg=1.0, grid_size=1, shuffle=False, **FIXED_SEED),
-        node("decode", "VAEDecode", 1280, 0),
-        node("report", "DRIVE_EditReport", 1280, 160),
-        node("plot", "PreviewImage", 1700, 160),
-        node("summary", "PreviewAny", 1700, 520),
-        note("note", 0, 760,
+        node("decode", "VAEDecode", 3),
+        node("report", "DRIVE_EditReport", 3),
+        node("plot", "PreviewImage", 4),
+        node("summary", "PreviewAny", 4),
+        note("note", 0,
              "Inversion round trip: invert, then sample back with the same (empty) prompt at cfg 1 and no "
              "shuffle. The result should match the input up to the VAE's own loss: a check of a checkpoint "
              "and of the step count. The report's background PSNR measures the match; try method ddim vs "
              "easyinv and more steps.", height=200),
     ]
-    save, save_links = save_block(2120, 0, ["decode", 0], "DRIVE/inversion_roundtrip")
+    save, save_links = save_block(5, ["decode", 0], "DRIVE/inversion_roundtrip")
     links = src_links + save_links + [
         ["ckpt", "CLIP", "inv_text", "clip"],
         ["ckpt", "MODEL", "invert", "model"], ["inv_text", 0, "invert", "conditioning"], ["encode", 0, "invert", "latent"],
@@ -188,18 +198,18 @@ def inversion_roundtrip() -> dict:
 
 def mask_only() -> dict:
     nodes = [
-        node("load", "DRIVE_LoadVideo", 0, 0, video=VIDEO, frame_load_cap=0, size_policy="fit_longer_side",
+        node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=0, size_policy="fit_longer_side",
              longer_side=512),
-        node("sam2", "DRIVE_SAM2Loader", 0, 520, model_name="sam2.1_hiera_tiny.safetensors"),
-        node("track", "DRIVE_TrackObject", 420, 0, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name="sam2.1_hiera_tiny.safetensors"),
+        node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
              samurai_mode=True),
-        node("mask_tools", "DRIVE_MaskTools", 840, 0, fill_holes=True, min_island_px=64),
-        node("preview", "DRIVE_MaskPreview", 1260, 0),
-        node("save_preview", "DRIVE_SaveVideo", 1680, 0, title="Save overlay", filename_prefix="DRIVE/mask_overlay"),
-        node("to_image", "MaskToImage", 1260, 400),
-        node("save_mask", "DRIVE_SaveVideo", 1680, 400, title="Save mask video", filename_prefix="DRIVE/mask",
+        node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, min_island_px=64),
+        node("preview", "DRIVE_MaskPreview", 3),
+        node("save_preview", "DRIVE_SaveVideo", 4, title="Save overlay", filename_prefix="DRIVE/mask_overlay"),
+        node("to_image", "MaskToImage", 3),
+        node("save_mask", "DRIVE_SaveVideo", 4, title="Save mask video", filename_prefix="DRIVE/mask",
              format="png"),
-        note("note", 0, 760,
+        note("note", 0,
              "Track an object and save its mask: the overlay as mp4 to check the tracking, the mask itself "
              "as a PNG sequence (lossless) for other workflows. Points are pixel coordinates on frame "
              "frame_index.", height=160),
@@ -219,27 +229,27 @@ def patch_nodes_ksampler() -> dict:
     src, src_links = source_block(frame_cap=16)
     txt, txt_links = prompts_block(EDIT_PROMPT)
     nodes = src + txt + [
-        node("propagate", "DRIVE_PropagateMask", 0, 760),
-        node("mask_in", "LoadImageMask", 0, 1000, image="wolf_mask.png", channel="red"),
-        node("sched", "BasicScheduler", 860, 0, scheduler="ddim_uniform", steps=30),
-        node("flip", "FlipSigmas", 860, 200),
-        node("easyinv", "DRIVE_EasyInvSampler", 860, 300),
-        node("no_noise", "DisableNoise", 860, 560),
-        node("inv_guider", "CFGGuider", 860, 660, cfg=1.0),
-        node("invert", "SamplerCustomAdvanced", 1280, 0, title="Invert (EasyInv on flipped sigmas)"),
-        node("grid", "DRIVE_RAVEGridPatch", 1280, 420, grid_size=2, shuffle=True, **FIXED_SEED),
-        node("masked_cfg", "DRIVE_MaskedCFGPatch", 1280, 640),
-        node("ksampler", "KSamplerAdvanced", 1700, 0, add_noise="disable", steps=30, cfg=7.5, sampler_name="ddim",
+        node("propagate", "DRIVE_PropagateMask", 0),
+        node("mask_in", "LoadImageMask", 0, image="wolf_mask.png", channel="red"),
+        node("sched", "BasicScheduler", 2, scheduler="ddim_uniform", steps=30),
+        node("flip", "FlipSigmas", 2),
+        node("easyinv", "DRIVE_EasyInvSampler", 2),
+        node("no_noise", "DisableNoise", 2),
+        node("inv_guider", "CFGGuider", 2, cfg=1.0),
+        node("invert", "SamplerCustomAdvanced", 3, title="Invert (EasyInv on flipped sigmas)"),
+        node("grid", "DRIVE_RAVEGridPatch", 3, grid_size=2, shuffle=True, **FIXED_SEED),
+        node("masked_cfg", "DRIVE_MaskedCFGPatch", 3),
+        node("ksampler", "KSamplerAdvanced", 4, add_noise="disable", steps=30, cfg=7.5, sampler_name="ddim",
              scheduler="ddim_uniform", noise_seed=0, control_after_generate="fixed"),
-        node("decode", "VAEDecode", 2120, 0),
-        note("note", 0, 1340,
+        node("decode", "VAEDecode", 5),
+        note("note", 0,
              "The same mechanics as composable patches for core samplers. Inversion: DRIVE EasyInv Sampler on "
              "flipped ddim_uniform sigmas, no noise, cfg 1. Editing: RAVE Grid Patch and Masked-CFG Patch on "
              "the MODEL, then core KSampler (Advanced) with ddim / ddim_uniform, add_noise disabled and the "
              "SAME steps. Here the mask comes from one drawn frame (wolf_mask.png) carried through the clip "
              "by optical flow: no SAM2 needed.", width=420, height=240),
     ]
-    save, save_links = save_block(2120, 160, ["decode", 0], "DRIVE/patch_ksampler")
+    save, save_links = save_block(5, ["decode", 0], "DRIVE/patch_ksampler")
     links = src_links + txt_links + save_links + [
         ["load", "images", "propagate", "images"], ["mask_in", 0, "propagate", "mask"],
         ["ckpt", "MODEL", "sched", "model"], ["sched", 0, "flip", "sigmas"],
@@ -251,7 +261,8 @@ def patch_nodes_ksampler() -> dict:
         ["masked_cfg", 0, "ksampler", "model"], ["pos", 0, "ksampler", "positive"], ["neg", 0, "ksampler", "negative"],
         ["invert", 0, "ksampler", "latent_image"], ["ksampler", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
     ]
-    return {"name": "patch_nodes_ksampler", "nodes": nodes + save, "links": links}
+    nodes = place(nodes + save, {"propagate": 1, "mask_in": 0, "encode": 1, "inv_text": 1, "pos": 1, "neg": 1})
+    return {"name": "patch_nodes_ksampler", "nodes": nodes, "links": links}
 
 
 SPECS = [drive_instance_edit, rave_global_edit, inversion_roundtrip, mask_only, patch_nodes_ksampler]
