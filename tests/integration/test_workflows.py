@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import execution_error
+from comfy_client import execution_error
 from random_weights import write_random_sam2
 
 pytestmark = pytest.mark.integration
