@@ -90,3 +90,16 @@ def blocks_for(mode: str, layers: str) -> tuple[str, ...]:
     if layers == "all":
         return ("input", "middle", "output")
     raise ValueError(f"unknown layer choice {layers!r}; use one of {', '.join(LAYER_CHOICES)}")
+
+
+def batch_in_frame_order(unet_batch: torch.Tensor, frames: torch.Tensor, chunks: int) -> bool:
+    """Whether a UNet call's input is the sampler's frames, in order, once per CFG branch.
+
+    unet_batch: [B, C, ...] as the model is called; frames: [F, C, ...] as the sampler holds
+    them. False when something between the two re-batched the frames (the RAVE grid
+    shuffle, chunked calls, context windows, area conditioning): frame indices inside the
+    UNet then no longer name frames of the clip.
+    """
+    if unet_batch.shape[1:] != frames.shape[1:] or unet_batch.shape[0] != chunks * frames.shape[0]:
+        return False
+    return all(torch.equal(part, frames) for part in unet_batch.split(frames.shape[0]))

@@ -10,23 +10,21 @@ import logging
 import torch
 from comfy_api.latest import io
 
-from ..drive_ops.cross_frame_attention import LAYER_CHOICES, MODES, blocks_for, gather_context, source_frames
+from ..drive_ops.cross_frame_attention import (LAYER_CHOICES, MODES, batch_in_frame_order, blocks_for, gather_context,
+                                               source_frames)
 from ..drive_ops.pix2video import sample_pix2video
 from ..drive_ops.stem import INITS, stem_attention, stem_memory_bytes
 
 log = logging.getLogger(__name__)
 
-GRID_REFUSAL = (
-    "DRIVE_CrossFrameAttention needs the UNet batch in frame order, but a RAVE grid shuffle is active on this "
-    "model: it packs shuffled frames into grids, so 'previous frame' and 'anchor frame' lose their meaning. "
-    "Use cross-frame attention without the grid shuffle (grid size 1 / no DRIVE RAVE patch), or the grid shuffle "
-    "without cross-frame attention.")
-
-
-def _grid_wrapper_keys(transformer_options: dict) -> list[str]:
-    """Keys of calc_cond_batch wrappers that regrid the batch (the RAVE shuffle registers one with 'rave' in it)."""
-    wrappers = transformer_options.get("wrappers", {}).get("calc_cond_batch", {})
-    return [key for key in wrappers if "rave" in key.lower()]
+WRAPPER_KEY = "drive_cross_frame"
+FRAME_ORDER_KEY = "drive_frame_order"
+FRAME_ORDER_REFUSAL = (
+    "DRIVE_CrossFrameAttention needs every UNet call to see the clip's frames in order, but something between "
+    "the sampler and the UNet re-batched them: the RAVE grid shuffle (grid_size > 1 or shuffle on), chunked "
+    "grid calls, context windows or area conditioning. 'Previous' and 'anchor' frame would then name the wrong "
+    "frames. Use the grid shuffle with grid_size 1, shuffle off and max_grids_per_call 0 (or drop it), or drop "
+    "cross-frame attention.")
 
 
 def _sigma_window(model, start_percent: float, end_percent: float) -> tuple[float, float]:
@@ -53,8 +51,8 @@ def make_cross_frame_patch(mode: str, anchor: int, include_self: bool, blocks: t
         block = extra_options.get("block")
         if block is None or block[0] not in blocks or not _active(extra_options, sigma_start, sigma_end):
             return n, context_attn1, value_attn1
-        if _grid_wrapper_keys(extra_options):
-            raise RuntimeError(GRID_REFUSAL)
+        if not extra_options.get(FRAME_ORDER_KEY, True):
+            raise RuntimeError(FRAME_ORDER_REFUSAL)
         chunks = len(extra_options.get("cond_or_uncond") or [0])
         frames = n.shape[0] // chunks
         if frames not in tables:
@@ -68,6 +66,28 @@ def make_cross_frame_patch(mode: str, anchor: int, include_self: bool, blocks: t
     return patch
 
 
+def make_frame_order_wrappers():
+    """(predict_noise wrapper, apply_model wrapper) that tell the attention patch whether the UNet batch is in
+    frame order: the first sees the sampler's frames, the second the batch the UNet is called with."""
+    seen: dict[str, torch.Tensor | None] = {"frames": None}
+
+    def predict_noise(executor, x, timestep, model_options, seed):
+        seen["frames"] = x
+        try:
+            return executor(x, timestep, model_options, seed)
+        finally:
+            seen["frames"] = None
+
+    def apply_model(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+        frames = seen["frames"]
+        if frames is not None:
+            chunks = len(transformer_options.get("cond_or_uncond") or [0])
+            transformer_options[FRAME_ORDER_KEY] = batch_in_frame_order(x, frames, chunks)
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+    return predict_noise, apply_model
+
+
 class CrossFrameAttention(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -78,8 +98,9 @@ class CrossFrameAttention(io.ComfyNode):
             description="Self-attention keys/values taken from other frames of the batch, per CFG branch: "
                         "pix2video (anchor + previous frame, decoder only), sparse_causal (first + previous frame, "
                         "every layer, as Tune-A-Video / FateZero) or anchor_only. Patches a clone of the MODEL; "
-                        "works with core KSampler and the DRIVE samplers. Not combinable with the RAVE grid "
-                        "shuffle (it reorders frames into grids): that combination stops with an error.",
+                        "works with core KSampler and the DRIVE samplers. The RAVE grid shuffle reorders frames "
+                        "into grids, so with grid_size > 1 or shuffle on the run stops with an error (grid_size 1 "
+                        "without shuffle keeps frame order and works).",
             inputs=[
                 io.Model.Input("model", tooltip="The model to patch (it is cloned, never changed)."),
                 io.Combo.Input("mode", options=list(MODES), default="pix2video",
@@ -106,12 +127,13 @@ class CrossFrameAttention(io.ComfyNode):
     def execute(cls, model, mode, anchor_frame, include_self, layers, start_percent, end_percent) -> io.NodeOutput:
         from comfy.patcher_extension import WrappersMP
 
-        if any("rave" in key.lower() for key in model.wrappers.get(WrappersMP.CALC_COND_BATCH, {})):
-            raise ValueError(GRID_REFUSAL)
         sigma_start, sigma_end = _sigma_window(model, start_percent, end_percent)
         patched = model.clone()
         patched.set_model_attn1_patch(make_cross_frame_patch(mode, anchor_frame, include_self,
                                                              blocks_for(mode, layers), sigma_start, sigma_end))
+        predict_noise, apply_model = make_frame_order_wrappers()
+        patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, WRAPPER_KEY, predict_noise)
+        patched.add_wrapper_with_key(WrappersMP.APPLY_MODEL, WRAPPER_KEY, apply_model)
         return io.NodeOutput(patched)
 
 

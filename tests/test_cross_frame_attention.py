@@ -6,8 +6,8 @@ import pytest
 import torch
 from tiny_unet import self_attention_names, tiny_unet
 
-from drive_ops.cross_frame_attention import (MODES, blocks_for, gather_context, neighbour_toward_anchor,
-                                             source_frames)
+from drive_ops.cross_frame_attention import (MODES, batch_in_frame_order, blocks_for, gather_context,
+                                             neighbour_toward_anchor, source_frames)
 
 FRAMES = 4
 
@@ -99,3 +99,11 @@ def test_distinct_frames_borrow_from_others_but_the_anchor_does_not(unet, mode):
     torch.testing.assert_close(patched[:, 1], plain[:, 1], rtol=0, atol=1e-5)
     for f in (0, 2, 3):
         assert (patched[:, f] - plain[:, f]).abs().max() > 1e-3
+
+
+def test_frame_order_check():
+    frames = torch.randn(3, 4, 2, 2, generator=torch.Generator().manual_seed(0))
+    assert batch_in_frame_order(torch.cat([frames, frames]), frames, chunks=2)
+    assert not batch_in_frame_order(torch.cat([frames, frames[[1, 0, 2]]]), frames, chunks=2)   # shuffled
+    assert not batch_in_frame_order(frames[:2], frames, chunks=1)                                # chunked call
+    assert not batch_in_frame_order(torch.randn(1, 4, 4, 4), frames[:1], chunks=1)               # a grid
