@@ -2,10 +2,11 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import alt_methods, video_io
+from . import alt_methods, editing, video_io
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     *video_io.NODES,
+    *editing.NODES,
     *alt_methods.NODES,
 ]
 

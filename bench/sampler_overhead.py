@@ -1,0 +1,145 @@
+"""Overhead of DRIVE's masked-CFG sampler (RAVE grid + masked CFG patches inside comfy.sample) over bare UNet calls.
+
+For 8/16/32 frames it times, per step, (a) the sampler on a patched clone with zero
+noise, (b) bare ``diffusion_model`` calls on exactly the batches the sampler sends
+(cond+uncond grids, the same chunks), and reports the ratio, plus the peak memory of a
+sampler run (CUDA: max allocated; CPU: peak RSS above the baseline, sampled). Random
+weights; numbers are ratios measured in one run.
+
+    COMFYUI_DIR=/path/to/ComfyUI python bench/sampler_overhead.py                 # CPU, tiny UNet, 64 px
+    COMFYUI_DIR=... python bench/sampler_overhead.py --gpu --full --size 512      # SD1.5 at 512x512
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from comfy_inprocess import load_pack, random_model, start_comfy  # noqa: E402
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (CPU runs), sampled every 5 ms."""
+
+    def __enter__(self):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.base = self.peak = self.proc.memory_info().rss
+        self.running = True
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self):
+        while self.running:
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gpu", action="store_true", help="run on ComfyUI's torch device")
+    parser.add_argument("--full", action="store_true", help="full-size SD1.5 UNet (random weights)")
+    parser.add_argument("--size", type=int, default=64, help="frame size in pixels (latent = size/8)")
+    parser.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--grid", type=int, default=3)
+    parser.add_argument("--max-grids-per-call", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (shared machines: 1)")
+    opts = parser.parse_args()
+
+    start_comfy(cpu=not opts.gpu)
+    import comfy.model_management as mm
+    import comfy.sample
+    import comfy.samplers
+
+    pack = load_pack()
+    editing, schedule = pack("nodes.editing"), pack("drive_ops.schedule")
+    inversion, rave_grid = pack("drive_ops.inversion"), pack("drive_ops.rave_grid")
+    torch.set_num_threads(opts.threads)
+    device = mm.get_torch_device()
+    model = random_model(full=opts.full, device=device)
+    mm.load_models_gpu([model])
+    unet = model.model.diffusion_model
+    dtype = model.model_dtype()
+    table = model.get_model_object("model_sampling").sigmas.float().cpu()
+    sigmas = schedule.ddim_sampling_sigmas(table, opts.steps)
+    sampler = comfy.samplers.KSAMPLER(inversion.sample_ddim)
+    g, lat = opts.grid, opts.size // 8
+    pos = [[torch.randn(1, 77, 768), {}]]
+    neg = [[torch.zeros(1, 77, 768), {}]]
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    print(f"device {device}, {'SD1.5' if opts.full else 'tiny'} UNet, {opts.size}px frames, grid {g}, "
+          f"{opts.steps} steps, max_grids_per_call {opts.max_grids_per_call}")
+    print("frames | grids | sampler s/step | bare UNet s/step | ratio | peak memory MiB")
+    for frames in opts.frames:
+        latent = torch.randn(frames, 4, lat, lat)
+        mask = torch.zeros(frames, opts.size, opts.size)
+        mask[:, opts.size // 4: 3 * opts.size // 4, opts.size // 4: 3 * opts.size // 4] = 1.0
+        patched = editing.apply_grid_patch(model, g, True, 0, opts.max_grids_per_call)
+        patched = editing.apply_masked_cfg_patch(patched, mask, -1.0, "nearest", 0.5)
+
+        def run():
+            return comfy.sample.sample_custom(patched, torch.zeros_like(latent), 7.5, sampler, sigmas, pos, neg,
+                                              latent, disable_pbar=True, seed=0)
+
+        run()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        sync()
+        start = time.perf_counter()
+        if device.type == "cuda":
+            run()
+            sync()
+            peak = torch.cuda.max_memory_allocated() - base
+        else:
+            with PeakRSS() as rss:
+                run()
+            peak = rss.extra
+        sampler_step = (time.perf_counter() - start) / opts.steps
+
+        n_grids = rave_grid.padded_length(frames, g) // (g * g)
+        per_call = opts.max_grids_per_call if opts.max_grids_per_call > 0 else n_grids
+        x = torch.randn(2 * n_grids, 4, g * lat, g * lat, device=device, dtype=dtype)
+        context = torch.randn(2 * n_grids, 77, 768, device=device, dtype=dtype)
+        t = torch.full((2 * n_grids,), 500.0, device=device, dtype=dtype)
+
+        def bare_step():
+            with torch.no_grad():
+                for part in rave_grid.chunk_slices(n_grids, per_call):
+                    rows = torch.cat([torch.arange(n_grids)[part], n_grids + torch.arange(n_grids)[part]])
+                    unet(x[rows], t[rows], context[rows])
+
+        bare_step()
+        sync()
+        start = time.perf_counter()
+        for _ in range(opts.steps):
+            bare_step()
+        sync()
+        bare = (time.perf_counter() - start) / opts.steps
+        print(f"{frames:6d} | {n_grids:5d} | {sampler_step:14.4f} | {bare:16.4f} | {sampler_step / bare:5.3f} | "
+              f"{peak / 2 ** 20:10.1f}")
+
+
+if __name__ == "__main__":
+    main()

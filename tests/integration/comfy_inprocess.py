@@ -1,0 +1,86 @@
+"""ComfyUI imported in-process (CPU unless asked otherwise) and random SD1.5-shaped models built from configs.
+
+Shared by tests/integration/editing_inprocess.py and bench/sampler_overhead.py. Needs
+ComfyUI's folder on ``sys.path`` (``COMFYUI_DIR``); call :func:`start_comfy` before any
+other comfy import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_UNET = dict(model_channels=32, channel_mult=[1, 2], transformer_depth=[1, 1],
+                 transformer_depth_output=[1, 1, 1, 1, 1, 1], num_heads=2, num_head_channels=-1)
+SD15_UNET = dict(model_channels=320, channel_mult=[1, 2, 4, 4], transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
+                 transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], num_heads=8, num_head_channels=-1)
+
+
+def start_comfy(cpu: bool = True) -> None:
+    """Put ``COMFYUI_DIR`` on the path and set ComfyUI's args without parsing ours."""
+    comfy_dir = os.environ.get("COMFYUI_DIR")
+    if comfy_dir and comfy_dir not in sys.path:
+        sys.path.insert(0, comfy_dir)
+    import comfy.options
+
+    comfy.options.enable_args_parsing(False)
+    from comfy.cli_args import args
+
+    args.cpu = cpu
+
+
+def load_pack(name: str = "drive_pack"):
+    """Import this checkout as a package (its folder name need not be a valid module name)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return lambda sub: importlib.import_module(f"{name}.{sub}")
+
+
+def unet_config(full: bool) -> dict:
+    """SD1.5's UNet config, or a tiny one with the same structure (two levels, cross-attention 768)."""
+    shape = SD15_UNET if full else TINY_UNET
+    return dict(shape, image_size=32, in_channels=4, out_channels=4, num_res_blocks=2 if full else 1,
+                transformer_depth_middle=1, context_dim=768,
+                use_spatial_transformer=True, legacy=False, use_linear_in_transformer=False, adm_in_channels=None,
+                use_temporal_attention=False, use_temporal_resblock=False)
+
+
+def random_model(full: bool = False, device: torch.device | None = None, std: float = 0.02):
+    """A ModelPatcher around an SD1.5 model (tiny unless ``full``) with normal(0, std) weights."""
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    device = device or torch.device("cpu")
+    config = unet_config(full)
+    model_config = comfy.supported_models.SD15(dict(config, attention_resolutions=None))
+    model_config.unet_config = dict(config)
+    base = model_config.get_model({}, "", device=device)
+    with torch.no_grad():
+        for p in base.parameters():
+            torch.nn.init.normal_(p, std=std)
+    return comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=torch.device("cpu"))
+
+
+def random_controlnet(full: bool = False, std: float = 0.02):
+    """A comfy ControlNet (pixel hints, 3 channels) matching :func:`random_model`'s UNet."""
+    import comfy.cldm.cldm
+    import comfy.controlnet
+    import comfy.ops
+
+    config = {k: v for k, v in unet_config(full).items() if k != "out_channels"}
+    config.update(hint_channels=3, operations=comfy.ops.disable_weight_init, dtype=torch.float32,
+                  device=torch.device("cpu"))
+    net = comfy.cldm.cldm.ControlNet(**config)
+    with torch.no_grad():
+        for p in net.parameters():
+            torch.nn.init.normal_(p, std=std)
+    return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"))
