@@ -205,6 +205,16 @@ def make_stem_replace(num_bases: int, iterations: int, temperature: float, chunk
     return replace
 
 
+def apply_stem_patch(model, num_bases: int = 256, iterations: int = 5, temperature: float = 0.01,
+                     chunk_frames: int = 0, init: str = "gaussian", seed: int = 0):
+    """A clone of ``model`` whose every self-attention runs STEM (also DRIVE_InvertVideo's method "stem")."""
+    patched = model.clone()
+    replace = make_stem_replace(num_bases, iterations, temperature, chunk_frames, init, seed)
+    for block, number, index in self_attention_keys(model):
+        patched.set_model_attn1_replace(replace, block, number, index)
+    return patched
+
+
 class STEMAttention(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -238,11 +248,7 @@ class STEMAttention(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, num_bases, iterations, temperature, chunk_frames, init, seed) -> io.NodeOutput:
-        patched = model.clone()
-        replace = make_stem_replace(num_bases, iterations, temperature, chunk_frames, init, seed)
-        for block, number, index in self_attention_keys(model):
-            patched.set_model_attn1_replace(replace, block, number, index)
-        return io.NodeOutput(patched)
+        return io.NodeOutput(apply_stem_patch(model, num_bases, iterations, temperature, chunk_frames, init, seed))
 
 
 NODES: list[type[io.ComfyNode]] = [CrossFrameAttention, Pix2VideoSampler, STEMAttention]

@@ -118,3 +118,51 @@ def test_stem_attention_inverts_with_core_samplers(comfy):
     assert not torch.equal(stem, plain), "STEM attention left the inversion unchanged"   # plain DDIM is deterministic
     assert torch.isfinite(_latents(comfy, entry, "save_ks_stem")).all()
     assert "DRIVE STEM:" in comfy.log_path.read_text(), "STEM did not log its memory estimate"
+
+
+def _one_box(model: list, latent: list, grid_size: int = 1, shuffle: bool = False, pix2video_weight: float = 0.0):
+    return {"class_type": "DRIVE_MaskedCFGSampler", "inputs": {
+        "model": model, "positive": ["pos", 0], "negative": ["neg", 0], "latent": latent, "steps": 2, "cfg": 5.0,
+        "cfg_start": -1.0, "grid_size": grid_size, "shuffle": shuffle, "seed": 0, "max_grids_per_call": 0,
+        "mask_mode": "nearest", "mask_threshold": 0.5, "pix2video_weight": pix2video_weight}}
+
+
+def _cross_frame(model: list, mode: str = "pix2video") -> dict:
+    return {"class_type": "DRIVE_CrossFrameAttention", "inputs": {
+        "model": model, "mode": mode, "anchor_frame": 0, "include_self": False, "layers": "mode default",
+        "start_percent": 0.0, "end_percent": 1.0}}
+
+
+def test_engine_one_box_nodes_with_stem_and_pix2video(comfy):
+    g = _graph()
+    g["source"] = _ksampler(["ckpt", 0], ["empty", 0])
+    for method in ("ddim", "stem"):
+        g[f"inv_{method}"] = {"class_type": "DRIVE_InvertVideo", "inputs": {
+            "model": ["ckpt", 0], "conditioning": ["neg", 0], "latent": ["source", 0], "steps": 2, "method": method,
+            "eta": 0.5, "window_start": 0.05, "window_length": 0.2, "blend": "after", "cfg": 1.0, "grid_size": 1,
+            "max_grids_per_call": 0}}
+        g[f"save_inv_{method}"] = _save([f"inv_{method}", 0], f"engine_inv_{method}")
+    g["xf"] = _cross_frame(["ckpt", 0])
+    g["edit_plain"] = _one_box(["ckpt", 0], ["inv_ddim", 0])
+    g["edit_xf"] = _one_box(["xf", 0], ["inv_ddim", 0])
+    g["edit_p2v"] = _one_box(["ckpt", 0], ["inv_ddim", 0], pix2video_weight=100.0)
+    for name in ("edit_plain", "edit_xf", "edit_p2v"):
+        g[f"save_{name}"] = _save([name, 0], f"engine_{name}")
+    entry = comfy.run_ok(g)
+    ddim, stem = _latents(comfy, entry, "save_inv_ddim"), _latents(comfy, entry, "save_inv_stem")
+    assert torch.isfinite(stem).all() and not torch.equal(stem, ddim)
+    plain = _latents(comfy, entry, "save_edit_plain")
+    _assert_anchor_kept_others_changed(_latents(comfy, entry, "save_edit_xf"), plain)
+    _assert_anchor_kept_others_changed(_latents(comfy, entry, "save_edit_p2v"), plain)
+
+
+def test_cross_frame_attention_refuses_the_grid_shuffle(comfy):
+    from conftest import execution_error
+
+    g = _graph()
+    g["xf"] = _cross_frame(["ckpt", 0], "sparse_causal")
+    g["edit"] = _one_box(["xf", 0], ["empty", 0], grid_size=2, shuffle=True)
+    g["save"] = _save(["edit", 0], "refused")
+    entry = comfy.run(g)
+    assert entry["status"]["status_str"] == "error"
+    assert "re-batched" in execution_error(entry).get("exception_message", "")
