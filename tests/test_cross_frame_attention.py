@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_unet import self_attention_names, tiny_unet
+from tiny_unet import one_torch_thread, self_attention_names, tiny_unet  # noqa: F401 (autouse fixture)
 
 from drive_ops.cross_frame_attention import (MODES, batch_in_frame_order, blocks_for, gather_context,
                                              neighbour_toward_anchor, source_frames)
@@ -82,13 +82,18 @@ def test_own_frame_as_source_equals_plain_attention(unet):
     torch.testing.assert_close(_run(unet, x, cond, own, chunks=2), _run(unet, x, cond), rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("include_self", [False, True])
-@pytest.mark.parametrize("anchor", [0, 2])
-def test_identical_frames_equal_plain_attention(unet, mode, include_self, anchor):
+@pytest.fixture(scope="module")
+def identical(unet):
     x, cond = _inputs(FRAMES, 2, identical=True)
+    return x, cond, _run(unet, x, cond)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("include_self, anchor", [(False, 0), (True, 2)])
+def test_identical_frames_equal_plain_attention(unet, identical, mode, include_self, anchor):
+    x, cond, plain = identical
     index = source_frames(FRAMES, mode, anchor, include_self)
-    torch.testing.assert_close(_run(unet, x, cond, index, chunks=2), _run(unet, x, cond), rtol=0, atol=1e-5)
+    torch.testing.assert_close(_run(unet, x, cond, index, chunks=2), plain, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", MODES)
