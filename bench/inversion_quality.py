@@ -76,9 +76,9 @@ def build_models(weights: str | None):
             sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
             down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
             cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32).eval()
-        vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
-                            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                            layers_per_block=1, norm_num_groups=32, sample_size=64).eval()
+        vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 32, 64, 64),
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            layers_per_block=1, norm_num_groups=32, sample_size=64).eval()   # 8x down, as SD
     cond = torch.randn(1, 8, 32, generator=torch.Generator().manual_seed(1))
     return unet, vae, cond
 
@@ -168,7 +168,7 @@ def main() -> None:
         "easyinv": (None, sample_easyinv),
         "stem": (STEMProcessor(args.bases, args.iters, args.tau, args.chunk_frames), sample_ddim_inversion),
     }
-    tokens = (args.size // 8) ** 2
+    tokens = (args.size // 2 ** (len(vae.config.block_out_channels) - 1)) ** 2
     heads = unet.config.num_attention_heads or unet.config.attention_head_dim   # diffusers' SD naming quirk
     heads = heads if isinstance(heads, int) else heads[0]
     est = stem_memory_bytes(args.frames, tokens, heads, unet.config.block_out_channels[0] // heads, args.bases,
