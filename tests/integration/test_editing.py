@@ -75,10 +75,12 @@ def test_one_box_invert_and_masked_sampler(comfy):
     g["save"] = {"class_type": "SaveImage", "inputs": {"images": ["dec", 0], "filename_prefix": "drive_test/onebox"}}
     g.update(save_latent("save_inv", ["inv", 0], "onebox_inv"))
     g.update(save_latent("save_edit", ["edit", 0], "onebox_edit"))
+    g.update(save_latent("save_enc", ["enc", 0], "onebox_enc"))
     comfy.run_ok(g)
-    inverted, edited = load_latent(comfy, "onebox_inv"), load_latent(comfy, "onebox_edit")
-    assert inverted.shape == edited.shape == (FRAMES, 4, SIZE // 8, SIZE // 8)
-    assert torch.isfinite(edited).all() and inverted.std() > edited.std()
+    encoded, inverted, edited = (load_latent(comfy, f"onebox_{p}") for p in ("enc", "inv", "edit"))
+    assert inverted.shape == edited.shape == encoded.shape == (FRAMES, 4, SIZE // 8, SIZE // 8)
+    assert torch.isfinite(inverted).all() and torch.isfinite(edited).all()
+    assert float((inverted - encoded).abs().mean()) > 0.1 * float(encoded.abs().mean())
     assert len(list((comfy.output_dir / "drive_test").glob("onebox_*.png"))) == FRAMES
 
 
