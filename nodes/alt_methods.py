@@ -28,6 +28,7 @@ FRAME_ORDER_REFUSAL = (
 
 
 def _sigma_window(model, start_percent: float, end_percent: float) -> tuple[float, float]:
+    """(sigma at start_percent, sigma at end_percent): the patch acts while sigma lies between them."""
     if start_percent > end_percent:
         raise ValueError(f"start_percent ({start_percent}) must not exceed end_percent ({end_percent})")
     sampling = model.get_model_object("model_sampling")
@@ -35,6 +36,7 @@ def _sigma_window(model, start_percent: float, end_percent: float) -> tuple[floa
 
 
 def _active(extra_options: dict, sigma_start: float, sigma_end: float) -> bool:
+    """Whether this UNet call's sigma is inside the window (always, outside a sampling loop)."""
     sigmas = extra_options.get("sigmas")
     if sigmas is None:
         return True
