@@ -25,6 +25,8 @@ from comfy_api.latest import io
 
 from ..drive_ops import inversion, masked_cfg, rave_grid, schedule
 from ..drive_ops.mask_frames import match_mask_frames
+from ..drive_ops.pix2video import sample_pix2video
+from .alt_methods import apply_stem_patch
 
 GRID_WRAPPER_KEY = "drive_rave_grid"
 MEMORY_SAFETY = 1.5
@@ -271,7 +273,7 @@ class InvertVideo(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_InvertVideo",
-            display_name="DRIVE Invert Video (DDIM / EasyInv)",
+            display_name="DRIVE Invert Video (DDIM / EasyInv / STEM)",
             category="DRIVE/invert",
             description="Inverts VAE-encoded frames to noise along the DDIM schedule (per frame as RAVE does, or "
                         "on grids), with EasyInv's latent blending. ControlNets applied to the conditioning "
@@ -281,8 +283,10 @@ class InvertVideo(io.ComfyNode):
                 io.Conditioning.Input("conditioning", tooltip="The inversion prompt; DRIVE uses empty text."),
                 io.Latent.Input("latent", tooltip="The video's VAE-encoded frames [T,4,h,w]."),
                 io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Inversion steps; use the sampler's."),
-                io.Combo.Input("method", options=["easyinv", "ddim"], default="easyinv",
-                               tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending."),
+                io.Combo.Input("method", options=["easyinv", "ddim", "stem"], default="easyinv",
+                               tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending; stem: "
+                                       "DDIM with STEM attention (256 EM bases over the clip's tokens; tune it "
+                                       "with DRIVE STEM Attention + method ddim)."),
                 *easyinv_inputs(),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
                                tooltip="CFG during inversion; 1 uses the inversion prompt alone (DRIVE). "
@@ -304,7 +308,9 @@ class InvertVideo(io.ComfyNode):
             raise ValueError("inversion with cfg other than 1 needs a `negative` conditioning; connect one or set cfg 1")
         patched = apply_grid_patch(model, grid_size, False, 0, max_grids_per_call)
         sigmas = schedule.ddim_inversion_sigmas(_sigma_table(model), steps)
-        if method == "ddim":
+        if method == "stem":
+            patched = apply_stem_patch(patched)
+        if method in ("ddim", "stem"):
             sampler = comfy.samplers.KSAMPLER(inversion.sample_ddim_inversion)
         else:
             sampler = easyinv_sampler(eta, window_start, window_length, blend)
@@ -344,17 +350,23 @@ class MaskedCFGSampler(io.ComfyNode):
                 io.Mask.Input("mask", optional=True,
                               tooltip="Object mask [T,H,W] at the video's size (one frame broadcasts). "
                                       "Without it this is a global RAVE edit."),
+                io.Float.Input("pix2video_weight", default=0.0, min=0.0, max=10000.0, step=1.0, optional=True,
+                               tooltip="Pix2Video latent guidance (0 = off, Pix2Video: 100): for the first 52% "
+                                       "of the steps each frame is nudged toward the previous frame's x0."),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip="Edited latents in frame order.")],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, latent, steps, cfg, cfg_start, grid_size, shuffle, seed,
-                max_grids_per_call, mask_mode, mask_threshold, mask=None) -> io.NodeOutput:
+                max_grids_per_call, mask_mode, mask_threshold, mask=None, pix2video_weight=0.0) -> io.NodeOutput:
         patched = apply_grid_patch(model, grid_size, shuffle, seed, max_grids_per_call)
         patched = apply_masked_cfg_patch(patched, mask, cfg_start, mask_mode, mask_threshold)
         sigmas = schedule.ddim_sampling_sigmas(_sigma_table(model), steps)
-        sampler = comfy.samplers.KSAMPLER(inversion.sample_ddim)
+        if pix2video_weight > 0:
+            sampler = comfy.samplers.KSAMPLER(sample_pix2video, extra_options={"weight": pix2video_weight})
+        else:
+            sampler = comfy.samplers.KSAMPLER(inversion.sample_ddim)
         return io.NodeOutput(_run(patched, positive, negative, latent, cfg, sampler, sigmas, seed))
 
 

@@ -2,13 +2,14 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import compositing, editing, masks, metrics, tracking, video_io
+from . import alt_methods, compositing, editing, masks, metrics, tracking, video_io
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     *video_io.NODES,
     *tracking.NODES,
     *masks.NODES,
     *editing.NODES,
+    *alt_methods.NODES,
     *compositing.NODES,
     *metrics.NODES,
 ]

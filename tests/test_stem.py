@@ -1,0 +1,88 @@
+"""STEM EM bases: exact limit with one base per token, monotone EM objective, memory estimate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tiny_unet import one_torch_thread  # noqa: F401 (autouse fixture)
+
+from drive_ops.stem import em_objective, frame_groups, stem_attention, stem_bases, stem_memory_bytes
+
+HEADS, DIM, FRAMES, TOKENS = 2, 16, 3, 16
+
+
+def _qkv(seed: int = 0, chunks: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    shape = (chunks * FRAMES, TOKENS, HEADS * DIM)
+    return [torch.randn(shape, generator=g) for _ in range(3)]
+
+
+def _reference(q, k, v, group_frames: int) -> torch.Tensor:
+    """Each frame's queries over all tokens of its group of ``group_frames`` frames (full attention)."""
+    b, n, c = q.shape
+    out = torch.empty_like(q)
+    for s in range(0, b, group_frames):
+        rows = slice(s, s + group_frames)
+        g = q[rows].shape[0]
+        qh = q[rows].reshape(g, n, HEADS, DIM).transpose(1, 2)
+        kh = k[rows].reshape(1, g * n, HEADS, DIM).transpose(1, 2).expand(g, -1, -1, -1)
+        vh = v[rows].reshape(1, g * n, HEADS, DIM).transpose(1, 2).expand(g, -1, -1, -1)
+        out[rows] = F.scaled_dot_product_attention(qh, kh, vh).transpose(1, 2).reshape(g, n, c)
+    return out
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 0])
+def test_one_base_per_token_reproduces_full_attention(chunk_frames):
+    q, k, v = _qkv()
+    out = stem_attention(q, k, v, HEADS, chunk_frames=chunk_frames, num_bases=FRAMES * TOKENS, init="tokens")
+    group = 1 if chunk_frames == 1 else FRAMES
+    torch.testing.assert_close(out, _reference(q, k, v, group), rtol=0, atol=2e-3)
+
+
+def test_cfg_branches_get_their_own_bases():
+    q, k, v = _qkv(chunks=2)
+    out = stem_attention(q, k, v, HEADS, chunks=2, num_bases=8, seed=3)
+    k2, v2 = k.clone(), v.clone()
+    k2[FRAMES:] += 5.0 * torch.randn(k2[FRAMES:].shape, generator=torch.Generator().manual_seed(9))
+    v2[FRAMES:] *= -1
+    changed = stem_attention(q, k2, v2, HEADS, chunks=2, num_bases=8, seed=3)
+    torch.testing.assert_close(changed[:FRAMES], out[:FRAMES], rtol=0, atol=0)   # branch 0 never sees branch 1
+    assert (changed[FRAMES:] - out[FRAMES:]).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("init", ["gaussian", "tokens"])
+@pytest.mark.parametrize("tau", [0.01, 0.5])
+def test_em_objective_never_increases(init, tau):
+    g = torch.Generator().manual_seed(7)
+    keys = torch.randn(HEADS, 256, DIM, generator=g) * 2 + torch.randn(HEADS, 1, DIM, generator=g)
+    trace: list[torch.Tensor] = []
+    stem_bases(keys, keys, num_bases=16, iters=8, tau=tau, init=init, generator=torch.Generator().manual_seed(1),
+               trace=trace)
+    values = [em_objective(b, keys, tau) for b in trace]
+    assert len(values) == 9
+    for before, after in zip(values, values[1:]):
+        assert after <= before + 1e-5 * abs(before), values
+    assert values[-1] < values[0]
+
+
+def test_bases_are_seeded_and_bounded():
+    q, k, v = _qkv()
+    a = stem_attention(q, k, v, HEADS, num_bases=8, seed=5)
+    b = stem_attention(q, k, v, HEADS, num_bases=8, seed=5)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    kb, vb = stem_bases(k[0].reshape(TOKENS, HEADS, DIM).transpose(0, 1), v[0].reshape(TOKENS, HEADS, DIM).transpose(0, 1),
+                        num_bases=1000, generator=torch.Generator().manual_seed(0))
+    assert kb.shape == vb.shape == (HEADS, TOKENS, DIM)     # never more bases than tokens
+
+
+def test_frame_groups_and_memory_estimate():
+    assert frame_groups(5, 0) == [slice(0, 5)]
+    assert frame_groups(5, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    est = stem_memory_bytes(frames=8, tokens=4096, heads=8, dim_head=40, num_bases=256)
+    # docs/related-methods.md §2.4: 8 frames at 64x64, fp16 full logits ~17 GB, STEM z+logits ~134 MB (fp16)
+    assert 16e9 < est["full_attention_bytes"] < 18e9
+    tokens = 8 * 4096
+    assert est["stem_bytes"] == 4 * (2 * 8 * tokens * 40 + 2 * 8 * tokens * 256)   # fp32 K, V, logits, z
+    chunked = stem_memory_bytes(frames=48, tokens=4096, heads=8, dim_head=40, chunk_frames=8)
+    assert chunked == dict(est, frames_per_group=8)

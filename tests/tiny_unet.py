@@ -1,0 +1,37 @@
+"""A tiny random-weight SD-shaped diffusers UNet for CPU tests (self-attention in encoder and decoder).
+
+Import it from a test module (``from tiny_unet import one_torch_thread, tiny_unet``: the fixture
+runs the module on one torch thread); it builds in well under
+a second and one forward at 8x8 latents takes a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+def tiny_unet(seed: int = 0):
+    """UNet2DConditionModel: 4 latent channels, cross-attention dim 32, attention in down and up blocks."""
+    from diffusers import UNet2DConditionModel
+
+    with torch.random.fork_rng():  # weight init draws from the global RNG; keep it out of other tests
+        torch.manual_seed(seed)
+        return UNet2DConditionModel(
+            sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32).eval()
+
+
+def self_attention_names(unet) -> list[str]:
+    """Processor names of the UNet's self-attention (attn1) layers."""
+    return [name for name in unet.attn_processors if ".attn1." in name]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a shared 2-core machine two threads spin-wait (10-40x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
