@@ -43,7 +43,6 @@ async function build(url, specsPath, outDir) {
         const node = LG.createNode(n.type);
         if (!node) throw new Error(`unknown node type ${n.type} (is the pack loaded?)`);
         graph.add(node);
-        node.pos = n.pos;
         if (n.size) node.size = n.size;
         if (n.title) node.title = n.title;
         for (const [name, value] of Object.entries(n.widgets || {})) {
@@ -54,6 +53,19 @@ async function build(url, specsPath, outDir) {
         if (n.color) node.color = n.color;
         if (n.bgcolor) node.bgcolor = n.bgcolor;
         made[n.id] = node;
+      }
+      // Columns left to right, nodes stacked top to bottom by their real sizes.
+      const GAP_X = 120, GAP_Y = 60, TITLE = 40;
+      const columns = [...new Set(spec.nodes.map((n) => n.col))].sort((a, b) => a - b);
+      let x = 0;
+      for (const col of columns) {
+        const members = spec.nodes.filter((n) => n.col === col);
+        let y = 0;
+        for (const n of members) {
+          made[n.id].pos = [x, y + TITLE];
+          y += made[n.id].size[1] + TITLE + GAP_Y + (n.gap_after || 0);
+        }
+        x += Math.max(...members.map((n) => made[n.id].size[0])) + GAP_X;
       }
       for (const [src, out, dst, inp] of spec.links) {
         const a = made[src], b = made[dst];
@@ -68,7 +80,7 @@ async function build(url, specsPath, outDir) {
         group.color = g.color || group.color;
         graph.add(group);
         const members = g.nodes.map((id) => made[id]);
-        const pad = 40;
+        const pad = 30;
         const x0 = Math.min(...members.map((m) => m.pos[0])) - pad;
         const y0 = Math.min(...members.map((m) => m.pos[1])) - pad - 40;
         const x1 = Math.max(...members.map((m) => m.pos[0] + m.size[0])) + pad;
@@ -130,19 +142,28 @@ async function check(url, workflowDir, shotDir) {
         }
       }
       const api = (await app.graphToPrompt()).output;
-      app.canvas.ds.offset = [0, 0];
-      const b = app.graph._nodes.reduce((acc, n) => [Math.min(acc[0], n.pos[0]), Math.min(acc[1], n.pos[1]),
-        Math.max(acc[2], n.pos[0] + n.size[0]), Math.max(acc[3], n.pos[1] + n.size[1])], [1e9, 1e9, -1e9, -1e9]);
-      const scale = Math.min(1600 / (b[2] - b[0] + 120), 1000 / (b[3] - b[1] + 160), 1);
-      app.canvas.ds.scale = scale;
-      app.canvas.ds.offset = [-b[0] + 60 / scale, -b[1] + 100 / scale];
-      app.graph.setDirtyCanvas(true, true);
-      return { missing, widgetIssues, api, nodeCount: data.nodes.length };
+      const boxes = [...app.graph._nodes.map((n) => [n.pos[0], n.pos[1] - 40, n.size[0], n.size[1] + 40]),
+        ...(app.graph._groups || []).map((g) => [g.pos[0], g.pos[1], g.size[0], g.size[1]])];
+      const bounds = boxes.reduce((acc, [x, y, w, h]) => [Math.min(acc[0], x), Math.min(acc[1], y),
+        Math.max(acc[2], x + w), Math.max(acc[3], y + h)], [1e9, 1e9, -1e9, -1e9]);
+      return { missing, widgetIssues, api, nodeCount: data.nodes.length, bounds };
     }, data);
+    const [x0, y0, x1, y1] = result.bounds;
+    const scale = 0.75, margin = 40;
+    await page.setViewportSize({ width: Math.min(Math.ceil((x1 - x0) * scale) + 2 * margin + 160, 3600),
+      height: Math.min(Math.ceil((y1 - y0) * scale) + 2 * margin + 200, 2400) });
+    await page.evaluate(([x0, y0, scale, margin]) => {
+      const ds = window.app.canvas.ds;
+      ds.scale = scale;
+      ds.offset = [-x0 + (margin + 60) / scale, -y0 + (margin + 60) / scale];
+      window.app.graph.setDirtyCanvas(true, true);
+    }, [x0, y0, scale, margin]);
     await page.waitForTimeout(800);
     const shot = path.join(shotDir, file.replace(/\.json$/, '.png'));
     await page.screenshot({ path: shot });
+    delete result.bounds;
     report.workflows[file] = { ...result, screenshot: shot };
+    await page.setViewportSize({ width: 1600, height: 1000 });
   }
   report.driveNodes = await page.evaluate(() => Object.keys(window.LiteGraph.registered_node_types)
     .filter((t) => t.toLowerCase().includes('drive')).sort());

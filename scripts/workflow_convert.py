@@ -8,6 +8,8 @@ follows the frontend 1.27 rules, checked against its ``graphToPrompt`` output:
   ``control_after_generate`` carries one extra value (the control mode); upload
   buttons append their value at the end. A linked widget input keeps its value but
   the link wins.
+- Display widgets that the frontend's extensions add (PreviewAny's ``preview``) are sent
+  empty, as the frontend does.
 - Frontend-only nodes (Note, MarkdownNote, Reroute, PrimitiveNode) are not sent;
   links through a Reroute are followed to their source.
 - Muted nodes (mode 2) are dropped with every input that reads from them; bypassed
@@ -21,6 +23,9 @@ from typing import Any
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 FRONTEND_ONLY = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 MODE_MUTED, MODE_BYPASSED = 2, 4
+# Widgets the frontend's own extensions add to core nodes: not in /object_info nor in the
+# saved widgets_values, but sent with the prompt (the backend ignores them).
+EXTENSION_WIDGETS = {"PreviewAny": {"preview": ""}}
 
 
 class WorkflowError(ValueError):
@@ -87,7 +92,7 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict[str, dict[str, Any]]:
         if schema is None:
             raise WorkflowError(f"node {node['id']} is of type {kind!r}, which this ComfyUI does not have; "
                                 "install the pack that provides it")
-        inputs: dict[str, Any] = {}
+        inputs: dict[str, Any] = dict(EXTENSION_WIDGETS.get(kind, {}))
         values = node.get("widgets_values") or []
         if isinstance(values, dict):
             raise WorkflowError(f"node {node['id']} ({kind}) stores its widgets as a dict; "

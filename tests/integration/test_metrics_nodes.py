@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.integration.conftest import execution_error
+from comfy_client import execution_error
 
 pytestmark = pytest.mark.integration
 

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from tests.integration.conftest import execution_error
+from comfy_client import execution_error
+from random_weights import write_random_sam2
 
 pytestmark = pytest.mark.integration
 
 NODE_IDS = ["DRIVE_SAM2Loader", "DRIVE_TrackObject", "DRIVE_PropagateMask", "DRIVE_MaskTools", "DRIVE_MaskPreview"]
-
-
-def _write_random_sam2(path) -> None:
-    pytest.importorskip("sam2")
-    from safetensors.torch import save_file
-
-    from drive_ops.sam2_build import Sam2Variant, build_sam2_video_model
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = build_sam2_video_model(Sam2Variant("2.1", "tiny"), image_size=256)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
 def test_object_info_lists_nodes_with_tooltips(comfy):
@@ -39,7 +27,7 @@ def test_object_info_lists_nodes_with_tooltips(comfy):
 
 def test_track_object_then_preview(comfy):
     sam2_dir = comfy.models_dir / "sam2"
-    _write_random_sam2(sam2_dir / "sam2.1_hiera_tiny_random.safetensors")
+    write_random_sam2(sam2_dir / "sam2.1_hiera_tiny_random.safetensors")
     prompt = {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 4, "color": 0x336699}},
         "2": {"class_type": "DRIVE_SAM2Loader",

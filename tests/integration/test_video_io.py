@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.integration.conftest import execution_error
+from comfy_client import execution_error
 
 pytestmark = pytest.mark.integration
 

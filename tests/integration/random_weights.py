@@ -1,0 +1,21 @@
+"""Random-weight model files with the real layouts, written by the integration tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def write_random_sam2(path: Path) -> None:
+    """A SAM 2.1 tiny state dict (image_size 256) with seeded random weights, as .safetensors."""
+    pytest.importorskip("sam2")
+    from safetensors.torch import save_file
+
+    from drive_ops.sam2_build import Sam2Variant, build_sam2_video_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_sam2_video_model(Sam2Variant("2.1", "tiny"), image_size=256)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))

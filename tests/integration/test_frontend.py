@@ -1,0 +1,73 @@
+"""The example workflows in the real frontend (comfyui-frontend-package 1.27.10) in headless Chromium.
+
+Needs Debian's chromium and playwright-core (set NODE_PATH to the node_modules that
+holds it); skipped with the reason where either is missing. Screenshots land in
+$DRIVE_SCREENSHOT_DIR (default: pytest's tmp dir).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PLACEHOLDER_FILES = {"checkpoints": ["v1-5-pruned-emaonly.safetensors"],
+                     "controlnet": ["control_v11f1p_sd15_depth.pth"],
+                     "sam2": ["sam2.1_hiera_tiny.safetensors"]}
+
+
+def _playwright_available() -> bool:
+    if not shutil.which("node") or not Path(CHROMIUM).exists():
+        return False
+    probe = subprocess.run(["node", "-e", "require.resolve('playwright-core')"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def report(comfy, tmp_path_factory):
+    if not _playwright_available():
+        pytest.skip("needs node, playwright-core on NODE_PATH and /usr/bin/chromium (apt-get install chromium)")
+    for folder, names in PLACEHOLDER_FILES.items():
+        target = comfy.models_dir / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if not (target / name).exists():
+                (target / name).write_bytes(b"")
+    for name in ("wolf.mp4", "wolf_mask.png"):
+        if not (comfy.input_dir / name).exists():
+            (comfy.input_dir / name).write_bytes(b"")
+    shots = Path(os.environ.get("DRIVE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
+    out = subprocess.run(["node", str(ROOT / "scripts" / "frontend.js"), "check", comfy.url + "/",
+                          str(ROOT / "workflows"), str(shots)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return json.loads(out.stdout)
+
+
+def test_workflows_load_without_errors(report):
+    assert report["workflows"], "no workflows were checked"
+    for name, result in report["workflows"].items():
+        assert result["missing"] == [], f"{name}: missing node types {result['missing']}"
+        assert result["widgetIssues"] == [], f"{name}: {result['widgetIssues']}"
+        assert Path(result["screenshot"]).stat().st_size > 10_000
+
+
+def test_frontend_prompt_equals_api_twin(report):
+    for name, result in report["workflows"].items():
+        twin = json.loads((ROOT / "tests" / "workflows" / name.replace(".json", ".api.json")).read_text())
+        assert result["api"] == twin, name
+
+
+def test_search_lists_every_drive_node(report, comfy):
+    ours = sorted(k for k in comfy.object_info() if k.startswith("DRIVE_"))
+    assert report["driveNodes"] == ours
+    display = {comfy.object_info()[k]["display_name"] for k in ours}
+    found = {item.split(" DRIVE")[0].strip() for item in report["searchDrive"]}
+    assert display <= found, f"search for DRIVE misses {sorted(display - found)}"

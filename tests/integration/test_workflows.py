@@ -1,0 +1,235 @@
+"""Every example workflow, run inside a real ComfyUI on a tiny clip, plus its bad-input failures.
+
+The API twins in tests/workflows are what frontend 1.27.10 made of the UI files
+(scripts/build_workflows.py); here they run at 64x64, 8 frames, 3 steps with the
+random-weight SD1.5 checkpoint and random SAM2 weights, and the converter the headless
+runner uses must give the same prompts from the UI files.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from comfy_client import execution_error
+from random_weights import write_random_sam2
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from workflow_convert import ui_to_api  # noqa: E402
+
+WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
+FRAMES, SIZE, STEPS = 8, 64, 3
+CLIP_NAME = "drive_test_clip.mp4"
+
+
+def _api(name: str) -> dict:
+    return json.loads((ROOT / "tests" / "workflows" / f"{name}.api.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def assets(comfy):
+    """The clip, mask, checkpoint alias and random SAM2 weights the workflows name."""
+    frames = np.zeros((FRAMES, SIZE, SIZE, 3), np.uint8)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    for t in range(FRAMES):
+        frames[t] = np.stack([(xx * 4) % 256, (yy * 4) % 256, np.full_like(xx, 60 + 10 * t)], -1)
+        frames[t, 20:44, 14 + t:38 + t] = (230, 200, 40)
+    with av.open(str(comfy.input_dir / CLIP_NAME), "w") as out:
+        stream = out.add_stream("libx264", rate=8)
+        stream.width = stream.height = SIZE
+        stream.pix_fmt = "yuv444p"
+        stream.options = {"qp": "0"}
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[20:44, 14:38] = 255
+    Image.fromarray(mask).convert("RGB").save(comfy.input_dir / "wolf_mask.png")
+    write_random_sam2(comfy.models_dir / "sam2" / "sam2.1_hiera_tiny.safetensors")
+    return {"clip": CLIP_NAME}
+
+
+def _shrink(prompt: dict, clip: str) -> dict:
+    """The workflow at test size: 8 frames of 64x64, 3 steps, random checkpoint, lossless output."""
+    p = json.loads(json.dumps(prompt))
+    for node in p.values():
+        kind, inputs = node["class_type"], node["inputs"]
+        if kind == "DRIVE_LoadVideo":
+            inputs.update(video=clip, frame_load_cap=FRAMES, size_policy="keep")
+        elif kind == "CheckpointLoaderSimple":
+            inputs["ckpt_name"] = "sd15_random_fp16.safetensors"
+        elif kind == "DRIVE_SAM2Loader":
+            inputs["image_size"] = 256
+        elif kind == "DRIVE_TrackObject":
+            inputs.update(positive_points='[{"x": 30, "y": 32}]', negative_points='[{"x": 2, "y": 2}]')
+        elif kind == "DRIVE_SaveVideo":
+            inputs["format"] = "png"
+        if "steps" in inputs and kind != "DRIVE_EasyInvSampler":
+            inputs["steps"] = STEPS
+        if "grid_size" in inputs and inputs["grid_size"] > 2:
+            inputs["grid_size"] = 2
+    return p
+
+
+def _saved_frames(comfy, entry: dict, node_id: str) -> list[np.ndarray]:
+    """Frames of the png sequence a DRIVE_SaveVideo node wrote."""
+    items = entry["outputs"][node_id]["images"]
+    folder = comfy.output_dir / items[0]["subfolder"] / items[0]["filename"]
+    folder = folder if folder.is_dir() else folder.parent
+    return [np.asarray(Image.open(f).convert("RGB")) for f in sorted(folder.glob("frame_*.png"))]
+
+
+def test_api_twins_match_the_converter(comfy):
+    info = comfy.object_info()
+    assert WORKFLOWS, "no workflows found"
+    for name in WORKFLOWS:
+        ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+        assert ui_to_api(ui, info) == _api(name), name
+
+
+def test_object_info_snapshot_is_current(comfy):
+    """tests/workflows/object_info.json (used by CI) still describes these nodes' inputs."""
+    snap = json.loads((ROOT / "tests" / "workflows" / "object_info.json").read_text())
+    info = comfy.object_info()
+    for kind, schema in snap.items():
+        assert schema["input_order"] == info[kind]["input_order"], kind
+        assert schema["output"] == info[kind]["output"], kind
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_runs(comfy, assets, name):
+    prompt = _shrink(_api(name), assets["clip"])
+    entry = comfy.run_ok(prompt, timeout=1800)
+    saves = [nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo"]
+    assert saves
+    for nid in saves:
+        frames = _saved_frames(comfy, entry, nid)
+        assert len(frames) == FRAMES, (name, nid)
+        assert frames[0].shape[:2] == (SIZE, SIZE)
+    assert entry["outputs"][saves[0]]["images"]
+
+
+def test_instance_edit_keeps_the_background_exactly(comfy, assets):
+    """Pixels outside the grown mask equal the input frames, whatever the weights.
+
+    Random SAM2 weights give an arbitrary mask (often the whole frame), so this run
+    takes its mask from the weight-free propagation of a known mask instead.
+    """
+    prompt = _shrink(_api("drive_instance_edit"), assets["clip"])
+    tools = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskTools")
+    load = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_LoadVideo")
+    prompt["known_mask"] = {"class_type": "LoadImageMask", "inputs": {"image": "wolf_mask.png", "channel": "red"}}
+    prompt["propagated"] = {"class_type": "DRIVE_PropagateMask", "inputs": {
+        "images": [load, 0], "mask": ["known_mask", 0], "frame_index": 0, "flow_quality": "fine",
+        "occlusion_check": True, "threshold": 0.5}}
+    prompt[tools]["inputs"]["mask"] = ["propagated", 0]
+    save = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo")
+    composite = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_CompositeBackground")
+    out = _saved_frames(comfy, comfy.run_ok(prompt, timeout=1800), save)
+    source = _saved_frames(comfy, comfy.run_ok(_passthrough(prompt), timeout=600), "passthrough")
+    masks = _mask_frames(comfy, prompt, prompt[composite]["inputs"]["mask"])
+    changed_inside = False
+    for t in range(FRAMES):
+        outside = _grown(masks[t], prompt[composite]["inputs"]["grow"]) == 0
+        assert 0.2 < outside.mean() < 0.95, f"frame {t}: the propagated mask lost the object"
+        assert np.array_equal(out[t][outside], source[t][outside]), f"frame {t} changed outside the mask"
+        changed_inside |= not np.array_equal(out[t][~outside], source[t][~outside])
+    assert changed_inside, "the edit changed nothing inside the mask"
+
+
+def _passthrough(prompt: dict) -> dict:
+    """Load the clip exactly as the workflow does and save it as png: the reference pixels."""
+    load = next(n for n in prompt.values() if n["class_type"] == "DRIVE_LoadVideo")
+    return {"load": {"class_type": "DRIVE_LoadVideo", "inputs": dict(load["inputs"])},
+            "passthrough": {"class_type": "DRIVE_SaveVideo", "inputs": {
+                "images": ["load", 0], "fps": 8.0, "filename_prefix": "drive_test/source", "format": "png", "crf": 19}}}
+
+
+def _mask_frames(comfy, prompt: dict, mask_src: list) -> list[np.ndarray]:
+    """Re-run the workflow's mask branch and save the mask as png to compare against."""
+    p = json.loads(json.dumps(prompt))
+    keep = _ancestors(p, mask_src[0])
+    p = {k: v for k, v in p.items() if k in keep}
+    p["mask_img"] = {"class_type": "MaskToImage", "inputs": {"mask": mask_src}}
+    p["mask_save"] = {"class_type": "DRIVE_SaveVideo", "inputs": {
+        "images": ["mask_img", 0], "fps": 8.0, "filename_prefix": "drive_test/mask", "format": "png", "crf": 19}}
+    return [f[..., 0] for f in _saved_frames(comfy, comfy.run_ok(p, timeout=900), "mask_save")]
+
+
+def _ancestors(prompt: dict, node_id: str) -> set[str]:
+    seen, todo = set(), [node_id]
+    while todo:
+        nid = todo.pop()
+        if nid in seen:
+            continue
+        seen.add(nid)
+        todo += [v[0] for v in prompt[nid]["inputs"].values() if isinstance(v, list) and len(v) == 2]
+    return seen
+
+
+def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:
+    from drive_ops.mask_ops import grow_mask
+
+    return grow_mask(torch.from_numpy(mask.astype(np.float32) / 255.0)[None], pixels + 1)[0].numpy()
+
+
+def test_rerun_is_reproducible(comfy, assets):
+    """Upstream outputs are cached and reused: a run that mutated them would change the next one."""
+    prompt = _shrink(_api("rave_global_edit"), assets["clip"])
+    save = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo")
+    sampler = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskedCFGSampler")
+    first = _saved_frames(comfy, comfy.run_ok(prompt), save)
+    other = json.loads(json.dumps(prompt))
+    other[sampler]["inputs"]["seed"] += 1
+    other[sampler]["inputs"]["cfg"] = 3.0
+    comfy.run_ok(other)
+    prompt[save]["inputs"]["filename_prefix"] = "drive_test/rerun"
+    again = _saved_frames(comfy, comfy.run_ok(prompt), save)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def _fails_with(comfy, prompt: dict, text: str) -> None:
+    entry = comfy.run(prompt, timeout=900)
+    assert entry["status"]["status_str"] == "error"
+    assert text in execution_error(entry).get("exception_message", ""), execution_error(entry)
+
+
+def test_mask_of_the_wrong_length_is_refused(comfy, assets):
+    prompt = _shrink(_api("drive_instance_edit"), assets["clip"])
+    composite = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_CompositeBackground")
+    mask_src = prompt[composite]["inputs"]["mask"]
+    prompt["as_img"] = {"class_type": "MaskToImage", "inputs": {"mask": mask_src}}
+    prompt["three"] = {"class_type": "ImageFromBatch", "inputs": {"image": ["as_img", 0], "batch_index": 0,
+                                                                  "length": 3}}
+    prompt["short"] = {"class_type": "ImageToMask", "inputs": {"image": ["three", 0], "channel": "red"}}
+    prompt[composite]["inputs"]["mask"] = ["short", 0]
+    _fails_with(comfy, prompt, "has 3 frames but the video has 8")
+
+
+def test_missing_harmonizer_file_names_the_folder(comfy, assets):
+    ui = json.loads((ROOT / "workflows" / "drive_instance_edit.json").read_text())
+    for node in ui["nodes"]:
+        if node["type"] == "DRIVE_HarmonizerLoader":
+            node["mode"] = 0
+    prompt = _shrink(ui_to_api(ui, comfy.object_info()), assets["clip"])
+    _fails_with(comfy, prompt, "harmonizer")
+
+
+def test_save_outside_the_output_folder_is_refused(comfy, assets):
+    prompt = _shrink(_api("mask_only"), assets["clip"])
+    for node in prompt.values():
+        if node["class_type"] == "DRIVE_SaveVideo":
+            node["inputs"]["filename_prefix"] = "../../escape"
+    _fails_with(comfy, prompt, "outside the output folder")
