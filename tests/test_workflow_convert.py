@@ -30,3 +30,24 @@ def test_unknown_node_type_names_the_fix():
     ui["nodes"][0]["mode"] = 0
     with pytest.raises(WorkflowError, match="install the pack"):
         ui_to_api(ui, CAPTURE["object_info"])
+
+
+WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
+TWINS = Path(__file__).resolve().parent / "workflows"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in WORKFLOWS.glob("*.json")))
+def test_shipped_workflows_convert_to_their_api_twins(name):
+    """The runner's converter reproduces what the frontend made of each shipped workflow."""
+    info = json.loads((TWINS / "object_info.json").read_text())
+    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    assert ui_to_api(ui, info) == json.loads((TWINS / f"{name}.api.json").read_text())
+
+
+def test_every_workflow_has_notes_and_only_known_nodes():
+    info = json.loads((TWINS / "object_info.json").read_text())
+    for path in WORKFLOWS.glob("*.json"):
+        ui = json.loads(path.read_text())
+        types = {n["type"] for n in ui["nodes"]}
+        assert "Note" in types, f"{path.name} explains nothing"
+        assert types - {"Note"} <= set(info), f"{path.name}: {sorted(types - {'Note'} - set(info))}"
