@@ -284,7 +284,7 @@ def main() -> int:
         for spec in specs:
             (UI_DIR / f"{spec['name']}.json").write_text((out / f"{spec['name']}.json").read_text())
             (API_DIR / f"{spec['name']}.api.json").write_text((out / f"{spec['name']}.api.json").read_text())
-    used = sorted({n["class_type"] for p in API_DIR.glob("*.api.json") for n in json.loads(p.read_text()).values()})
+    used = sorted({n["type"] for p in UI_DIR.glob("*.json") for n in json.loads(p.read_text())["nodes"]} - {"Note"})
     with urllib.request.urlopen(f"{args.url}/object_info", timeout=120) as resp:
         info = json.loads(resp.read())
     (API_DIR / "object_info.json").write_text(json.dumps({t: info[t] for t in used}, indent=1, sort_keys=True) + "\n")
