@@ -139,15 +139,30 @@ def _nodes_of(prompt: dict, class_types) -> list[str]:
 
 
 def _text_encoders_feeding(prompt: dict, input_names: tuple[str, ...]) -> list[str]:
-    """Ids of text-encode nodes wired (directly) into any sampler input named like ``input_names``."""
-    found = []
+    """Ids of the text encoders whose conditioning reaches any input named like ``input_names``.
+
+    Walks upstream through conditioning nodes (Apply ControlNet, Conditioning Set Mask, ...):
+    from such a node it follows its input of the same role, else its ``conditioning`` input.
+    """
+    found, todo = set(), []
     for node in prompt.values():
-        for name, value in node["inputs"].items():
-            if name in input_names and isinstance(value, list):
-                src = prompt.get(value[0])
-                if src and "text" in src["inputs"] and isinstance(src["inputs"]["text"], str):
-                    found.append(value[0])
-    return sorted(set(found))
+        todo += [(v[0], name) for name, v in node["inputs"].items() if name in input_names and isinstance(v, list)]
+    seen = set()
+    while todo:
+        nid, role = todo.pop()
+        src = prompt.get(nid)
+        if src is None or (nid, role) in seen:
+            continue
+        seen.add((nid, role))
+        if isinstance(src["inputs"].get("text"), str):
+            found.add(nid)
+            continue
+        for name in (role, "conditioning", "conditioning_1", "conditioning_to"):
+            link = src["inputs"].get(name)
+            if isinstance(link, list):
+                todo.append((link[0], role))
+                break
+    return sorted(found)
 
 
 def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | None) -> dict:
@@ -168,12 +183,15 @@ def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | No
             raise RunError(f"--{flag} given, but no text encoder feeds a '{inputs[0]}' input")
         for nid in encoders:
             prompt[nid]["inputs"]["text"] = text
-    if args.points is not None:
-        trackers = [nid for nid, n in prompt.items() if "points" in n["inputs"]]
+    for flag, name in (("points", "positive_points"), ("negative_points", "negative_points")):
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        trackers = [nid for nid, n in prompt.items() if name in n["inputs"]]
         if not trackers:
-            raise RunError("--points given, but no node in the workflow takes points")
+            raise RunError(f"--{flag.replace('_', '-')} given, but no node in the workflow takes {name}")
         for nid in trackers:
-            prompt[nid]["inputs"]["points"] = args.points
+            prompt[nid]["inputs"][name] = value
     if args.seed is not None:
         for node in prompt.values():
             for name in ("seed", "noise_seed"):
@@ -277,7 +295,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--video", type=Path, help="input clip, or a folder of clips for batch mode")
     ap.add_argument("--prompt", help="text for every encoder wired to a sampler's positive input")
     ap.add_argument("--negative", help="text for every encoder wired to a sampler's negative input")
-    ap.add_argument("--points", help='click points for the tracker, e.g. \'[{"x":250,"y":300}]\'')
+    ap.add_argument("--points", help='positive clicks for the tracker, e.g. \'[{"x":250,"y":300}]\'')
+    ap.add_argument("--negative-points", help="negative clicks for the tracker, same format")
     ap.add_argument("--seed", type=int, help="seed for every seed / noise_seed input")
     ap.add_argument("--set", action="append", metavar="NODE.input=value",
                     help="any other input, by node id, title or type; repeatable")

@@ -51,3 +51,36 @@ def test_every_workflow_has_notes_and_only_known_nodes():
         types = {n["type"] for n in ui["nodes"]}
         assert "Note" in types, f"{path.name} explains nothing"
         assert types - {"Note"} <= set(info), f"{path.name}: {sorted(types - {'Note'} - set(info))}"
+
+
+def test_runner_overrides_reach_the_right_inputs():
+    from run_workflow import apply_overrides, parse_args
+
+    prompt = json.loads((TWINS / "drive_instance_edit.api.json").read_text())
+    args = parse_args(["x.json", "--prompt", "a bronze wolf", "--negative", "ugly", "--seed", "9",
+                       "--points", '[{"x": 1, "y": 2}]', "--negative-points", "[]", "--set", "DRIVE_MaskTools.grow_px=3"])
+    out = apply_overrides(prompt, args, "clip.mp4")
+    by_type = {}
+    for node in out.values():
+        by_type.setdefault(node["class_type"], []).append(node["inputs"])
+    assert by_type["DRIVE_LoadVideo"][0]["video"] == "clip.mp4"
+    texts = sorted(n["text"] for n in by_type["CLIPTextEncode"])
+    assert texts == sorted(["", "a bronze wolf", "ugly"]), texts  # the inversion prompt stays empty
+    assert by_type["DRIVE_MaskedCFGSampler"][0]["seed"] == 9
+    assert by_type["DRIVE_TrackObject"][0]["positive_points"] == '[{"x": 1, "y": 2}]'
+    assert by_type["DRIVE_TrackObject"][0]["negative_points"] == "[]"
+    assert by_type["DRIVE_MaskTools"][0]["grow_px"] == 3
+    assert prompt != out  # the input prompt is not modified
+
+
+def test_prompt_override_follows_conditioning_through_controlnet():
+    from run_workflow import apply_overrides, parse_args
+
+    ui = json.loads((WORKFLOWS / "drive_instance_edit.json").read_text())
+    for node in ui["nodes"]:
+        if node["type"].startswith("ControlNet"):
+            node["mode"] = 0
+    prompt = ui_to_api(ui, json.loads((TWINS / "object_info.json").read_text()))
+    out = apply_overrides(prompt, parse_args(["x.json", "--prompt", "a bronze wolf"]), None)
+    texts = sorted(n["inputs"]["text"] for n in out.values() if n["class_type"] == "CLIPTextEncode")
+    assert "a bronze wolf" in texts and "" in texts
