@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_unet import one_torch_thread, self_attention_names, tiny_unet  # noqa: F401 (autouse fixture)
+from tiny_unet import self_attention_names, tiny_unet
 
 from drive_ops.cross_frame_attention import (MODES, batch_in_frame_order, blocks_for, gather_context,
                                              neighbour_toward_anchor, source_frames)

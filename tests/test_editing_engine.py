@@ -16,16 +16,7 @@ KW = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", cli
 
 
 @pytest.fixture(scope="module")
-def single_thread():
-    """Two shared cores: one thread per process is several times faster than two fighting ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def unet(single_thread):
+def unet():
     from diffusers import UNet2DConditionModel
 
     torch.manual_seed(0)

@@ -7,21 +7,10 @@ import re
 import tomllib
 from pathlib import Path
 
+from pack_nodes import keyword as _kw, schema_calls
+
 REPO = Path(__file__).resolve().parent.parent
 PACK_SOURCES = [p for d in ("nodes", "drive_ops") for p in (REPO / d).rglob("*.py")] + [REPO / "__init__.py"]
-
-
-def _node_schemas() -> list[tuple[Path, ast.Call]]:
-    found = []
-    for path in (REPO / "nodes").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "Schema":
-                found.append((path, node))
-    return found
-
-
-def _kw(call: ast.Call, name: str):
-    return next((k.value for k in call.keywords if k.arg == name), None)
 
 
 def test_requirements_mirror_pyproject():
@@ -55,7 +44,7 @@ def test_layers_stay_apart():
 
 
 def test_every_node_is_documented():
-    schemas = _node_schemas()
+    schemas = schema_calls()
     ids = []
     for path, call in schemas:
         node_id = _kw(call, "node_id")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_unet import one_torch_thread, tiny_unet  # noqa: F401 (autouse fixture)
+from tiny_unet import tiny_unet
 
 from drive_ops.pix2video import guidance_step, guided_steps, sample_pix2video
 

@@ -14,15 +14,6 @@ from drive_ops.sam2_tracking import (FrameScore, SamuraiConfig, SamuraiSelector,
 T, H, W = 5, 48, 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """sam2 on a shared 2-core box is ~10x slower with 2 OpenMP threads than with 1."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def sam2_tiny():
     pytest.importorskip("sam2", reason="sam2 is optional; scripts/setup_env.sh installs it")

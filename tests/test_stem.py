@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_unet import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from drive_ops.stem import em_objective, frame_groups, stem_attention, stem_bases, stem_memory_bytes
 

@@ -1,13 +1,10 @@
 """A tiny random-weight SD-shaped diffusers UNet for CPU tests (self-attention in encoder and decoder).
 
-Import it from a test module (``from tiny_unet import one_torch_thread, tiny_unet``: the fixture
-runs the module on one torch thread); it builds in well under
-a second and one forward at 8x8 latents takes a few milliseconds.
+It builds in well under a second and one forward at 8x8 latents takes a few milliseconds.
 """
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 
@@ -26,12 +23,3 @@ def tiny_unet(seed: int = 0):
 def self_attention_names(unet) -> list[str]:
     """Processor names of the UNet's self-attention (attn1) layers."""
     return [name for name in unet.attn_processors if ".attn1." in name]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; on a shared 2-core machine two threads spin-wait (10-40x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -50,12 +50,6 @@ def _assert_anchor_kept_others_changed(patched: torch.Tensor, plain: torch.Tenso
     assert change[anchor] <= 0.02 * others, f"the anchor frame changed: {change}"
 
 
-def test_nodes_are_registered(comfy):
-    info = comfy.object_info()
-    assert info["DRIVE_CrossFrameAttention"]["category"] == "DRIVE/consistency"
-    assert info["DRIVE_Pix2VideoSampler"]["category"] == "DRIVE/consistency"
-    assert info["DRIVE_STEMAttention"]["category"] == "DRIVE/invert"
-
 
 def test_cross_frame_attention_with_core_ksampler(comfy):
     g = _graph()

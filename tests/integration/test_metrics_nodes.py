@@ -9,7 +9,6 @@ from comfy_client import execution_error
 
 pytestmark = pytest.mark.integration
 
-NODES = ("DRIVE_EditReport", "DRIVE_CompareStrip")
 W, H, FRAMES = 64, 48, 3
 
 
@@ -63,15 +62,8 @@ def report_node(original: list, edited: list, mask: list | None = None) -> dict:
     return {"class_type": "DRIVE_EditReport", "inputs": inputs}
 
 
-def test_object_info_lists_nodes_with_tooltips(comfy):
+def test_object_info_schema(comfy):
     info = comfy.object_info()
-    for node in NODES:
-        assert node in info, f"{node} missing from /object_info"
-        spec = info[node]
-        assert spec["category"] == "DRIVE/evaluate" and spec["description"]
-        for group in ("required", "optional"):
-            for name, entry in spec["input"].get(group, {}).items():
-                assert len(entry) > 1 and entry[1].get("tooltip"), f"{node}.{name} has no tooltip"
     report = info["DRIVE_EditReport"]
     assert report["output"] == ["IMAGE", "STRING", "FLOAT", "FLOAT", "FLOAT", "FLOAT", "FLOAT", "FLOAT"]
     assert set(report["input"]["optional"]) == {"mask", "clip_vision", "clip"}

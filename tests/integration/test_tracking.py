@@ -9,20 +9,7 @@ from random_weights import write_random_sam2
 
 pytestmark = pytest.mark.integration
 
-NODE_IDS = ["DRIVE_SAM2Loader", "DRIVE_TrackObject", "DRIVE_PropagateMask", "DRIVE_MaskTools", "DRIVE_MaskPreview"]
 
-
-def test_object_info_lists_nodes_with_tooltips(comfy):
-    info = comfy.object_info()
-    for node_id in NODE_IDS:
-        assert node_id in info, f"{node_id} is not registered"
-        node = info[node_id]
-        assert node["description"]
-        for group in ("required", "optional"):
-            for name, spec in node["input"].get(group, {}).items():
-                assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
-    assert info["DRIVE_TrackObject"]["category"] == "DRIVE/track"
-    assert info["DRIVE_MaskPreview"]["category"] == "DRIVE/mask"
 
 
 def test_track_object_then_preview(comfy):
