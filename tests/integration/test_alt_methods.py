@@ -151,7 +151,7 @@ def test_engine_one_box_nodes_with_stem_and_pix2video(comfy):
 
 
 def test_cross_frame_attention_refuses_the_grid_shuffle(comfy):
-    from conftest import execution_error
+    from comfy_client import execution_error
 
     g = _graph()
     g["xf"] = _cross_frame(["ckpt", 0], "sparse_causal")

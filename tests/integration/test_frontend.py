@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PLACEHOLDER_FILES = {"checkpoints": ["v1-5-pruned-emaonly.safetensors"],
                      "controlnet": ["control_v11f1p_sd15_depth.pth"],
-                     "sam2": ["sam2.1_hiera_tiny.safetensors"]}
+                     "sam2": ["sam2.1_hiera_tiny.safetensors"],
+                     "harmonizer": ["harmonizer.pth"]}
 
 
 def _playwright_available() -> bool:
@@ -35,18 +36,21 @@ def _playwright_available() -> bool:
 def report(comfy, tmp_path_factory):
     if not _playwright_available():
         pytest.skip("needs node, playwright-core on NODE_PATH and /usr/bin/chromium (apt-get install chromium)")
+    # the files the workflows name, as empty placeholders (only combo lists are read), removed afterwards
+    created = []
     for folder, names in PLACEHOLDER_FILES.items():
-        target = comfy.models_dir / folder
-        target.mkdir(parents=True, exist_ok=True)
         for name in names:
-            if not (target / name).exists():
-                (target / name).write_bytes(b"")
-    for name in ("wolf.mp4", "wolf_mask.png"):
-        if not (comfy.input_dir / name).exists():
-            (comfy.input_dir / name).write_bytes(b"")
+            created.append(comfy.models_dir / folder / name)
+    created += [comfy.input_dir / "wolf.mp4", comfy.input_dir / "wolf_mask.png"]
+    created = [p for p in created if not p.exists()]
+    for path in created:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
     shots = Path(os.environ.get("DRIVE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
     out = subprocess.run(["node", str(ROOT / "scripts" / "frontend.js"), "check", comfy.url + "/",
                           str(ROOT / "workflows"), str(shots)], capture_output=True, text=True, timeout=600)
+    for path in created:
+        path.unlink()
     assert out.returncode == 0, out.stderr[-4000:]
     return json.loads(out.stdout)
 
