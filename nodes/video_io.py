@@ -179,9 +179,11 @@ class SaveVideo(io.ComfyNode):
         for note in result.notes:
             _LOG.warning("DRIVE_SaveVideo: %s", note)
         if format == "png":
-            # The preview shows the first frame of the sequence.
-            saved = ui.SavedResult("frame_00001.png", os.path.join(subfolder, name), io.FolderType.output)
-            preview = ui.SavedImages([saved]).as_dict()
+            # The preview shows the first frame; "sequence" lists every frame for API clients.
+            frames = sorted(f for f in os.listdir(os.path.join(folder, name)) if f.endswith(".png"))
+            saved = [ui.SavedResult(f, os.path.join(subfolder, name), io.FolderType.output) for f in frames]
+            preview = ui.SavedImages(saved[:1]).as_dict()
+            preview["sequence"] = saved
         else:
             preview = ui.PreviewVideo([ui.SavedResult(name, subfolder, io.FolderType.output)]).as_dict()
         if result.notes:

@@ -238,8 +238,7 @@ def execute(server: Server, prompt: dict, timeout: float) -> dict:
 
 
 def collect_outputs(server: Server, entry: dict, out_dir: Path) -> list[Path]:
-    """Download every file the run produced into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Download every file the run produced into ``out_dir``, keeping ComfyUI's sub-folders."""
     saved = []
     for node_out in entry.get("outputs", {}).values():
         for items in node_out.values():
@@ -249,7 +248,10 @@ def collect_outputs(server: Server, entry: dict, out_dir: Path) -> list[Path]:
                 if not isinstance(item, dict) or "filename" not in item or item.get("type") != "output":
                     continue
                 query = urllib.parse.urlencode({k: item.get(k, "") for k in ("filename", "subfolder", "type")})
-                target = out_dir / item["filename"]
+                target = out_dir / item.get("subfolder", "") / item["filename"]
+                if target in saved:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
                 with urllib.request.urlopen(f"{server.url}/view?{query}", timeout=300) as resp, \
                         open(target, "wb") as fh:
                     shutil.copyfileobj(resp, fh)

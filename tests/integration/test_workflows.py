@@ -9,6 +9,8 @@ runner uses must give the same prompts from the UI files.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from workflow_convert import ui_to_api  # noqa: E402
 
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
-FRAMES, SIZE, STEPS = 8, 64, 3
+FRAMES, SIZE, STEPS, CLIP_FPS = 8, 64, 3, 8
 CLIP_NAME = "drive_test_clip.mp4"
 
 
@@ -45,7 +47,7 @@ def assets(comfy):
         frames[t] = np.stack([(xx * 4) % 256, (yy * 4) % 256, np.full_like(xx, 60 + 10 * t)], -1)
         frames[t, 20:44, 14 + t:38 + t] = (230, 200, 40)
     with av.open(str(comfy.input_dir / CLIP_NAME), "w") as out:
-        stream = out.add_stream("libx264", rate=8)
+        stream = out.add_stream("libx264", rate=CLIP_FPS)
         stream.width = stream.height = SIZE
         stream.pix_fmt = "yuv444p"
         stream.options = {"qp": "0"}
@@ -74,8 +76,6 @@ def _shrink(prompt: dict, clip: str) -> dict:
             inputs["image_size"] = 256
         elif kind == "DRIVE_TrackObject":
             inputs.update(positive_points='[{"x": 30, "y": 32}]', negative_points='[{"x": 2, "y": 2}]')
-        elif kind == "DRIVE_SaveVideo":
-            inputs["format"] = "png"
         if "steps" in inputs and kind != "DRIVE_EasyInvSampler":
             inputs["steps"] = STEPS
         if "grid_size" in inputs and inputs["grid_size"] > 2:
@@ -83,12 +83,35 @@ def _shrink(prompt: dict, clip: str) -> dict:
     return p
 
 
+def _saved_path(comfy, entry: dict, node_id: str) -> Path:
+    item = entry["outputs"][node_id]["images"][0]
+    return comfy.output_dir / item["subfolder"] / item["filename"]
+
+
 def _saved_frames(comfy, entry: dict, node_id: str) -> list[np.ndarray]:
     """Frames of the png sequence a DRIVE_SaveVideo node wrote."""
-    items = entry["outputs"][node_id]["images"]
-    folder = comfy.output_dir / items[0]["subfolder"] / items[0]["filename"]
-    folder = folder if folder.is_dir() else folder.parent
+    path = _saved_path(comfy, entry, node_id)
+    folder = path if path.is_dir() else path.parent
     return [np.asarray(Image.open(f).convert("RGB")) for f in sorted(folder.glob("frame_*.png"))]
+
+
+def _frames_and_fps(path: Path) -> tuple[int, float | None]:
+    """Frame count and rate of a saved video file (png sequences carry no rate)."""
+    if path.suffix == ".png":
+        folder = path if path.is_dir() else path.parent
+        return len(list(folder.glob("frame_*.png"))), None
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for _ in container.decode(stream)), float(stream.average_rate)
+
+
+def _lossless(prompt: dict) -> dict:
+    """The same prompt with every Save Video writing png sequences, for pixel comparisons."""
+    p = json.loads(json.dumps(prompt))
+    for node in p.values():
+        if node["class_type"] == "DRIVE_SaveVideo":
+            node["inputs"]["format"] = "png"
+    return p
 
 
 def test_api_twins_match_the_converter(comfy):
@@ -115,10 +138,9 @@ def test_workflow_runs(comfy, assets, name):
     saves = [nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo"]
     assert saves
     for nid in saves:
-        frames = _saved_frames(comfy, entry, nid)
-        assert len(frames) == FRAMES, (name, nid)
-        assert frames[0].shape[:2] == (SIZE, SIZE)
-    assert entry["outputs"][saves[0]]["images"]
+        count, fps = _frames_and_fps(_saved_path(comfy, entry, nid))
+        assert count == FRAMES, (name, nid, count)
+        assert fps is None or fps == pytest.approx(CLIP_FPS), (name, nid, fps)
 
 
 def test_instance_edit_keeps_the_background_exactly(comfy, assets):
@@ -127,7 +149,7 @@ def test_instance_edit_keeps_the_background_exactly(comfy, assets):
     Random SAM2 weights give an arbitrary mask (often the whole frame), so this run
     takes its mask from the weight-free propagation of a known mask instead.
     """
-    prompt = _shrink(_api("drive_instance_edit"), assets["clip"])
+    prompt = _lossless(_shrink(_api("drive_instance_edit"), assets["clip"]))
     tools = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskTools")
     load = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_LoadVideo")
     prompt["known_mask"] = {"class_type": "LoadImageMask", "inputs": {"image": "wolf_mask.png", "channel": "red"}}
@@ -187,7 +209,7 @@ def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:
 
 def test_rerun_is_reproducible(comfy, assets):
     """Upstream outputs are cached and reused: a run that mutated them would change the next one."""
-    prompt = _shrink(_api("rave_global_edit"), assets["clip"])
+    prompt = _lossless(_shrink(_api("rave_global_edit"), assets["clip"]))
     save = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo")
     sampler = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskedCFGSampler")
     first = _saved_frames(comfy, comfy.run_ok(prompt), save)
@@ -233,3 +255,31 @@ def test_save_outside_the_output_folder_is_refused(comfy, assets):
         if node["class_type"] == "DRIVE_SaveVideo":
             node["inputs"]["filename_prefix"] = "../../escape"
     _fails_with(comfy, prompt, "outside the output folder")
+
+
+def test_headless_runner_batch(comfy, assets, tmp_path):
+    """scripts/run_workflow.py against this server: a folder of two clips, UI workflow, overrides."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(comfy.input_dir / assets["clip"], clips / name)
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "scripts" / "run_workflow.py"), str(ROOT / "workflows" / "mask_only.json"),
+           "--url", comfy.url, "--video", str(clips), "--points", '[{"x": 30, "y": 32}]', "--negative-points", "[]",
+           "--set", "DRIVE_SAM2Loader.image_size=256", "--set", f"DRIVE_LoadVideo.frame_load_cap={FRAMES}",
+           "--set", "DRIVE_LoadVideo.size_policy=keep", "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for clip in ("a", "b"):
+        files = sorted(f for f in (out / clip).rglob("*") if f.is_file())
+        videos = [f for f in files if f.suffix == ".mp4"]
+        assert videos and _frames_and_fps(videos[0]) == (FRAMES, pytest.approx(CLIP_FPS)), files
+        assert len([f for f in files if f.suffix == ".png"]) == FRAMES, files  # the whole mask sequence
+
+
+def test_headless_runner_reports_a_refused_prompt(comfy, tmp_path):
+    cmd = [sys.executable, str(ROOT / "scripts" / "run_workflow.py"), str(ROOT / "workflows" / "mask_only.json"),
+           "--url", comfy.url, "--set", "DRIVE_LoadVideo.video=no_such_clip.mp4", "--out", str(tmp_path)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1
+    assert "error:" in run.stderr and "no_such_clip.mp4" in run.stderr, run.stderr
