@@ -16,8 +16,11 @@ error and flicker of random-weight edits say nothing about a real checkpoint.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 

@@ -13,7 +13,10 @@ harmonised by the weight-free Lab match: the same drive_ops calls the nodes make
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
