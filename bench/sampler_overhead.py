@@ -74,6 +74,7 @@ def main() -> None:
     pack = load_pack()
     editing, schedule = pack("nodes.editing"), pack("drive_ops.schedule")
     inversion, rave_grid = pack("drive_ops.inversion"), pack("drive_ops.rave_grid")
+    chunking = pack("drive_ops.chunking")
     torch.set_num_threads(opts.threads)
     device = mm.get_torch_device()
     model = random_model(full=opts.full, device=device)
@@ -120,7 +121,7 @@ def main() -> None:
         def bare_steps():
             with torch.no_grad():
                 for _ in range(opts.steps):
-                    for part in rave_grid.chunk_slices(n_grids, per_call):
+                    for part in chunking.chunk_slices(n_grids, per_call):
                         rows = torch.cat([torch.arange(n_grids)[part], n_grids + torch.arange(n_grids)[part]])
                         unet(x[rows], t[rows], context[rows])
 

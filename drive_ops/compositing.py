@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .chunking import chunk_slices
 from .frame_size_inverse import find_frame_plan, fit_to_canvas
 from .mask_frames import match_mask_frames
 from .mask_ops import feather_mask, grow_mask
@@ -148,11 +149,10 @@ def composite_video(edited: torch.Tensor, original: torch.Tensor, mask: torch.Te
     if mask.shape[0] not in (1, frames):
         match_mask_frames(mask, frames)                       # raises the error that names the fix
     out = torch.empty_like(original)
-    starts = range(0, frames, max(1, chunk))
-    for i, start in enumerate(starts):
-        sl = slice(start, min(start + max(1, chunk), frames))
+    slices = chunk_slices(frames, max(1, chunk))
+    for i, sl in enumerate(slices):
         part_mask = mask if mask.shape[0] == 1 else mask[sl]
         out[sl] = composite_background(edited[sl], original[sl], part_mask, grow, feather, blend)
         if progress:
-            progress(i + 1, len(starts))
+            progress(i + 1, len(slices))
     return out

@@ -17,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from .chunking import chunk_slices
 from .color_filters import FILTER_NAMES, apply_filters
 from .harmonizer_model import Harmonizer
 
@@ -94,10 +95,6 @@ def apply_lab_match(comp: torch.Tensor, mask: torch.Tensor, stats: torch.Tensor,
     return rgb * mask + comp * (1.0 - mask)
 
 
-def _chunks(total: int, size: int) -> list[slice]:
-    return [slice(i, min(i + size, total)) for i in range(0, total, max(1, size))]
-
-
 def _chunk_on(frames: torch.Tensor, masks: torch.Tensor | None, sl: slice,
               device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Frames ``[T,H,W,C]`` / masks ``[T,H,W]`` slice -> contiguous ``[b,3,H,W]`` / ``[b,1,H,W]`` on ``device``.
@@ -118,7 +115,7 @@ def map_frames(frames: torch.Tensor, masks: torch.Tensor | None,
     after every chunk, counted from ``progress_offset``.
     """
     device = device or frames.device
-    slices = _chunks(frames.shape[0], chunk)
+    slices = chunk_slices(frames.shape[0], max(1, chunk))
     out = torch.empty_like(frames)
     for i, sl in enumerate(slices):
         c, m = _chunk_on(frames, masks, sl, device)
@@ -145,7 +142,7 @@ def harmonize_video(comp: torch.Tensor, mask: torch.Tensor, model: Harmonizer | 
         raise ValueError(f"expected frames [T,H,W,3] and masks [T,H,W] of the same size, "
                          f"got {tuple(comp.shape)} and {tuple(mask.shape)}")
     device = device or comp.device
-    slices = _chunks(comp.shape[0], chunk)
+    slices = chunk_slices(comp.shape[0], max(1, chunk))
     total = 2 * len(slices)
 
     estimates = []

@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from .chunking import chunk_slices
+
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK63 = (1 << 63) - 1
 
@@ -85,13 +87,6 @@ def decompose_grids(grids: torch.Tensor, perm: torch.Tensor, grid_size: int, fra
     _check_perm(perm, frames, grid_size)
     slots = untile(grids, grid_size)
     return slots.index_select(0, source_slots(perm, frames).to(grids.device))
-
-
-def chunk_slices(count: int, per_chunk: int) -> list[slice]:
-    """Consecutive slices of at most ``per_chunk`` items covering ``range(count)``."""
-    if per_chunk < 1:
-        raise ValueError(f"chunks need at least one item, got {per_chunk}")
-    return [slice(i, min(i + per_chunk, count)) for i in range(0, count, per_chunk)]
 
 
 def largest_fitting(count: int, cost: Callable[[int], float], budget: float) -> int:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .chunking import chunk_slices
+
 INITS = ("gaussian", "tokens")
 
 
@@ -78,8 +80,7 @@ def stem_bases(keys: torch.Tensor, values: torch.Tensor, num_bases: int = 256, i
 
 def frame_groups(num_frames: int, chunk_frames: int) -> list[slice]:
     """Consecutive frame ranges that share one basis set (chunk_frames 0 = the whole batch)."""
-    step = num_frames if chunk_frames <= 0 else chunk_frames
-    return [slice(s, min(s + step, num_frames)) for s in range(0, num_frames, step)]
+    return chunk_slices(num_frames, num_frames if chunk_frames <= 0 else chunk_frames)
 
 
 def stem_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, chunks: int = 1,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from drive_ops import masked_cfg, rave_grid, schedule
+from drive_ops.chunking import chunk_slices
 
 
 @pytest.mark.parametrize("grid_size", [1, 2, 3])
@@ -57,7 +58,7 @@ def test_run_on_grids_chunked_equals_unchunked_and_keeps_none():
 
 
 def test_chunk_helpers():
-    assert rave_grid.chunk_slices(5, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert chunk_slices(5, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
     assert rave_grid.largest_fitting(10, lambda k: 3 * k, 20) == 6
     assert rave_grid.largest_fitting(10, lambda k: 3 * k, 1) == 1
     with pytest.raises(ValueError):
