@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .mask_ops import overlay_mask
+
 DEFAULT_FRAMES = 4
 OVERLAY_RGB = (1.0, 0.2, 0.2)
 
@@ -36,13 +38,6 @@ def parse_frame_indices(spec: str, frame_count: int) -> list[int]:
     return out
 
 
-def mask_overlay(frames: torch.Tensor, mask: torch.Tensor, opacity: float = 0.5) -> torch.Tensor:
-    """``frames`` ``[N,H,W,3]`` tinted red where ``mask`` ``[N,H,W]`` is set (soft masks tint partially)."""
-    colour = torch.tensor(OVERLAY_RGB, dtype=frames.dtype, device=frames.device)
-    a = (mask.to(frames.dtype) * opacity).unsqueeze(-1)
-    return frames * (1 - a) + colour * a
-
-
 def compare_strip(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor | None,
                   frames: list[int], gap_px: int = 4) -> torch.Tensor:
     """One image ``[1,H',W',3]``: a row per frame of source | edited | mask overlay on the source.
@@ -53,7 +48,7 @@ def compare_strip(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor
     src = source[frames, ..., :3].float()
     cols = [src, edited[frames, ..., :3].float().to(src.device)]
     if mask is not None:
-        cols.append(mask_overlay(src, mask[frames].float().to(src.device)))
+        cols.append(overlay_mask(src, mask[frames].float().to(src.device), OVERLAY_RGB, opacity=0.5, outline=0))
     n, h, w = src.shape[:3]
     k = len(cols)
     sheet = torch.ones(n * h + (n - 1) * gap_px, k * w + (k - 1) * gap_px, 3, device=src.device)
