@@ -8,8 +8,6 @@ these nodes add sockets, model management, chunking progress and error messages.
 from __future__ import annotations
 
 import json
-import os
-from typing import Callable
 
 import torch
 from comfy_api.latest import io
@@ -22,6 +20,7 @@ from ..drive_ops.color_filters import FILTER_NAMES, apply_filters
 from ..drive_ops.compositing import BLEND_MODES, composite_video, mask_on_canvas
 from ..drive_ops.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
 from ..drive_ops.harmonizer_model import build_harmonizer, load_state_dict_file
+from .model_folders import register_model_folder
 
 HARMONIZER_FOLDER = "harmonizer"
 HARMONIZER_EXTENSIONS = {".pth", ".pt", ".safetensors"}
@@ -33,20 +32,7 @@ FRAMES_PER_CHUNK = 16
 Harmonizer = io.Custom("HARMONIZER")
 
 
-def _register_model_folder() -> None:
-    """models/harmonizer (plus any extra_model_paths.yaml entry), listing only weight files."""
-    folder_paths.add_model_folder_path(HARMONIZER_FOLDER, os.path.join(folder_paths.models_dir, HARMONIZER_FOLDER))
-    extensions = folder_paths.folder_names_and_paths[HARMONIZER_FOLDER][1]
-    if isinstance(extensions, set):
-        extensions.update(HARMONIZER_EXTENSIONS)
-
-
-_register_model_folder()
-
-
-def _progress_bar(total: int) -> Callable[[int, int], None]:
-    bar = comfy.utils.ProgressBar(total)
-    return lambda done, of: bar.update_absolute(done, of)
+register_model_folder(HARMONIZER_FOLDER, HARMONIZER_EXTENSIONS)
 
 
 class CompositeBackground(io.ComfyNode):
@@ -80,7 +66,7 @@ class CompositeBackground(io.ComfyNode):
                 blend: str) -> io.NodeOutput:
         frames = original.shape[0]
         out = composite_video(edited, original, mask, grow=grow, feather=feather, blend=blend,
-                              chunk=FRAMES_PER_CHUNK, progress=_progress_bar(frames))
+                              chunk=FRAMES_PER_CHUNK, progress=comfy.utils.ProgressBar(frames).update_absolute)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 
@@ -122,7 +108,7 @@ class ColorFilters(io.ComfyNode):
         def restore(chw: torch.Tensor, m: torch.Tensor | None, sl: slice) -> torch.Tensor:
             return apply_filters(chw, m, args.to(device).expand(chw.shape[0], -1))
 
-        out = map_frames(image, masks, restore, device, FRAMES_PER_CHUNK, _progress_bar(frames))
+        out = map_frames(image, masks, restore, device, FRAMES_PER_CHUNK, comfy.utils.ProgressBar(frames).update_absolute)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 
@@ -204,7 +190,7 @@ class Harmonize(io.ComfyNode):
             model, device = harmonizer.model, harmonizer.load_device
         ema = ema_for_fps(temporal_smoothing, fps)
         out, report = harmonize_video(image, masks, model, strength=strength, ema=ema, device=device,
-                                      chunk=frames_per_batch, progress=_progress_bar(frames))
+                                      chunk=frames_per_batch, progress=comfy.utils.ProgressBar(frames).update_absolute)
         report["fps"] = fps
         return io.NodeOutput(out.to(mm.intermediate_device()), json.dumps(report))
 

@@ -105,10 +105,8 @@ class EditReport(io.ComfyNode):
             raise ValueError("CLIP-T needs the edit prompt: write it in 'prompt', or disconnect clip")
         image_embeds = None if clip_vision is None else _image_embeds(clip_vision, edited[..., :3])
         text_embed = None if clip is None else _text_embed(clip, prompt)
-        pbar = comfy.utils.ProgressBar(1)
         report = edit_report.build_report(original.to(device), edited.to(device), mask, dilation_px, image_embeds,
-                                          text_embed, flow_preset,
-                                          progress=lambda done, total: pbar.update_absolute(done, total))
+                                          text_embed, flow_preset, progress=comfy.utils.ProgressBar(1).update_absolute)
         summary = edit_report.summary_text(report)
         if report.clip_t is not None:
             summary += ("\nnote: CLIP-T is valid only if the CLIP's pooled text output and the CLIP vision image "

@@ -11,9 +11,10 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
+from .model_folders import register_model_folder
+
 SAM2_FOLDER = "sam2"
-folder_paths.add_model_folder_path(SAM2_FOLDER, os.path.join(folder_paths.models_dir, SAM2_FOLDER))
-folder_paths.folder_names_and_paths[SAM2_FOLDER][1].update({".pt", ".safetensors"})
+register_model_folder(SAM2_FOLDER, {".pt", ".safetensors"})
 
 Sam2Model = io.Custom("SAM2_MODEL")
 Bbox = io.Custom("BBOX")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
+import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
@@ -17,21 +18,6 @@ from ..drive_ops.frame_size import SIZE_POLICIES
 from ..drive_ops.video_encode import FORMATS
 
 _LOG = logging.getLogger(__name__)
-
-
-def _progress(total_hint: int = 0):
-    """A ``(done, total)`` callback that drives a ComfyUI ProgressBar (also the cancel point)."""
-    import comfy.utils
-
-    bar = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = comfy.utils.ProgressBar(total or total_hint)
-        bar.update_absolute(done, total)
-
-    return update
 
 
 def _input_videos() -> list[str]:
@@ -100,7 +86,7 @@ class LoadVideo(io.ComfyNode):
             raise ValueError(f"{video!r} points outside ComfyUI's folders")
         loaded = load_video(path, frame_load_cap=frame_load_cap, skip_first_frames=skip_first_frames,
                             select_every_nth=select_every_nth, size_policy=size_policy, longer_side=longer_side,
-                            progress=_progress())
+                            progress=comfy.utils.ProgressBar(0).update_absolute)
         frames = loaded.frames.to(comfy.model_management.intermediate_device())
         return io.NodeOutput(frames, loaded.audio, loaded.fps, loaded.frame_count, loaded.source_width,
                              loaded.source_height, loaded.source_duration)
@@ -175,7 +161,7 @@ class SaveVideo(io.ComfyNode):
                 metadata["prompt"] = cls.hidden.prompt
         os.makedirs(folder, exist_ok=True)
         result = encode_video(images, fps, os.path.join(folder, name), format, crf=crf, audio=audio,
-                              metadata=metadata or None, progress=_progress(int(images.shape[0])))
+                              metadata=metadata or None, progress=comfy.utils.ProgressBar(int(images.shape[0])).update_absolute)
         for note in result.notes:
             _LOG.warning("DRIVE_SaveVideo: %s", note)
         if format == "png":
