@@ -28,12 +28,13 @@ import torch
 import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from drive_ops.inversion import sample_ddim, sample_ddim_inversion, sample_easyinv  # noqa: E402
 from drive_ops.schedule import (ddim_inversion_sigmas, ddim_sampling_sigmas, scaled_linear_alphas_cumprod,  # noqa: E402
-                                sigma_from_alpha_cumprod, timestep_from_sigma)
+                                sigma_from_alpha_cumprod)
 from drive_ops.stem import stem_attention, stem_memory_bytes  # noqa: E402
+from tiny_unet import eps_denoiser  # noqa: E402
 
 LATENT_SCALE = 0.18215
 DEFAULT_CLIPS = ("wolf-1_original.mp4", "truck.mp4")
@@ -102,16 +103,6 @@ def set_self_attention(unet, processor) -> None:
                              for name in unet.attn_processors})
 
 
-def denoiser(unet, cond: torch.Tensor, sigma_table: torch.Tensor):
-    """k-diffusion denoiser: model(x, sigma) -> x0 for ComfyUI-style VE latents."""
-    def model(x: torch.Tensor, sigma: torch.Tensor, **_) -> torch.Tensor:
-        s = sigma.view(-1, 1, 1, 1).to(x)
-        t = timestep_from_sigma(sigma_table, sigma.float())
-        eps = unet(x / (1 + s ** 2) ** 0.5, t, encoder_hidden_states=cond.expand(x.shape[0], -1, -1)).sample
-        return x - s * eps
-    return model
-
-
 class PeakRSS:
     """Peak resident memory above the starting level, sampled every 10 ms (CPU); CUDA uses the allocator."""
 
@@ -162,7 +153,7 @@ def main() -> None:
     sigma_table = sigma_from_alpha_cumprod(scaled_linear_alphas_cumprod())
     inv_sigmas = ddim_inversion_sigmas(sigma_table, args.steps)
     fwd_sigmas = ddim_sampling_sigmas(sigma_table, args.steps)
-    model = denoiser(unet, cond, sigma_table)
+    model = eps_denoiser(unet, sigma_table, cond)
     methods = {
         "ddim": (None, sample_ddim_inversion),
         "easyinv": (None, sample_easyinv),

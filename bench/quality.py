@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import torch
 
@@ -28,41 +29,29 @@ from drive_ops import inversion, masked_cfg, schedule
 from drive_ops.edit_report import build_report
 from drive_ops.metrics import psnr
 from drive_ops.video_decode import load_video
+from tiny_unet import eps_denoiser, tiny_unet
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = REPO.parent / "shared" / "data"
 CLIPS = [("wolf-1_original.mp4", "wolf-1_binary_mask.mp4"), ("truck.mp4", None)]
 LATENT_SCALE = 0.18215
 
 
 def build_models(device: torch.device, seed: int):
-    """A small SD-shaped UNet (cross-attention on both branches) and an 8x VAE, seeded random weights."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    """The tests' tiny SD-shaped UNet (cross-attention on both branches) and an 8x VAE, seeded random weights."""
+    from diffusers import AutoencoderKL
 
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-                                attention_head_dim=8, norm_num_groups=16).eval().to(device)
+    unet = tiny_unet(seed).to(device)
     with torch.no_grad():  # a smooth random eps field, so the ODE discretisation converges
         unet.conv_out.weight.mul_(0.1)
         unet.conv_out.bias.mul_(0.1)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 32, 64),
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        layers_per_block=1, norm_num_groups=16, sample_size=64).eval().to(device)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 32, 64),
+                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                            layers_per_block=1, norm_num_groups=16, sample_size=64).eval().to(device)
     gen = torch.Generator().manual_seed(seed + 1)
     contexts = [torch.randn(1, 8, 32, generator=gen).to(device) for _ in range(2)]  # edit prompt, empty prompt
     return unet, vae, contexts
-
-
-def denoiser(unet, table: torch.Tensor, context: torch.Tensor):
-    """k-diffusion form of an eps UNet: denoised = x - sigma * eps(x / sqrt(1 + sigma^2), t(sigma))."""
-    def den(x: torch.Tensor, sigma: torch.Tensor, **_: object) -> torch.Tensor:
-        t = schedule.timestep_from_sigma(table, sigma)
-        with torch.no_grad():
-            eps = unet(x / schedule.vp_scale(sigma).view(-1, 1, 1, 1), t,
-                       encoder_hidden_states=context.expand(x.shape[0], -1, -1)).sample
-        return x - sigma.view(-1, 1, 1, 1) * eps
-    return den
 
 
 def encode(vae, frames: torch.Tensor) -> torch.Tensor:
@@ -108,7 +97,7 @@ def main() -> None:
     table = schedule.sigma_from_alpha_cumprod(schedule.scaled_linear_alphas_cumprod()).to(device)
     inv_sigmas = schedule.ddim_inversion_sigmas(table, args.steps)
     samp_sigmas = schedule.ddim_sampling_sigmas(table, args.steps)
-    branches = [denoiser(unet, table, edit_ctx), denoiser(unet, table, empty_ctx)]
+    branches = [eps_denoiser(unet, table, edit_ctx), eps_denoiser(unet, table, empty_ctx)]
 
     print(f"random-weight diffusers UNet + VAE, {args.frames} frames at {args.size}px, {args.steps} steps, "
           f"cfg {args.cfg}, grid {args.grid}, seed {args.seed}, device {device}")

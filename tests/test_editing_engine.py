@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from drive_ops import inversion, masked_cfg, schedule
+from tiny_unet import eps_denoiser
 
 KW = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1)
 
@@ -41,17 +42,6 @@ def contexts():
     return torch.randn(1, 8, 16, generator=gen), torch.randn(1, 8, 16, generator=gen)
 
 
-def make_denoiser(unet, table, context):
-    """k-diffusion wrapper: x (VE units) and sigma -> denoised, via eps = UNet(x/sqrt(1+s^2), t(sigma))."""
-    def den(x, sigma, **_):
-        t = schedule.timestep_from_sigma(table, sigma)
-        z = x / schedule.vp_scale(sigma).view(-1, 1, 1, 1)
-        with torch.no_grad():
-            eps = unet(z, t, encoder_hidden_states=context.expand(x.shape[0], -1, -1)).sample
-        return x - sigma.view(-1, 1, 1, 1) * eps
-    return den
-
-
 def rel(a, b):
     return float((a - b).norm() / b.norm())
 
@@ -67,7 +57,7 @@ def test_ddim_inversion_matches_diffusers(unet, table, contexts):
         for t in ref.timesteps:
             z = ref.step(unet(z, t, encoder_hidden_states=contexts[0].expand(2, -1, -1)).sample, t, z).prev_sample
     sig = schedule.ddim_inversion_sigmas(table, 6)
-    ours = inversion.sample_ddim_inversion(make_denoiser(unet, table, contexts[0]), z0.clone(), sig)
+    ours = inversion.sample_ddim_inversion(eps_denoiser(unet, table, contexts[0]), z0.clone(), sig)
     assert rel(ours / schedule.vp_scale(sig[-1]), z) <= 1e-5
 
 
@@ -83,12 +73,12 @@ def test_ddim_sampling_matches_diffusers(unet, table, contexts):
             z = ref.step(unet(z, t, encoder_hidden_states=contexts[0].expand(2, -1, -1)).sample, t, z,
                          eta=0.0).prev_sample
     sig = schedule.ddim_sampling_sigmas(table, 6, final_sigma=float(table[0]))
-    ours = inversion.sample_ddim(make_denoiser(unet, table, contexts[0]), z0 * schedule.vp_scale(sig[0]), sig)
+    ours = inversion.sample_ddim(eps_denoiser(unet, table, contexts[0]), z0 * schedule.vp_scale(sig[0]), sig)
     assert rel(ours / schedule.vp_scale(sig[-1]), z) <= 1e-5
 
 
 def test_invert_then_sample_reconstructs_better_with_more_steps(unet, table, contexts):
-    den = make_denoiser(unet, table, contexts[0])
+    den = eps_denoiser(unet, table, contexts[0])
     z0 = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(4))
     errors = {}
     for steps in (4, 16, 64):
@@ -101,7 +91,7 @@ def test_invert_then_sample_reconstructs_better_with_more_steps(unet, table, con
 
 @pytest.mark.parametrize("blend", ["after", "before"])
 def test_easyinv_eta_one_is_ddim_exactly_and_other_eta_changes_the_window(unet, table, contexts, blend):
-    den = make_denoiser(unet, table, contexts[0])
+    den = eps_denoiser(unet, table, contexts[0])
     z0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5))
     sig = schedule.ddim_inversion_sigmas(table, 10)
     ddim = inversion.sample_ddim_inversion(den, z0.clone(), sig)
@@ -133,7 +123,7 @@ def test_easyinv_blend_after_is_the_vp_average(table):
 
 
 def _sampler_run(unet, table, contexts, x, **options):
-    cond, uncond = (make_denoiser(unet, table, c) for c in contexts)
+    cond, uncond = (eps_denoiser(unet, table, c) for c in contexts)
     sig = schedule.ddim_sampling_sigmas(table, 3)
     model = masked_cfg.guided_denoiser(lambda g, s, b: (cond if b == 0 else uncond)(g, s), sig, **options)
     return inversion.sample_ddim(model, x.clone(), sig), sig
@@ -147,12 +137,12 @@ def noisy(table):
 def test_masked_sampler_zero_mask_is_uncond_and_one_mask_is_plain_cfg(unet, table, contexts, noisy):
     zeros, ones = torch.zeros(5, 8, 8), torch.ones(5, 8, 8)
     got0, sig = _sampler_run(unet, table, contexts, noisy, cfg=7.5, mask=zeros, cfg_start=-1.0)
-    uncond_only = inversion.sample_ddim(make_denoiser(unet, table, contexts[1]), noisy.clone(), sig)
+    uncond_only = inversion.sample_ddim(eps_denoiser(unet, table, contexts[1]), noisy.clone(), sig)
     assert torch.allclose(got0, uncond_only, atol=1e-5, rtol=1e-5)
     got1, _ = _sampler_run(unet, table, contexts, noisy, cfg=7.5, mask=ones, cfg_start=-1.0)
     plain, _ = _sampler_run(unet, table, contexts, noisy, cfg=7.5, mask=None, cfg_start=-1.0)
     assert torch.equal(got1, plain)
-    c, u = (make_denoiser(unet, table, ctx) for ctx in contexts)
+    c, u = (eps_denoiser(unet, table, ctx) for ctx in contexts)
     by_hand = inversion.sample_ddim(lambda x, s: masked_cfg.cfg_combine(c(x, s), u(x, s), 7.5), noisy.clone(), sig)
     assert torch.allclose(plain, by_hand, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(plain, uncond_only, atol=1e-3)
@@ -164,7 +154,7 @@ def test_masked_sampler_zero_mask_is_uncond_and_one_mask_is_plain_cfg(unet, tabl
 
 def test_cfg_start_zero_leaves_the_first_step_unguided(unet, table, contexts, noisy):
     sig = schedule.ddim_sampling_sigmas(table, 3)
-    cond, uncond = (make_denoiser(unet, table, c) for c in contexts)
+    cond, uncond = (eps_denoiser(unet, table, c) for c in contexts)
     model = masked_cfg.guided_denoiser(lambda g, s, b: (cond if b == 0 else uncond)(g, s), sig, cfg=7.5)
     first = model(noisy, sig[0].expand(5))
     assert torch.allclose(first, uncond(noisy, sig[0].expand(5)), atol=1e-6)

@@ -23,3 +23,21 @@ def tiny_unet(seed: int = 0):
 def self_attention_names(unet) -> list[str]:
     """Processor names of the UNet's self-attention (attn1) layers."""
     return [name for name in unet.attn_processors if ".attn1." in name]
+
+
+def eps_denoiser(unet, sigma_table: torch.Tensor, context: torch.Tensor):
+    """k-diffusion model of an eps-prediction diffusers UNet: ``model(x, sigma) -> denoised``.
+
+    x is in ComfyUI's VE units: the UNet sees ``x / sqrt(1 + sigma^2)`` at the timestep of
+    ``sigma`` and its eps gives ``x - sigma * eps``. ``context`` ``[1, L, D]`` is repeated per frame.
+    """
+    from drive_ops import schedule
+
+    def model(x: torch.Tensor, sigma: torch.Tensor, **_: object) -> torch.Tensor:
+        t = schedule.timestep_from_sigma(sigma_table, sigma)
+        with torch.no_grad():
+            eps = unet(x / schedule.vp_scale(sigma).view(-1, 1, 1, 1), t,
+                       encoder_hidden_states=context.expand(x.shape[0], -1, -1)).sample
+        return x - sigma.view(-1, 1, 1, 1) * eps
+
+    return model
