@@ -32,6 +32,10 @@ class FramePlan:
     out_w: int
 
     @property
+    def resizes(self) -> bool:
+        return (self.resize_h, self.resize_w) != (self.src_h, self.src_w)
+
+    @property
     def is_identity(self) -> bool:
         return (self.resize_h, self.resize_w, self.out_h, self.out_w) == (
             self.src_h, self.src_w, self.src_h, self.src_w)
@@ -85,7 +89,7 @@ def apply_frame_plan(frames: torch.Tensor, plan: FramePlan, mode: str = "bilinea
         raise ValueError(f"frames of shape {tuple(frames.shape)} do not match the plan's source size "
                          f"{plan.src_h}x{plan.src_w} (expected [T,H,W] or [T,H,W,C])")
     out = frames
-    if (plan.resize_h, plan.resize_w) != (plan.src_h, plan.src_w):
+    if plan.resizes:
         chw = out.unsqueeze(1) if is_mask else out.movedim(-1, 1)
         kwargs = {"antialias": True, "align_corners": False} if mode == "bilinear" else {}
         chw = F.interpolate(chw.float(), size=(plan.resize_h, plan.resize_w), mode=mode, **kwargs)

@@ -65,7 +65,7 @@ def undo_frame_plan(frames: torch.Tensor, plan: FramePlan) -> tuple[torch.Tensor
     pads = (plan.left, plan.resize_w - plan.left - plan.out_w, plan.top, plan.resize_h - plan.top - plan.out_h)
     if any(pads):
         chw = F.pad(chw, pads, mode="replicate")
-    if (plan.resize_h, plan.resize_w) != (plan.src_h, plan.src_w):
+    if plan.resizes:
         chw = F.interpolate(chw, size=(plan.src_h, plan.src_w), mode="bilinear", align_corners=False,
                             antialias=True)
     out = chw.squeeze(1) if is_mask else chw.movedim(1, -1).contiguous()

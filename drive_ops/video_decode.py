@@ -296,11 +296,9 @@ def _write_frame(out: torch.Tensor, frame, high_bit: bool, orientation: Orientat
     else:
         pixels = torch.from_numpy(frame.to_ndarray(format="rgb24"))
         scale = 255.0
-    pixels = orient_frame(pixels, orientation)
-    if (plan.resize_h, plan.resize_w) != (plan.src_h, plan.src_w):
-        pixels = apply_frame_plan(pixels.unsqueeze(0).float(), plan)[0]
-    else:
-        pixels = pixels[plan.top:plan.top + plan.out_h, plan.left:plan.left + plan.out_w]
+    pixels = orient_frame(pixels, orientation).unsqueeze(0)
+    # resampling needs floats; a pure crop stays a view of the integer pixels
+    pixels = apply_frame_plan(pixels.float() if plan.resizes else pixels, plan)[0]
     torch.div(pixels, scale, out=out)
 
 
