@@ -226,6 +226,11 @@ def _with_text_chunks(png: bytes, metadata: dict[str, str]) -> bytes:
     return png[:cut] + b"".join(_png_text_chunk(k, v) for k, v in metadata.items()) + png[cut:]
 
 
+def png_frame_name(index: int) -> str:
+    """File name of frame ``index`` (0-based) in a png sequence folder."""
+    return f"frame_{index + 1:05d}.png"
+
+
 def _write_png_sequence(frames: torch.Tensor, folder: str, metadata: dict | None,
                         progress: Callable[[int, int], None] | None) -> EncodeResult:
     import av
@@ -240,7 +245,7 @@ def _write_png_sequence(frames: torch.Tensor, folder: str, metadata: dict | None
         data = b"".join(bytes(p) for p in codec.encode(frame))
         if i == 0 and text:
             data = _with_text_chunks(data, text)
-        with open(os.path.join(folder, f"frame_{i + 1:05d}.png"), "wb") as fh:
+        with open(os.path.join(folder, png_frame_name(i)), "wb") as fh:
             fh.write(data)
         if progress is not None:
             progress(i + 1, count)

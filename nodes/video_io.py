@@ -145,7 +145,7 @@ class SaveVideo(io.ComfyNode):
                 audio: dict | None = None) -> io.NodeOutput:
         from comfy.cli_args import args
 
-        from ..drive_ops.video_encode import encode_video, file_extension
+        from ..drive_ops.video_encode import encode_video, file_extension, png_frame_name
 
         if format == "mp4" and crf > 51:
             raise ValueError(f"crf {crf} is out of range for mp4 (h264 takes 0-51)")
@@ -166,8 +166,8 @@ class SaveVideo(io.ComfyNode):
             _LOG.warning("DRIVE_SaveVideo: %s", note)
         if format == "png":
             # The preview shows the first frame; "sequence" lists every frame for API clients.
-            frames = sorted(f for f in os.listdir(os.path.join(folder, name)) if f.endswith(".png"))
-            saved = [ui.SavedResult(f, os.path.join(subfolder, name), io.FolderType.output) for f in frames]
+            saved = [ui.SavedResult(png_frame_name(i), os.path.join(subfolder, name), io.FolderType.output)
+                     for i in range(result.frames)]
             preview = ui.SavedImages(saved[:1]).as_dict()
             preview["sequence"] = saved
         else:
