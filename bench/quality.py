@@ -27,7 +27,7 @@ import torch
 
 from drive_ops import inversion, masked_cfg, schedule
 from drive_ops.edit_report import build_report
-from drive_ops.metrics import psnr
+from drive_ops.metrics import reconstruction
 from drive_ops.video_decode import load_video
 from tiny_unet import eps_denoiser, tiny_unet
 
@@ -116,9 +116,8 @@ def main() -> None:
         for method in ("ddim", "easyinv"):
             start = time.perf_counter()
             noise = invert(method, branches[1], latents, inv_sigmas)
-            recon = decode(vae, inversion.sample_ddim(branches[1], noise, samp_sigmas))
-            recon_db = psnr(frames, recon).mean().item()
-            vae_db = psnr(frames, vae_rt).mean().item()
+            recon = reconstruction(frames, vae_rt, decode(vae, inversion.sample_ddim(branches[1], noise, samp_sigmas)))
+            recon_db, vae_db = recon.inversion_psnr.mean().item(), recon.vae_psnr.mean().item()
             inv_s = time.perf_counter() - start
             for shuffle in (False, True):
                 for use_mask in ((False, True) if mask is not None else (False,)):

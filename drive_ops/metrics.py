@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .mask_ops import grow_mask
-from .optical_flow import dis_flow, occlusion_mask, warp_backward
+from .optical_flow import dis_flow, lands_inside, occlusion_mask, warp_backward
 
 Progress = Callable[[int, int], None]
 
@@ -224,15 +224,10 @@ def warp_ssim(edited: torch.Tensor, flows: SourceFlows, progress: Progress | Non
     """
     _check_clip(edited, "edited")
     x = _rgb(edited)
-    h, w = x.shape[1:3]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                            indexing="ij")
     warped = []
     for i in range(x.shape[0] - 1):
         f = flows.forward[i].to(x.device)
-        tx, ty = xs.to(x.device) + f[..., 0], ys.to(x.device) + f[..., 1]
-        inside = ((tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)).unsqueeze(-1)
-        warped.append(warp_backward(x[i], f) * inside)
+        warped.append(warp_backward(x[i], f) * lands_inside(f).unsqueeze(-1))
     scores = ssim(x[1:], torch.stack(warped), progress)
     return torch.cat([torch.ones(1, device=scores.device), scores])
 

@@ -74,9 +74,13 @@ def occlusion_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, alpha1: float =
     bw_at_target = warp_backward(flow_bw, flow_fw)
     diff = (flow_fw + bw_at_target).pow(2).sum(-1)
     bound = alpha1 * (flow_fw.pow(2).sum(-1) + bw_at_target.pow(2).sum(-1)) + alpha2
-    h, w = flow_fw.shape[:2]
-    ys, xs = torch.meshgrid(torch.arange(h, device=flow_fw.device), torch.arange(w, device=flow_fw.device),
+    return (diff > bound) | ~lands_inside(flow_fw)
+
+
+def lands_inside(flow: torch.Tensor) -> torch.Tensor:
+    """Bool ``[H,W]``: pixels whose target ``x + flow`` lies within the frame."""
+    h, w = flow.shape[:2]
+    ys, xs = torch.meshgrid(torch.arange(h, device=flow.device), torch.arange(w, device=flow.device),
                             indexing="ij")
-    tx, ty = xs + flow_fw[..., 0], ys + flow_fw[..., 1]
-    outside = (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
-    return (diff > bound) | outside
+    tx, ty = xs + flow[..., 0], ys + flow[..., 1]
+    return (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
