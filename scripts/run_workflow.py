@@ -26,11 +26,13 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workflow_convert import WorkflowError, ui_to_api  # noqa: E402
 
 PACK_DIR = Path(__file__).resolve().parent.parent
+PACK_LINK_NAME = "comfyui-drive"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
 VIDEO_LOADERS = {"DRIVE_LoadVideo": "video", "LoadVideo": "file"}
 POSITIVE_INPUTS = ("positive",)
@@ -49,6 +51,7 @@ class Server:
         self.url = url.rstrip("/")
         self.process: subprocess.Popen | None = None
         self.workdir: Path | None = None
+        self._log = None
 
     def request(self, path: str, payload: dict | None = None, timeout: float = 60) -> dict:
         data = None if payload is None else json.dumps(payload).encode()
@@ -68,34 +71,42 @@ class Server:
         except (urllib.error.URLError, OSError):
             return False
 
-    def start(self, comfy_dir: Path, python: str, timeout: float) -> None:
-        """Start ComfyUI on this URL's port with the pack linked into a temporary custom_nodes folder."""
+    def start(self, comfy_dir: Path, python: str, timeout: float, workdir: Path | None = None,
+              model_paths: dict[str, list[Path]] | None = None, extra_args: Sequence[str] = ()) -> Path:
+        """Start ComfyUI on this URL's port with the pack linked into ``workdir``/custom_nodes; returns its log.
+
+        ``model_paths`` adds model folders (``{"checkpoints": [dir, ...]}``) through the same
+        extra_model_paths.yaml; ``extra_args`` go to main.py. ``workdir`` defaults to a new temp dir.
+        """
         if not (comfy_dir / "main.py").is_file():
             raise RunError(f"no ComfyUI answers at {self.url} and COMFYUI_DIR={comfy_dir} has no main.py; "
                            "start ComfyUI yourself or point COMFYUI_DIR at a ComfyUI checkout")
         port = urllib.parse.urlparse(self.url).port or 8188
-        self.workdir = Path(tempfile.mkdtemp(prefix="drive-run-"))
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="drive-run-"))
         nodes_dir = self.workdir / "custom_nodes"
-        nodes_dir.mkdir()
+        nodes_dir.mkdir(parents=True, exist_ok=True)
         if not any((comfy_dir / "custom_nodes" / d / "nodes" / "extension.py").is_file()
                    and (comfy_dir / "custom_nodes" / d).resolve() == PACK_DIR
                    for d in os.listdir(comfy_dir / "custom_nodes")):
-            (nodes_dir / "comfyui-drive").symlink_to(PACK_DIR)
+            (nodes_dir / PACK_LINK_NAME).symlink_to(PACK_DIR)
         yaml = self.workdir / "extra_model_paths.yaml"
-        yaml.write_text(f"drive_run:\n  custom_nodes: {nodes_dir}\n")
-        log = open(self.workdir / "comfy.log", "w")
+        entries = {"custom_nodes": [nodes_dir], **(model_paths or {})}
+        yaml.write_text("drive_run:\n" + "".join(
+            f"  {key}: |\n" + "".join(f"    {path}\n" for path in paths) for key, paths in entries.items()))
+        log_path = self.workdir / "comfy.log"
+        self._log = open(log_path, "w")
         self.process = subprocess.Popen(
             [python, "main.py", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
-             "--extra-model-paths-config", str(yaml), *os.environ.get("COMFY_EXTRA_ARGS", "").split()],
-            cwd=comfy_dir, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+             "--extra-model-paths-config", str(yaml), *extra_args],
+            cwd=comfy_dir, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + timeout
         while not self.alive():
             if self.process.poll() is not None or time.time() > deadline:
-                tail = (self.workdir / "comfy.log").read_text()[-3000:]
                 self.stop()
-                raise RunError(f"ComfyUI did not start (log tail):\n{tail}")
+                raise RunError(f"ComfyUI did not start (log tail):\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
-        print(f"started ComfyUI at {self.url} (log {self.workdir / 'comfy.log'})", file=sys.stderr)
+        print(f"started ComfyUI at {self.url} (log {log_path})", file=sys.stderr)
+        return log_path
 
     def stop(self) -> None:
         if self.process is not None:
@@ -105,6 +116,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
             self.process = None
+            self._log.close()
 
 
 def _describe_rejection(body: str) -> str:
@@ -321,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         if not server.alive():
             if args.comfyui_dir is None:
                 raise RunError(f"no ComfyUI answers at {args.url}; start one or set COMFYUI_DIR")
-            server.start(Path(args.comfyui_dir), args.python, args.start_timeout)
+            server.start(Path(args.comfyui_dir), args.python, args.start_timeout,
+                         extra_args=os.environ.get("COMFY_EXTRA_ARGS", "").split())
         base_prompt = load_prompt(args.workflow, server)
         for clip in clips:
             name = upload_video(server, clip) if clip is not None else None
