@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drive_ops.color_filters import apply_filters  # noqa: E402
-from drive_ops.compositing import composite_video  # noqa: E402
-from drive_ops.harmonize import harmonize_video, map_frames  # noqa: E402
-from drive_ops.harmonizer_model import build_harmonizer, load_state_dict_file, random_state_dict  # noqa: E402
+from drive_ops.composite.color_filters import apply_filters  # noqa: E402
+from drive_ops.composite.compositing import composite_video  # noqa: E402
+from drive_ops.composite.harmonize import harmonize_video, map_frames  # noqa: E402
+from drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file, random_state_dict  # noqa: E402
 
 
 def _clip(frames: int, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from drive_ops.inversion import sample_ddim, sample_ddim_inversion, sample_easyinv  # noqa: E402
-from drive_ops.schedule import (ddim_inversion_sigmas, ddim_sampling_sigmas, scaled_linear_alphas_cumprod,  # noqa: E402
+from drive_ops.diffusion.inversion import sample_ddim, sample_ddim_inversion, sample_easyinv  # noqa: E402
+from drive_ops.diffusion.schedule import (ddim_inversion_sigmas, ddim_sampling_sigmas, scaled_linear_alphas_cumprod,  # noqa: E402
                                 sigma_from_alpha_cumprod)
-from drive_ops.stem import stem_attention, stem_memory_bytes  # noqa: E402
+from drive_ops.diffusion.stem import stem_attention, stem_memory_bytes  # noqa: E402
 from tiny_unet import eps_denoiser  # noqa: E402
 
 LATENT_SCALE = 0.18215

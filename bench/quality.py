@@ -25,10 +25,10 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import torch
 
-from drive_ops import inversion, masked_cfg, schedule
-from drive_ops.edit_report import build_report
-from drive_ops.metrics import reconstruction
-from drive_ops.video_decode import load_video
+from drive_ops.diffusion import inversion, masked_cfg, schedule
+from drive_ops.evaluate.edit_report import build_report
+from drive_ops.evaluate.metrics import reconstruction
+from drive_ops.video.decode import load_video
 from tiny_unet import eps_denoiser, tiny_unet
 
 DATA = REPO.parent / "shared" / "data"

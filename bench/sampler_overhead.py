@@ -72,9 +72,9 @@ def main() -> None:
     import comfy.samplers
 
     pack = load_pack()
-    editing, schedule = pack("nodes.editing"), pack("drive_ops.schedule")
-    inversion, rave_grid = pack("drive_ops.inversion"), pack("drive_ops.rave_grid")
-    chunking = pack("drive_ops.chunking")
+    editing, schedule = pack("nodes.editing"), pack("drive_ops.diffusion.schedule")
+    inversion, rave_grid = pack("drive_ops.diffusion.inversion"), pack("drive_ops.diffusion.rave_grid")
+    chunking = pack("drive_ops.core.chunking")
     torch.set_num_threads(opts.threads)
     device = mm.get_torch_device()
     model = random_model(full=opts.full, device=device)

@@ -26,8 +26,8 @@ def _child(frames: int, offload: bool, image_size: int, device: str) -> dict:
     import torch
 
     sys.path.insert(0, REPO)
-    from drive_ops.sam2_build import Sam2Variant, build_sam2_video_model
-    from drive_ops.sam2_tracking import track_masks
+    from drive_ops.masks.sam2_build import Sam2Variant, build_sam2_video_model
+    from drive_ops.masks.tracking import track_masks
 
     torch.manual_seed(0)
     model = build_sam2_video_model(Sam2Variant("2.1", "tiny"), image_size=image_size).to(device)

@@ -58,7 +58,7 @@ def child(variant: str, path: str) -> None:
     import av
     import torch
 
-    from drive_ops.video_decode import load_video
+    from drive_ops.video.decode import load_video
 
     start = time.perf_counter()
     if variant == "floor":

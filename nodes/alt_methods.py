@@ -10,10 +10,10 @@ import logging
 import torch
 from comfy_api.latest import io
 
-from ..drive_ops.cross_frame_attention import (LAYER_CHOICES, MODES, batch_in_frame_order, blocks_for, gather_context,
+from ..drive_ops.diffusion.cross_frame_attention import (LAYER_CHOICES, MODES, batch_in_frame_order, blocks_for, gather_context,
                                                source_frames)
-from ..drive_ops.pix2video import sample_pix2video
-from ..drive_ops.stem import INITS, stem_attention, stem_memory_bytes
+from ..drive_ops.diffusion.pix2video import sample_pix2video
+from ..drive_ops.diffusion.stem import INITS, stem_attention, stem_memory_bytes
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.utils
 import folder_paths
-from ..drive_ops.color_filters import FILTER_NAMES, apply_filters
-from ..drive_ops.compositing import BLEND_MODES, composite_video, mask_on_canvas
-from ..drive_ops.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
-from ..drive_ops.harmonizer_model import build_harmonizer, load_state_dict_file
+from ..drive_ops.composite.color_filters import FILTER_NAMES, apply_filters
+from ..drive_ops.composite.compositing import BLEND_MODES, composite_video, mask_on_canvas
+from ..drive_ops.composite.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
+from ..drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file
 from .model_folders import register_model_folder
 
 HARMONIZER_FOLDER = "harmonizer"

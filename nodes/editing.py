@@ -23,9 +23,9 @@ import latent_preview
 import torch
 from comfy_api.latest import io
 
-from ..drive_ops import inversion, masked_cfg, rave_grid, schedule
-from ..drive_ops.mask_frames import match_mask_frames
-from ..drive_ops.pix2video import sample_pix2video
+from ..drive_ops.diffusion import inversion, masked_cfg, rave_grid, schedule
+from ..drive_ops.core.mask_frames import match_mask_frames
+from ..drive_ops.diffusion.pix2video import sample_pix2video
 from .alt_methods import apply_stem_patch
 
 GRID_WRAPPER_KEY = "drive_rave_grid"

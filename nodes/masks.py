@@ -41,7 +41,7 @@ class PropagateMask(io.ComfyNode):
     @classmethod
     def execute(cls, images, mask, frame_index: int, flow_quality: str, occlusion_check: bool,
                 threshold: float) -> io.NodeOutput:
-        from ..drive_ops.mask_propagation import propagate_mask
+        from ..drive_ops.masks.propagation import propagate_mask
 
         t, h, w = images.shape[:3]
         if frame_index >= t:
@@ -92,7 +92,7 @@ class MaskTools(io.ComfyNode):
     @classmethod
     def execute(cls, mask, threshold: float, fill_holes: bool, min_island_px: int, temporal_radius: int,
                 grow_px: int, feather_px: float, invert: bool) -> io.NodeOutput:
-        from ..drive_ops.mask_ops import refine_mask
+        from ..drive_ops.masks.mask_ops import refine_mask
 
         m = mask if mask.dim() == 3 else mask.reshape(-1, *mask.shape[-2:])
         out = refine_mask(m, threshold if threshold > 0 else None, fill_holes, min_island_px, temporal_radius,
@@ -123,8 +123,8 @@ class MaskPreview(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, mask, color: str, opacity: float, outline_px: int) -> io.NodeOutput:
-        from ..drive_ops.mask_frames import match_mask_frames
-        from ..drive_ops.mask_ops import overlay_mask
+        from ..drive_ops.core.mask_frames import match_mask_frames
+        from ..drive_ops.core.mask_morphology import overlay_mask
 
         t, h, w = images.shape[:3]
         m = match_mask_frames(mask, t, h, w, what="mask to preview")

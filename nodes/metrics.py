@@ -7,10 +7,10 @@ from comfy_api.latest import io
 
 import comfy.model_management as mm
 import comfy.utils
-from ..drive_ops import compare_strip, edit_report, metric_plots
-from ..drive_ops.mask_frames import match_mask_frames
-from ..drive_ops.metrics import check_pair
-from ..drive_ops.optical_flow import DIS_PRESETS
+from ..drive_ops.evaluate import compare_strip, edit_report, plots as metric_plots
+from ..drive_ops.core.mask_frames import match_mask_frames
+from ..drive_ops.evaluate.metrics import check_pair
+from ..drive_ops.core.optical_flow import DIS_PRESETS
 
 CLIP_CHUNK = 16
 

@@ -62,7 +62,7 @@ class SAM2Loader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, precision: str, image_size: int) -> io.NodeOutput:
-        from ..drive_ops.sam2_build import load_sam2_model
+        from ..drive_ops.masks.sam2_build import load_sam2_model
 
         path = folder_paths.get_full_path(SAM2_FOLDER, model_name) if model_name else None
         if path is None or not os.path.isfile(path):
@@ -140,7 +140,7 @@ class TrackObject(io.ComfyNode):
                 memory_bank_obj_score_threshold: float, memory_bank_kf_score_threshold: float,
                 offload_video_to_cpu: bool, offload_state_to_cpu: bool, positive_points: str = "",
                 negative_points: str = "", bboxes=None, mask=None) -> io.NodeOutput:
-        from ..drive_ops.sam2_tracking import SamuraiConfig, track_masks, tracked_frame_count
+        from ..drive_ops.masks.tracking import SamuraiConfig, track_masks, tracked_frame_count
 
         t = images.shape[0]
         if frame_index >= t:

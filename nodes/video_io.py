@@ -14,8 +14,8 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
-from ..drive_ops.frame_size import SIZE_POLICIES
-from ..drive_ops.video_encode import FORMATS
+from ..drive_ops.core.frame_plan import SIZE_POLICIES
+from ..drive_ops.video.encode import FORMATS
 
 _LOG = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class LoadVideo(io.ComfyNode):
                 size_policy: str, longer_side: int) -> io.NodeOutput:
         import comfy.model_management
 
-        from ..drive_ops.video_decode import load_video
+        from ..drive_ops.video.decode import load_video
 
         path = _resolve_input(video)
         if path is None:
@@ -145,7 +145,7 @@ class SaveVideo(io.ComfyNode):
                 audio: dict | None = None) -> io.NodeOutput:
         from comfy.cli_args import args
 
-        from ..drive_ops.video_encode import encode_video, file_extension, png_frame_name
+        from ..drive_ops.video.encode import encode_video, file_extension, png_frame_name
 
         if format == "mp4" and crf > 51:
             raise ValueError(f"crf {crf} is out of range for mp4 (h264 takes 0-51)")

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from drive_ops.color_filters import apply_filters
-from drive_ops.compare_strip import compare_strip, parse_frame_indices
-from drive_ops.compositing import composite_background
-from drive_ops.harmonize import harmonize_video
-from drive_ops.mask_ops import refine_mask
-from drive_ops.mask_propagation import propagate_mask
-from drive_ops.video_decode import load_video
+from drive_ops.composite.color_filters import apply_filters
+from drive_ops.evaluate.compare_strip import compare_strip, parse_frame_indices
+from drive_ops.composite.compositing import composite_background
+from drive_ops.composite.harmonize import harmonize_video
+from drive_ops.masks.mask_ops import refine_mask
+from drive_ops.masks.propagation import propagate_mask
+from drive_ops.video.decode import load_video
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SILVER = torch.tensor([[-0.7, 0.15, 0.3, -0.9, 0.4, 0.1]])  # temperature .. shadow, Harmonizer's order

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from drive_ops.mask_frames import match_mask_frames
+from drive_ops.core.mask_frames import match_mask_frames
 
 
 def test_single_frame_broadcasts():

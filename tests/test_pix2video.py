@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_unet import tiny_unet
 
-from drive_ops.pix2video import guidance_step, guided_steps, sample_pix2video
+from drive_ops.diffusion.pix2video import guidance_step, guided_steps, sample_pix2video
 
 FRAMES, STEPS = 4, 6
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from drive_ops.stem import em_objective, frame_groups, stem_attention, stem_bases, stem_memory_bytes
+from drive_ops.diffusion.stem import em_objective, frame_groups, stem_attention, stem_bases, stem_memory_bytes
 
 HEADS, DIM, FRAMES, TOKENS = 2, 16, 3, 16
 

@@ -22,8 +22,8 @@ import comfy.samplers  # noqa: E402
 import node_helpers  # noqa: E402
 
 pack = load_pack()
-editing, rave_grid = pack("nodes.editing"), pack("drive_ops.rave_grid")
-schedule, inversion = pack("drive_ops.schedule"), pack("drive_ops.inversion")
+editing, rave_grid = pack("nodes.editing"), pack("drive_ops.diffusion.rave_grid")
+schedule, inversion = pack("drive_ops.diffusion.schedule"), pack("drive_ops.diffusion.inversion")
 
 torch.set_num_threads(1)
 torch.manual_seed(0)

@@ -13,7 +13,7 @@ def write_random_sam2(path: Path) -> None:
     pytest.importorskip("sam2")
     from safetensors.torch import save_file
 
-    from drive_ops.sam2_build import Sam2Variant, build_sam2_video_model
+    from drive_ops.masks.sam2_build import Sam2Variant, build_sam2_video_model
 
     with torch.random.fork_rng():
         torch.manual_seed(0)

@@ -202,7 +202,7 @@ def _ancestors(prompt: dict, node_id: str) -> set[str]:
 
 
 def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:
-    from drive_ops.mask_ops import grow_mask
+    from drive_ops.core.mask_morphology import grow_mask
 
     return grow_mask(torch.from_numpy(mask.astype(np.float32) / 255.0)[None], pixels + 1)[0].numpy()
 

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .frame_size import FramePlan, apply_frame_plan, plan_frame_size
+from ..core.frame_plan import FramePlan, apply_frame_plan, plan_frame_size
 
 # A few hundred MiB stay free for the interpreter, the decoder and per-frame temporaries.
 MEMORY_HEADROOM_BYTES = 512 * 2**20
@@ -310,7 +310,7 @@ def load_video(path: str, frame_load_cap: int = 0, skip_first_frames: int = 0, s
 
     Frames are picked by index (``skip_first_frames``, then every ``select_every_nth``, at
     most ``frame_load_cap``; 0 = all), oriented as displayed, sized by ``size_policy``
-    (see ``drive_ops.frame_size``) and written into a tensor allocated once, after the
+    (see ``drive_ops.core.frame_plan``) and written into a tensor allocated once, after the
     memory check. ``fps`` is the source's average rate divided by the stride (variable
     frame rate sources are treated as constant at their average rate). ``progress(done,
     total)`` is called after every kept frame. Audio is cut to the kept span.

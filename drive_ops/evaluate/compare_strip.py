@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .mask_ops import overlay_mask
+from ..core.mask_morphology import overlay_mask
 
 DEFAULT_FRAMES = 4
 OVERLAY_RGB = (1.0, 0.2, 0.2)

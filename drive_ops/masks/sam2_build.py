@@ -1,7 +1,7 @@
 """Build SAM 2 / 2.1 video models from the ``sam2`` package's modules, without hydra.
 
-The ``sam2`` package is optional (its PyPI metadata pulls a CUDA torch), so it is
-imported lazily and a missing install raises an error with the exact recipe. The
+The ``sam2`` package is optional: ``sam2_predictor.import_sam2`` imports it when a model
+is built, and a missing install raises an error with the exact recipe. The
 variant (tiny / small / base+ / large) and version (2 / 2.1) are read off a state
 dict's keys and shapes, and the model is constructed directly with the values of the
 package's ``configs/sam2*/sam2*_hiera_*.yaml`` files: no hydra compose, no global
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-SAM2_INSTALL_RECIPE = ("pip install hydra-core iopath\n"
-                       "SAM2_BUILD_CUDA=0 pip install --no-deps --no-build-isolation sam2==1.1.0")
+from .sam2_predictor import SamuraiVideoPredictor, import_sam2
+
 SAM2_FILES = ("sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large")
 
 # Hiera trunk per size (configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml; sam2 shares them)
@@ -45,18 +45,6 @@ class Sam2Variant:
     @property
     def label(self) -> str:
         return f"sam{self.version}_hiera_{self.size}"
-
-
-def import_sam2():
-    """Import the ``sam2`` package or raise ImportError with the install recipe."""
-    try:
-        import sam2.modeling.sam2_base  # noqa: F401  (also checks hydra, which sam2/__init__ needs)
-        import sam2.sam2_video_predictor
-    except ImportError as err:
-        raise ImportError(
-            f"SAM2 tracking needs the `sam2` package ({err}). Install it into ComfyUI's python "
-            f"without its CUDA build (it needs no torchvision):\n{SAM2_INSTALL_RECIPE}") from err
-    return sam2
 
 
 def detect_sam2_variant(state_dict: dict[str, torch.Tensor]) -> Sam2Variant:
@@ -92,7 +80,6 @@ def build_sam2_video_model(variant: Sam2Variant, image_size: int = 1024, device:
     from sam2.modeling.position_encoding import PositionEmbeddingSine
     from sam2.modeling.sam.transformer import RoPEAttention
 
-    from .sam2_tracking import SamuraiVideoPredictor
 
     if image_size % 32:
         raise ValueError(f"image_size {image_size} must be a multiple of 32")

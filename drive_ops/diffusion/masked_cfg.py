@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .frame_size import MULTIPLE, center_crop_span
+from ..core.frame_plan import MULTIPLE, center_crop_span
 from .rave_grid import grid_permutation, padded_length, run_on_grids
 from .schedule import step_index
 

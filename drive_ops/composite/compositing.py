@@ -14,10 +14,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .chunking import chunk_slices
-from .frame_size_inverse import find_frame_plan, fit_to_canvas
-from .mask_frames import match_mask_frames
-from .mask_ops import feather_mask, grow_mask
+from ..core.chunking import chunk_slices
+from ..core.frame_plan_inverse import find_frame_plan, fit_to_canvas
+from ..core.mask_frames import match_mask_frames
+from ..core.mask_morphology import feather_mask, grow_mask
 
 BLEND_MODES = ("alpha", "laplacian")
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)

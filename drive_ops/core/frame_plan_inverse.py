@@ -1,6 +1,6 @@
 """Undo the loader's crop/resize rule: put working-size frames back onto the source canvas.
 
-The edit runs at the loader's working size (``frame_size.plan_frame_size``), but the
+The edit runs at the loader's working size (``frame_plan.plan_frame_size``), but the
 background to keep may be the full-resolution original. This finds the plan that
 maps the original's size to the edited size and inverts it, so each edited pixel
 lands exactly where it came from; the few border pixels the plan cropped away are
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .frame_size import MULTIPLE, FramePlan, apply_frame_plan, plan_frame_size
+from .frame_plan import MULTIPLE, FramePlan, apply_frame_plan, plan_frame_size
 
 
 def find_frame_plan(src_h: int, src_w: int, out_h: int, out_w: int) -> FramePlan | None:

@@ -22,8 +22,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .mask_ops import grow_mask
-from .optical_flow import dis_flow, lands_inside, occlusion_mask, warp_backward
+from ..core.mask_morphology import grow_mask
+from ..core.optical_flow import dis_flow, lands_inside, occlusion_mask, warp_backward
 
 Progress = Callable[[int, int], None]
 

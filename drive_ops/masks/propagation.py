@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .optical_flow import dis_flow, occlusion_mask, warp_backward
+from ..core.optical_flow import dis_flow, occlusion_mask, warp_backward
 
 
 def _box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:

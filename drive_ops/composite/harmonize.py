@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from .chunking import chunk_slices
+from ..core.chunking import chunk_slices
 from .color_filters import FILTER_NAMES, apply_filters
 from .harmonizer_model import Harmonizer
 

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .chunking import chunk_slices
+from ..core.chunking import chunk_slices
 
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK63 = (1 << 63) - 1

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from drive_ops.frame_size import apply_frame_plan, center_crop_span, plan_frame_size
+from drive_ops.core.frame_plan import apply_frame_plan, center_crop_span, plan_frame_size
 
 
 def comfy_vae_crop(pixels: torch.Tensor, m: int = 8) -> torch.Tensor:

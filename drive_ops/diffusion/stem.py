@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .chunking import chunk_slices
+from ..core.chunking import chunk_slices
 
 INITS = ("gaussian", "tokens")
 

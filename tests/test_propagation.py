@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from drive_ops.mask_propagation import propagate_mask
+from drive_ops.masks.propagation import propagate_mask
 
 H = W = 192
 T = 30
@@ -85,7 +85,7 @@ def test_static_clip_keeps_the_mask():
 
 
 def test_auto_preset():
-    from drive_ops.mask_propagation import resolve_preset
+    from drive_ops.masks.propagation import resolve_preset
 
     assert resolve_preset("auto", 192, 640) == "fine"
     assert resolve_preset("auto", 512, 512) == "medium"
