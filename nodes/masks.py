@@ -57,7 +57,7 @@ class PropagateMask(io.ComfyNode):
             raise ValueError(f"the mask is empty on frame {frame_index}; draw the object on that frame")
         pbar = comfy.utils.ProgressBar(t)
         out = propagate_mask(images.cpu(), start.cpu(), frame_index, flow_quality, occlusion_check, threshold,
-                             progress=pbar.update)
+                             progress=pbar.update_absolute)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 

@@ -8,6 +8,7 @@ from comfy_api.latest import io
 import comfy.model_management as mm
 import comfy.utils
 from ..drive_ops.evaluate import compare_strip, edit_report, plots as metric_plots
+from ..drive_ops.core.chunking import chunk_slices
 from ..drive_ops.core.mask_frames import match_mask_frames
 from ..drive_ops.evaluate.metrics import check_pair
 from ..drive_ops.core.optical_flow import DIS_PRESETS
@@ -25,12 +26,12 @@ CLIP_CAVEAT = (
 
 def _image_embeds(clip_vision, frames: torch.Tensor) -> torch.Tensor:
     """CLIP vision ``image_embeds`` ``[T,D]`` of ``frames``, in chunks with a progress bar."""
-    pbar = comfy.utils.ProgressBar(frames.shape[0])
+    total = frames.shape[0]
+    pbar = comfy.utils.ProgressBar(total)
     out = []
-    for start in range(0, frames.shape[0], CLIP_CHUNK):
-        chunk = frames[start:start + CLIP_CHUNK]
-        out.append(clip_vision.encode_image(chunk)["image_embeds"].float().cpu())
-        pbar.update(chunk.shape[0])
+    for part in chunk_slices(total, CLIP_CHUNK):
+        out.append(clip_vision.encode_image(frames[part])["image_embeds"].float().cpu())
+        pbar.update_absolute(part.stop, total)
     return torch.cat(out)
 
 

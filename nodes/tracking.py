@@ -152,7 +152,7 @@ class TrackObject(io.ComfyNode):
         pbar = comfy.utils.ProgressBar(tracked_frame_count([frame_index], t))
         out = track_masks(sam2_model.model.predictor, images.cpu(), frame_index, positive_points, negative_points, bboxes,
                           None if mask is None else mask.cpu(), individual_objects, output_mode == "per_object",
-                          samurai, offload_video_to_cpu, offload_state_to_cpu, progress=pbar.update)
+                          samurai, offload_video_to_cpu, offload_state_to_cpu, progress=pbar.update_absolute)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 

@@ -53,10 +53,11 @@ def test_propagation_keeps_iou():
     frame_index = 12
     frames, truth = _scene()
     steps = []
-    out = propagate_mask(frames, truth[frame_index], frame_index=frame_index, progress=steps.append)
+    out = propagate_mask(frames, truth[frame_index], frame_index=frame_index,
+                         progress=lambda done, total: steps.append((done, total)))
     assert out.shape == (T, H, W) and out.dtype == torch.float32
     assert set(out.unique().tolist()) <= {0.0, 1.0}
-    assert len(steps) == T
+    assert steps == [(i, T) for i in range(1, T + 1)]
     assert torch.equal(out[frame_index], truth[frame_index])
     ious = [_iou(out[t], truth[t]) for t in range(T)]
     assert min(ious) >= 0.9, ious

@@ -46,17 +46,18 @@ def _check(out: torch.Tensor, frames_count: int) -> None:
 @pytest.mark.parametrize("kind", ["points", "box", "mask", "samurai"])
 def test_every_prompt_kind_tracks_end_to_end(sam2_tiny, kind):
     frames, truth = _clip()
-    steps: list[int] = []
+    steps: list[tuple[int, int]] = []
     kwargs = dict(points={"positive_points": '[{"x": 20, "y": 24}]', "negative_points": '[{"x": 2, "y": 2}]'},
                   box={"bboxes": [(8, 14, 28, 34)]},
                   mask={"mask": truth[2:3]},
                   samurai={"positive_points": '[{"x": 20, "y": 24}]', "samurai": SamuraiConfig()})[kind]
     frame_index = 2 if kind == "mask" else 0
     frames_before = frames.clone()
-    out = track_masks(sam2_tiny, frames, frame_index=frame_index, progress=steps.append, **kwargs)
+    out = track_masks(sam2_tiny, frames, frame_index=frame_index, progress=lambda done, total: steps.append((done, total)), **kwargs)
     _check(out, T)
     assert torch.equal(frames, frames_before)
-    assert len(steps) == tracked_frame_count([frame_index], T)
+    total = tracked_frame_count([frame_index], T)
+    assert steps == [(i, total) for i in range(1, total + 1)]
     assert sam2_tiny._samurai is None
     if kind == "mask":
         # a mask prompt is its own output on the prompt frame (use_mask_input_as_output)

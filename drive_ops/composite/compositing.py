@@ -9,8 +9,6 @@ grown mask the same way (its result is faded in with the same alpha).
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
@@ -18,6 +16,7 @@ from ..core.chunking import chunk_slices
 from ..core.frame_plan_inverse import find_frame_plan, fit_to_canvas
 from ..core.mask_frames import match_mask_frames
 from ..core.mask_morphology import feather_mask, grow_mask
+from ..core.progress import Progress, notify
 
 BLEND_MODES = ("alpha", "laplacian")
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
@@ -137,7 +136,7 @@ def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: tor
 
 def composite_video(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int = 0,
                     feather: float = 0.0, blend: str = "alpha", chunk: int = 16,
-                    progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                    progress: Progress | None = None) -> torch.Tensor:
     """``composite_background`` over a long clip, ``chunk`` frames at a time; same result.
 
     Frame counts are checked up front so a bad input fails before any work is done.
@@ -153,6 +152,5 @@ def composite_video(edited: torch.Tensor, original: torch.Tensor, mask: torch.Te
     for i, sl in enumerate(slices):
         part_mask = mask if mask.shape[0] == 1 else mask[sl]
         out[sl] = composite_background(edited[sl], original[sl], part_mask, grow, feather, blend)
-        if progress:
-            progress(i + 1, len(slices))
+        notify(progress, i + 1, len(slices))
     return out

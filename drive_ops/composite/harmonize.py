@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from ..core.chunking import chunk_slices
+from ..core.progress import Progress, notify, stage
 from .color_filters import FILTER_NAMES, apply_filters
 from .harmonizer_model import Harmonizer
 
@@ -27,7 +28,6 @@ DEFAULT_EMA = 0.96
 # background's: harmonise the tone, don't repaint the object in the background's colours.
 LAB_TRANSFER = 0.5
 LAB_SPREAD_LIMITS = (0.5, 2.0)
-Progress = Callable[[int, int], None]
 
 
 def ema_for_fps(ema_at_reference: float, fps: float) -> float:
@@ -107,12 +107,11 @@ def _chunk_on(frames: torch.Tensor, masks: torch.Tensor | None, sl: slice,
 
 def map_frames(frames: torch.Tensor, masks: torch.Tensor | None,
                fn: Callable[[torch.Tensor, torch.Tensor | None, slice], torch.Tensor],
-               device: torch.device | None = None, chunk: int = 8, progress: Progress | None = None,
-               progress_offset: int = 0, progress_total: int | None = None) -> torch.Tensor:
+               device: torch.device | None = None, chunk: int = 8, progress: Progress | None = None) -> torch.Tensor:
     """Apply ``fn(chw, mask, slice) -> chw`` chunk by chunk on ``device``; returns a new ``[T,H,W,C]``.
 
     Channels past the third (alpha) are copied through. ``progress(done, total)``
-    after every chunk, counted from ``progress_offset``.
+    after every chunk.
     """
     device = device or frames.device
     slices = chunk_slices(frames.shape[0], max(1, chunk))
@@ -122,8 +121,7 @@ def map_frames(frames: torch.Tensor, masks: torch.Tensor | None,
         out[sl, ..., :3] = fn(c, m, sl).movedim(1, -1).to(out.device, out.dtype)
         if frames.shape[-1] > 3:
             out[sl, ..., 3:] = frames[sl, ..., 3:]
-        if progress:
-            progress(progress_offset + i + 1, progress_total or len(slices))
+        notify(progress, i + 1, len(slices))
     return out
 
 
@@ -149,8 +147,7 @@ def harmonize_video(comp: torch.Tensor, mask: torch.Tensor, model: Harmonizer | 
     for i, sl in enumerate(slices):
         c, m = _chunk_on(comp, mask, sl, device)
         estimates.append((model.predict_arguments(c, m) if model is not None else lab_statistics(c, m)).cpu())
-        if progress:
-            progress(i + 1, total)
+        notify(progress, i + 1, total)
     raw = torch.cat(estimates)
     smoothed = smooth_arguments(raw, ema) if ema > 0 else raw.clone()
     applied = smoothed.clamp(-1, 1) * strength if model is not None else smoothed
@@ -160,7 +157,7 @@ def harmonize_video(comp: torch.Tensor, mask: torch.Tensor, model: Harmonizer | 
             return apply_filters(c, m, applied[sl].to(device))
         return apply_lab_match(c, m, applied[sl].to(device), strength)
 
-    out = map_frames(comp, mask, restore, device, chunk, progress, len(slices), total)
+    out = map_frames(comp, mask, restore, device, chunk, stage(progress, len(slices), total))
     if model is not None:
         report = {"mode": "harmonizer", "filters": list(FILTER_NAMES), "ema": ema, "strength": strength,
                   "predicted": _rows(raw), "applied": _rows(applied)}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from . import metrics
-from .metrics import Progress
+from ..core.progress import Progress, notify, stage
 
 CLIP_ABSENT = -1.0
 """Sentinel for CLIP-T / CLIP-F when no CLIP model was given (real scores are cosines ×100 > -100,
@@ -113,19 +113,15 @@ def build_report(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor 
                          "give one mask frame per video frame at the video's size")
     total = t + 2 * (t - 1) + 1  # background SSIM frames, flow pairs, WarpSSIM pairs, the rest
 
-    def stage(offset: int) -> Progress:
-        """Progress of one stage, reported on the report's overall scale."""
-        return lambda done, _n: progress(offset + done, total) if progress is not None else None
-
-    flows = metrics.source_flows(source, flow_preset, progress=stage(0))
-    background = metrics.background_preservation(source, edited, mask, dilation_px, progress=stage(t - 1))
+    flows = metrics.source_flows(source, flow_preset, progress=stage(progress, 0, total))
+    background = metrics.background_preservation(source, edited, mask, dilation_px, progress=stage(progress, t - 1, total))
     if mask is not None and torch.isnan(background.psnr).all():
         raise ValueError(f"the mask grown by {dilation_px} px covers every pixel of every frame, so there is no "
                          "background to measure; lower dilation_px, or check that the mask is not inverted")
     report = EditReport(
         frames=t, has_mask=mask is not None, dilation_px=int(dilation_px), background=background,
         warp_error=metrics.warp_error(edited, flows), warp_error_source=metrics.warp_error(source, flows),
-        warp_ssim=metrics.warp_ssim(edited, flows, progress=stage(2 * t - 1)),
+        warp_ssim=metrics.warp_ssim(edited, flows, progress=stage(progress, 2 * t - 1, total)),
         flicker=metrics.flicker(source, edited, mask, dilation_px))
     if image_embeds is not None:
         if image_embeds.shape[0] != t:
@@ -133,7 +129,7 @@ def build_report(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor 
         report.clip_f = metrics.clip_frame_scores(image_embeds)
         if text_embed is not None:
             report.clip_t = metrics.clip_text_scores(image_embeds, text_embed)
-    stage(total - 1)(1, 1)
+    notify(progress, total, total)
     return report
 
 

@@ -17,15 +17,12 @@ is NaN-free on constant frames (SSIM's stabilising constants, an epsilon in rati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
 from ..core.mask_morphology import grow_mask
 from ..core.optical_flow import dis_flow, lands_inside, occlusion_mask, warp_backward
-
-Progress = Callable[[int, int], None]
+from ..core.progress import Progress, notify
 
 SSIM_WIN = 7
 """skimage's default uniform window: WarpSSIM as RAVE computes it uses it."""
@@ -121,8 +118,7 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, progress: Progress | None = None)
         vxy = cov_norm * (mxy - mx * my)
         s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
         out.append(s.mean(1).float())
-        if progress is not None:
-            progress(min(start + SSIM_CHUNK, t), t)
+        notify(progress, min(start + SSIM_CHUNK, t), t)
     return torch.cat(out)
 
 
@@ -190,8 +186,7 @@ def source_flows(source: torch.Tensor, preset: str = "medium", progress: Progres
     for i in range(t - 1):
         fw.append(dis_flow(source[i], source[i + 1], preset))
         bw.append(dis_flow(source[i + 1], source[i], preset))
-        if progress is not None:
-            progress(i + 1, t - 1)
+        notify(progress, i + 1, t - 1)
     return flows_from(torch.stack(fw), torch.stack(bw))
 
 

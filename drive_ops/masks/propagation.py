@@ -12,11 +12,10 @@ or the background's local motion.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 
+from ..core.progress import Progress, notify
 from ..core.optical_flow import dis_flow, occlusion_mask, warp_backward
 
 
@@ -86,13 +85,13 @@ def resolve_preset(preset: str, height: int, width: int) -> str:
 
 def propagate_mask(frames: torch.Tensor, mask: torch.Tensor, frame_index: int = 0, preset: str = "auto",
                    occlusion_check: bool = True, threshold: float = 0.5,
-                   progress: Callable[[int], None] | None = None) -> torch.Tensor:
+                   progress: Progress | None = None) -> torch.Tensor:
     """Carry ``mask`` ``[H,W]`` from frame ``frame_index`` through ``frames`` ``[T,H,W,3]`` (0..1).
 
     Returns binary ``[T,H,W]`` float32 on the frames' device: the prompt frame is
     ``mask > threshold``, the others are propagated from their neighbour towards the
-    prompt frame. ``preset`` is a DIS preset or "auto" (``resolve_preset``). ``progress(1)`` is called once per frame (ComfyUI's progress bar and
-    cancel point).
+    prompt frame. ``preset`` is a DIS preset or "auto" (``resolve_preset``).
+    ``progress(done, total)`` is called after every frame (``total`` = T).
     """
     t, h, w = frames.shape[:3]
     if not 0 <= frame_index < t:
@@ -102,12 +101,12 @@ def propagate_mask(frames: torch.Tensor, mask: torch.Tensor, frame_index: int = 
     preset = resolve_preset(preset, h, w)
     out = torch.empty(t, h, w, dtype=torch.float32, device=frames.device)
     out[frame_index] = (mask.to(frames.device).float() > threshold).float()
-    if progress is not None:
-        progress(1)
+    done = 1
+    notify(progress, done, t)
     for order in (range(frame_index + 1, t), range(frame_index - 1, -1, -1)):
         for i in order:
             j = i - 1 if i > frame_index else i + 1
             out[i] = propagate_step(out[j], frames[j], frames[i], preset, occlusion_check, threshold)
-            if progress is not None:
-                progress(1)
+            done += 1
+            notify(progress, done, t)
     return out

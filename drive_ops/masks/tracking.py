@@ -10,11 +10,12 @@ the clip length; the output is a bool mask per object and frame. The model comes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from ..core.progress import Progress, notify
 from .prompts import TrackPrompt, build_prompts, parse_boxes, parse_points
 from .samurai import SamuraiConfig, SamuraiRun, SamuraiSelector, select_memory_frames
 
@@ -86,7 +87,7 @@ def _prune_memory(model, state: dict, frame_idx: int, reverse: bool, run: Samura
 
 def track_video(model, frames: torch.Tensor, prompts: Sequence[TrackPrompt], samurai: SamuraiConfig | None = None,
                 offload_video_to_cpu: bool = True, offload_state_to_cpu: bool = False,
-                progress: Callable[[int], None] | None = None) -> torch.Tensor:
+                progress: Progress | None = None) -> torch.Tensor:
     """Track the prompted objects through ``frames`` ``[T,H,W,3]`` (0..1); -> bool ``[N_obj,T,H,W]`` (CPU).
 
     ``model`` comes from ``sam2_build`` (a SamuraiVideoPredictor on any device; its
@@ -94,7 +95,8 @@ def track_video(model, frames: torch.Tensor, prompts: Sequence[TrackPrompt], sam
     Tracking runs forwards from the earliest prompted frame and backwards from the
     latest, each pass with only the prompts and its own frames as memory. ``samurai``
     (single object only) switches SAMURAI on with fresh state for each pass.
-    ``progress(1)`` is called once per tracked frame.
+    ``progress(done, total)`` is called after every tracked frame of both passes
+    (``total`` = ``tracked_frame_count``).
     """
     if not prompts:
         raise ValueError("no prompt given")
@@ -123,6 +125,7 @@ def track_video(model, frames: torch.Tensor, prompts: Sequence[TrackPrompt], sam
                                                 points=p.points, labels=p.labels, box=p.box)
             first = min(p.frame_index for p in prompts)
             last = max(p.frame_index for p in prompts)
+            done, total = 0, tracked_frame_count([first, last], t)
             for reverse, start in ((False, first), (True, last)):
                 if reverse and start == 0:
                     break
@@ -135,8 +138,8 @@ def track_video(model, frames: torch.Tensor, prompts: Sequence[TrackPrompt], sam
                     for k, obj_id in enumerate(ids):
                         out[obj_ids.index(obj_id), frame_idx] = fg[k]
                     _prune_memory(model, state, frame_idx, reverse, run)
-                    if progress is not None:
-                        progress(1)
+                    done += 1
+                    notify(progress, done, total)
         finally:
             model._samurai = None
     return out
@@ -153,7 +156,7 @@ def track_masks(model, frames: torch.Tensor, frame_index: int = 0, positive_poin
                 individual_objects: bool = False, per_object_output: bool = False,
                 samurai: SamuraiConfig | None = None, offload_video_to_cpu: bool = True,
                 offload_state_to_cpu: bool = False,
-                progress: Callable[[int], None] | None = None) -> torch.Tensor:
+                progress: Progress | None = None) -> torch.Tensor:
     """The Track Object node's whole path: socket values in, float32 0/1 MASK out (CPU).
 
     ``mask`` is ``[H,W]`` or ``[1,H,W]`` on ``frame_index``, or ``[T,H,W]`` (its frame

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 import torch
 
+from ..core.progress import Progress, notify
 from ..core.frame_plan import FramePlan, apply_frame_plan, plan_frame_size
 
 # A few hundred MiB stay free for the interpreter, the decoder and per-frame temporaries.
@@ -304,7 +303,7 @@ def _write_frame(out: torch.Tensor, frame, high_bit: bool, orientation: Orientat
 
 def load_video(path: str, frame_load_cap: int = 0, skip_first_frames: int = 0, select_every_nth: int = 1,
                size_policy: str = "keep", longer_side: int = 512, with_audio: bool = True,
-               progress: Callable[[int, int], None] | None = None,
+               progress: Progress | None = None,
                available_bytes: int | None = None) -> LoadedVideo:
     """Decode the selected frames of ``path`` into one ``[T,H,W,3]`` float32 tensor (plus audio).
 
@@ -341,8 +340,7 @@ def load_video(path: str, frame_load_cap: int = 0, skip_first_frames: int = 0, s
                     first_time = float(frame.time) if frame.time is not None else index / info.fps
                 _write_frame(frames[written], frame, _high_bit_depth(frame), info.orientation, plan)
                 written += 1
-                if progress is not None:
-                    progress(written, len(picked))
+                notify(progress, written, len(picked))
                 if written == len(picked):
                     break
                 wanted = picked[written]

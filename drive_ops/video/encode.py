@@ -14,10 +14,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
-
 import numpy as np
 import torch
+
+from ..core.progress import Progress, notify
 
 FORMATS = ("mp4", "webm", "gif", "png")
 # Container, video codec, pixel format and audio codec per format (None: no audio track).
@@ -84,7 +84,7 @@ def _temp_path(path: str) -> str:
 
 def encode_video(frames: torch.Tensor, fps: float, path: str, fmt: str = "mp4", crf: int = 19,
                  audio: dict | None = None, metadata: dict | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> EncodeResult:
+                 progress: Progress | None = None) -> EncodeResult:
     """Write frames ``[T,H,W,C]`` (float 0..1) at ``fps`` to ``path``.
 
     - ``mp4``: h264 yuv420p at ``crf`` (0-51, lower is better), aac audio.
@@ -124,7 +124,7 @@ def encode_video(frames: torch.Tensor, fps: float, path: str, fmt: str = "mp4", 
 
 
 def _write_container(frames: torch.Tensor, fps: float, path: str, fmt: str, crf: int, audio: dict | None,
-                     metadata: dict | None, progress: Callable[[int, int], None] | None) -> EncodeResult:
+                     metadata: dict | None, progress: Progress | None) -> EncodeResult:
     import av
 
     container_fmt, codec, pix_fmt, audio_codec = _SPECS[fmt]
@@ -165,8 +165,7 @@ def _write_container(frames: torch.Tensor, fps: float, path: str, fmt: str, crf:
             frame.pts, frame.time_base = i, 1 / rate
             for out in palette.push(frame) if palette else [frame]:
                 container.mux(stream.encode(out))
-            if progress is not None:
-                progress(i + 1, count)
+            notify(progress, i + 1, count)
         for out in palette.push(None) if palette else []:
             container.mux(stream.encode(out))
         container.mux(stream.encode(None))
@@ -232,7 +231,7 @@ def png_frame_name(index: int) -> str:
 
 
 def _write_png_sequence(frames: torch.Tensor, folder: str, metadata: dict | None,
-                        progress: Callable[[int, int], None] | None) -> EncodeResult:
+                        progress: Progress | None) -> EncodeResult:
     import av
 
     os.makedirs(folder)
@@ -247,6 +246,5 @@ def _write_png_sequence(frames: torch.Tensor, folder: str, metadata: dict | None
             data = _with_text_chunks(data, text)
         with open(os.path.join(folder, png_frame_name(i)), "wb") as fh:
             fh.write(data)
-        if progress is not None:
-            progress(i + 1, count)
+        notify(progress, i + 1, count)
     return EncodeResult(path=folder, frames=count, width=width, height=height, notes=[])
