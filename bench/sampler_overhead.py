@@ -72,7 +72,8 @@ def main() -> None:
     import comfy.samplers
 
     pack = load_pack()
-    editing, schedule = pack("nodes.editing"), pack("drive_ops.diffusion.schedule")
+    grid_wrapper, cfg_hook = pack("nodes.patches.grid_wrapper"), pack("nodes.patches.masked_cfg_hook")
+    schedule = pack("drive_ops.diffusion.schedule")
     inversion, rave_grid = pack("drive_ops.diffusion.inversion"), pack("drive_ops.diffusion.rave_grid")
     chunking = pack("drive_ops.core.chunking")
     torch.set_num_threads(opts.threads)
@@ -99,8 +100,8 @@ def main() -> None:
         latent = torch.randn(frames, 4, lat, lat)
         mask = torch.zeros(frames, opts.size, opts.size)
         mask[:, opts.size // 4: 3 * opts.size // 4, opts.size // 4: 3 * opts.size // 4] = 1.0
-        patched = editing.apply_grid_patch(model, g, True, 0, opts.max_grids_per_call)
-        patched = editing.apply_masked_cfg_patch(patched, mask, -1.0, "nearest", 0.5)
+        patched = grid_wrapper.apply_grid_patch(model, g, True, 0, opts.max_grids_per_call)
+        patched = cfg_hook.apply_masked_cfg_patch(patched, mask, -1.0, "nearest", 0.5)
 
         def run():
             return comfy.sample.sample_custom(patched, torch.zeros_like(latent), 7.5, sampler, sigmas, pos, neg,

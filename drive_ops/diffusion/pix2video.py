@@ -25,6 +25,9 @@ import torch
 
 from .cross_frame_attention import neighbour_toward_anchor
 
+GUIDED_FRACTION = 0.52
+"""Pix2Video guides the first 26 of 50 steps."""
+
 
 def guided_steps(num_steps: int, guided_fraction: float) -> int:
     """How many of the first steps get the update (26 of 50 at Pix2Video's 0.52)."""
@@ -47,7 +50,7 @@ def guidance_step(x0: torch.Tensor, sigma_next: torch.Tensor | float, weight: fl
 @torch.no_grad()
 def sample_pix2video(model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict | None = None,
                      callback: Callable | None = None, disable: bool | None = None, weight: float = 100.0,
-                     guided_fraction: float = 0.52, anchor: int = 0) -> torch.Tensor:
+                     guided_fraction: float = GUIDED_FRACTION, anchor: int = 0) -> torch.Tensor:
     """Deterministic DDIM (Euler on the probability-flow ODE) plus Pix2Video's latent guidance.
 
     model(x, sigma * ones[B], **extra_args) -> denoised x0 (after CFG), x: [F, C, H, W] in

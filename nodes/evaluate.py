@@ -1,4 +1,4 @@
-"""Evaluation nodes: DRIVE_EditReport (metrics, plot, summary) and DRIVE_CompareStrip."""
+"""Evaluation nodes (DRIVE/evaluate): DRIVE_EditReport (metrics, plot, summary) and DRIVE_CompareStrip, over ``drive_ops.evaluate``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 import comfy.model_management as mm
 import comfy.utils
-from ..drive_ops.evaluate import compare_strip, edit_report, plots as metric_plots
+from ..drive_ops.evaluate import compare_strip, edit_report, plots
 from ..drive_ops.core.chunking import chunk_slices
 from ..drive_ops.core.mask_frames import match_mask_frames
 from ..drive_ops.evaluate.metrics import check_pair
@@ -112,7 +112,7 @@ class EditReport(io.ComfyNode):
         if report.clip_t is not None:
             summary += ("\nnote: CLIP-T is valid only if the CLIP's pooled text output and the CLIP vision image "
                         "embeddings share CLIP's projected space (not so for an SD1.5 checkpoint's CLIP)")
-        plot = metric_plots.plot_report(report).to(mm.intermediate_device())
+        plot = plots.plot_report(report).to(mm.intermediate_device())
         return io.NodeOutput(plot, summary, report.bg_psnr, report.bg_ssim, report.mean_warp_error,
                              report.flicker_ratio, report.clip_text, report.clip_frame)
 

@@ -1,4 +1,4 @@
-"""Object masks through the video: SAM2Loader and TrackObject (SAM 2 / SAMURAI)."""
+"""Tracking nodes (DRIVE/track): SAM2Loader and TrackObject (SAM 2 / SAMURAI), over ``drive_ops.masks``."""
 
 from __future__ import annotations
 
@@ -140,7 +140,8 @@ class TrackObject(io.ComfyNode):
                 memory_bank_obj_score_threshold: float, memory_bank_kf_score_threshold: float,
                 offload_video_to_cpu: bool, offload_state_to_cpu: bool, positive_points: str = "",
                 negative_points: str = "", bboxes=None, mask=None) -> io.NodeOutput:
-        from ..drive_ops.masks.tracking import SamuraiConfig, track_masks, tracked_frame_count
+        from ..drive_ops.masks.samurai import SamuraiConfig
+        from ..drive_ops.masks.tracking import track_masks, tracked_frame_count
 
         t = images.shape[0]
         if frame_index >= t:

@@ -1,4 +1,4 @@
-"""Weight-free mask nodes: PropagateMask (DIS optical flow), MaskTools and MaskPreview."""
+"""Weight-free mask nodes (DRIVE/mask): PropagateMask (DIS optical flow), MaskTools and MaskPreview, over ``drive_ops.masks``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Video in and out: DRIVE_LoadVideo and DRIVE_SaveVideo.
+"""Video in and out (DRIVE/video): DRIVE_LoadVideo and DRIVE_SaveVideo.
 
-Thin wrappers over ``drive_ops.video_decode`` / ``drive_ops.video_encode``: ComfyUI paths
+Thin wrappers over ``drive_ops.video.decode`` / ``drive_ops.video.encode``: ComfyUI paths
 (annotated input paths in, ``get_save_image_path`` out), progress bars, metadata and the
 UI preview live here; the decoding and encoding do not.
 """

@@ -1,7 +1,7 @@
 """Composite the edit over the original video and harmonise its colours (DRIVE/composite).
 
 DRIVE_CompositeBackground, DRIVE_ColorFilters, DRIVE_HarmonizerLoader, DRIVE_Harmonize.
-The maths lives in drive_ops (compositing, color_filters, harmonizer_model, harmonize);
+The maths lives in drive_ops.composite (compositing, color_filters, harmonizer_model, harmonize);
 these nodes add sockets, model management, chunking progress and error messages.
 """
 
