@@ -17,119 +17,22 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workflow_convert import WorkflowError, ui_to_api  # noqa: E402
+from comfy_server import RunError, Server
+from workflow_convert import WorkflowError, ui_to_api
 
-PACK_DIR = Path(__file__).resolve().parent.parent
-PACK_LINK_NAME = "comfyui-drive"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
 VIDEO_LOADERS = {"DRIVE_LoadVideo": "video", "LoadVideo": "file"}
 POSITIVE_INPUTS = ("positive",)
 NEGATIVE_INPUTS = ("negative",)
 PROGRESS_EVERY_S = 15.0
-
-
-class RunError(RuntimeError):
-    """A failure the user can act on; printed without a traceback."""
-
-
-class Server:
-    """A ComfyUI reachable over HTTP, possibly one this script started."""
-
-    def __init__(self, url: str):
-        self.url = url.rstrip("/")
-        self.process: subprocess.Popen | None = None
-        self.workdir: Path | None = None
-        self._log = None
-
-    def request(self, path: str, payload: dict | None = None, timeout: float = 60) -> dict:
-        data = None if payload is None else json.dumps(payload).encode()
-        req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                body = resp.read()
-        except urllib.error.HTTPError as err:
-            detail = err.read().decode(errors="replace")
-            raise RunError(f"{path} answered HTTP {err.code}: {_describe_rejection(detail)}") from None
-        return json.loads(body) if body else {}
-
-    def alive(self) -> bool:
-        try:
-            urllib.request.urlopen(self.url + "/object_info/KSampler", timeout=3).close()
-            return True
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def start(self, comfy_dir: Path, python: str, timeout: float, workdir: Path | None = None,
-              model_paths: dict[str, list[Path]] | None = None, extra_args: Sequence[str] = ()) -> Path:
-        """Start ComfyUI on this URL's port with the pack linked into ``workdir``/custom_nodes; returns its log.
-
-        ``model_paths`` adds model folders (``{"checkpoints": [dir, ...]}``) through the same
-        extra_model_paths.yaml; ``extra_args`` go to main.py. ``workdir`` defaults to a new temp dir.
-        """
-        if not (comfy_dir / "main.py").is_file():
-            raise RunError(f"no ComfyUI answers at {self.url} and COMFYUI_DIR={comfy_dir} has no main.py; "
-                           "start ComfyUI yourself or point COMFYUI_DIR at a ComfyUI checkout")
-        port = urllib.parse.urlparse(self.url).port or 8188
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="drive-run-"))
-        nodes_dir = self.workdir / "custom_nodes"
-        nodes_dir.mkdir(parents=True, exist_ok=True)
-        if not any((comfy_dir / "custom_nodes" / d / "nodes" / "extension.py").is_file()
-                   and (comfy_dir / "custom_nodes" / d).resolve() == PACK_DIR
-                   for d in os.listdir(comfy_dir / "custom_nodes")):
-            (nodes_dir / PACK_LINK_NAME).symlink_to(PACK_DIR)
-        yaml = self.workdir / "extra_model_paths.yaml"
-        entries = {"custom_nodes": [nodes_dir], **(model_paths or {})}
-        yaml.write_text("drive_run:\n" + "".join(
-            f"  {key}: |\n" + "".join(f"    {path}\n" for path in paths) for key, paths in entries.items()))
-        log_path = self.workdir / "comfy.log"
-        self._log = open(log_path, "w")
-        self.process = subprocess.Popen(
-            [python, "main.py", "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
-             "--extra-model-paths-config", str(yaml), *extra_args],
-            cwd=comfy_dir, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.time() + timeout
-        while not self.alive():
-            if self.process.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RunError(f"ComfyUI did not start (log tail):\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        print(f"started ComfyUI at {self.url} (log {log_path})", file=sys.stderr)
-        return log_path
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
-            self._log.close()
-
-
-def _describe_rejection(body: str) -> str:
-    """Turn /prompt's 400 body into one readable line per node error."""
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError:
-        return body[:2000]
-    lines = [data.get("error", {}).get("message", "")]
-    for node_id, err in (data.get("node_errors") or {}).items():
-        for e in err.get("errors", []):
-            lines.append(f"node {node_id} ({err.get('class_type')}): {e.get('message')} {e.get('details', '')}")
-    return "\n".join(ln for ln in lines if ln)
 
 
 def load_prompt(path: Path, server: Server) -> dict:

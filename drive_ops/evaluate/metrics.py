@@ -1,6 +1,6 @@
 """Edit-quality metrics on clips ``[T,H,W,3]`` float 0..1 (weight-free, plus CLIP cosine maths).
 
-Recipes follow the video-editing literature (shared/docs/related-methods.md §7) so our
+Recipes follow the video-editing literature (docs/algorithms.md, Metrics) so our
 numbers sit next to published ones:
 
 - background preservation: PSNR and SSIM outside a dilated object mask, per frame;
@@ -16,7 +16,9 @@ is NaN-free on constant frames (SSIM's stabilising constants, an epsilon in rati
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -67,9 +69,13 @@ def _region_mean(values: torch.Tensor, region: torch.Tensor | None) -> torch.Ten
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
 
 
-def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB for signals in 0..1; ``mse == 0`` gives ``inf`` (identical frames), NaN stays NaN."""
-    return -10.0 * torch.log10(mse)
+def psnr_from_mse(mse: torch.Tensor, peak: float = 1.0) -> torch.Tensor:
+    """PSNR in dB, ``10 log10(peak^2 / mse)``, for signals spanning ``peak`` (1 for images in 0..1).
+
+    ``mse == 0`` gives ``inf`` (identical frames); NaN stays NaN. The one PSNR of the pack:
+    the per-frame metrics below and the benchmarks' latent / [-1,1] pixel PSNR use it.
+    """
+    return 20.0 * math.log10(peak) - 10.0 * torch.log10(torch.as_tensor(mse))
 
 
 def psnr(reference: torch.Tensor, test: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:

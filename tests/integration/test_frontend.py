@@ -47,7 +47,7 @@ def report(comfy, tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
     shots = Path(os.environ.get("DRIVE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
-    out = subprocess.run(["node", str(ROOT / "scripts" / "frontend.js"), "check", comfy.url + "/",
+    out = subprocess.run(["node", str(ROOT / "tools" / "frontend.js"), "check", comfy.url + "/",
                           str(ROOT / "workflows"), str(shots)], capture_output=True, text=True, timeout=600)
     for path in created:
         path.unlink()

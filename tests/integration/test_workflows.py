@@ -1,7 +1,7 @@
 """Every example workflow, run inside a real ComfyUI on a tiny clip, plus its bad-input failures.
 
 The API twins in tests/workflows are what frontend 1.27.10 made of the UI files
-(scripts/build_workflows.py); here they run at 64x64, 8 frames, 3 steps with the
+(tools/build_workflows.py); here they run at 64x64, 8 frames, 3 steps with the
 random-weight SD1.5 checkpoint and random SAM2 weights, and the converter the headless
 runner uses must give the same prompts from the UI files.
 """
@@ -22,12 +22,11 @@ from PIL import Image
 
 from comfy_client import execution_error
 from random_weights import write_random_sam2
+from workflow_convert import ui_to_api
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-from workflow_convert import ui_to_api  # noqa: E402
 
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 FRAMES, SIZE, STEPS, CLIP_FPS = 8, 64, 3, 8

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Build the example workflows with ComfyUI's real frontend.
 
-    python scripts/build_workflows.py --url http://127.0.0.1:8188
+    python tools/build_workflows.py --url http://127.0.0.1:8188
 
 Needs a running ComfyUI with this pack loaded, Debian's chromium and playwright-core
 (NODE_PATH). Each spec below is turned into a graph by the frontend itself
-(scripts/frontend.js build), which saves the UI file users drag in
+(tools/frontend.js build), which saves the UI file users drag in
 (workflows/<name>.json) and the API prompt it makes of it
 (tests/workflows/<name>.api.json); /object_info for the node types used goes to
 tests/workflows/object_info.json so CI can check the converter without a server.
@@ -277,7 +277,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         spec_file, out = Path(tmp) / "specs.json", Path(tmp) / "out"
         spec_file.write_text(json.dumps(specs))
-        subprocess.run(["node", str(ROOT / "scripts" / "frontend.js"), "build", args.url + "/", str(spec_file),
+        subprocess.run(["node", str(ROOT / "tools" / "frontend.js"), "build", args.url + "/", str(spec_file),
                         str(out)], check=True, env=dict(os.environ))
         UI_DIR.mkdir(exist_ok=True)
         API_DIR.mkdir(parents=True, exist_ok=True)

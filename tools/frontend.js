@@ -1,11 +1,11 @@
 // Drive ComfyUI's real frontend in headless Chromium (playwright-core, Debian's /usr/bin/chromium).
 //
-//   node scripts/frontend.js build URL SPECS.json OUT_DIR
-//     Each spec (see scripts/build_workflows.py) becomes a graph made by the frontend itself:
+//   node tools/frontend.js build URL SPECS.json OUT_DIR
+//     Each spec (see tools/build_workflows.py) becomes a graph made by the frontend itself:
 //     nodes created by type, widgets set by name, links made by slot name, groups and modes set.
 //     Writes OUT_DIR/<name>.json (UI format, graph.serialize()) and OUT_DIR/<name>.api.json
 //     (graphToPrompt().output), so both are exactly what a user's frontend would save and send.
-//   node scripts/frontend.js check URL WORKFLOW_DIR SHOT_DIR
+//   node tools/frontend.js check URL WORKFLOW_DIR SHOT_DIR
 //     Loads every workflow file, reports missing node types, widget values the frontend
 //     rejected or changed, the API prompt the frontend makes of it, a screenshot per workflow,
 //     and the node types the search for "DRIVE" finds. Prints one JSON report on stdout.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The README's before/after strip, made by the pack's own weight-free path on a real clip.
 
-    python scripts/make_readme_strip.py [--out workflows/wolf_strip.png]
+    python -m tools.make_readme_strip [--out workflows/wolf_strip.png]      # from the repository root
 
 No diffusion weights can be had where this project is built, so the "after" column is
 not a diffusion edit: it is the wolf recoloured by the Color Filters (a cold, desaturated
@@ -13,19 +13,16 @@ harmonised by the weight-free Lab match: the same drive_ops calls the nodes make
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
 from PIL import Image
 
 from drive_ops.composite.color_filters import apply_filters
-from drive_ops.evaluate.compare_strip import compare_strip, parse_frame_indices
 from drive_ops.composite.compositing import composite_background
 from drive_ops.composite.harmonize import harmonize_video
+from drive_ops.evaluate.compare_strip import compare_strip, parse_frame_indices
 from drive_ops.masks.mask_ops import refine_mask
 from drive_ops.masks.propagation import propagate_mask
 from drive_ops.video.decode import load_video
