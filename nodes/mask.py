@@ -41,18 +41,13 @@ class PropagateMask(io.ComfyNode):
     @classmethod
     def execute(cls, images, mask, frame_index: int, flow_quality: str, occlusion_check: bool,
                 threshold: float) -> io.NodeOutput:
+        from ..drive_ops.core.mask_frames import mask_on_frame
         from ..drive_ops.masks.propagation import propagate_mask
 
         t, h, w = images.shape[:3]
         if frame_index >= t:
             raise ValueError(f"frame_index {frame_index} is past the clip's last frame ({t - 1})")
-        if mask.dim() == 3 and mask.shape[0] not in (1, t):
-            raise ValueError(f"the mask has {mask.shape[0]} frames, the video {t}; give one mask (for "
-                             "frame_index) or one per frame")
-        start = mask if mask.dim() == 2 else mask[frame_index] if mask.shape[0] == t else mask[0]
-        if tuple(start.shape) != (h, w):
-            raise ValueError(f"the mask is {start.shape[-1]}x{start.shape[-2]} px but the frames are {w}x{h}; "
-                             "draw or resize the mask at the video's size")
+        start = mask_on_frame(mask, frame_index, t, h, w)
         if not bool((start > threshold).any()):
             raise ValueError(f"the mask is empty on frame {frame_index}; draw the object on that frame")
         pbar = comfy.utils.ProgressBar(t)

@@ -24,10 +24,20 @@ from .schedule import vp_scale
 BLEND_MODES = ("after", "before")
 
 
-def _report(callback: Callable | None, i: int, x: torch.Tensor, sigma: torch.Tensor,
-            denoised: torch.Tensor) -> None:
+def report_step(callback: Callable | None, i: int, x: torch.Tensor, sigma: torch.Tensor,
+                denoised: torch.Tensor) -> None:
+    """The k-diffusion sampler callback (ComfyUI's latent preview and step bar), when there is one."""
     if callback is not None:
         callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+
+
+def ddim_step(x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+    """One deterministic DDIM (eta 0) step ``sigma -> sigma_next`` from the model's denoised estimate.
+
+    An Euler step of the probability-flow ODE in sigma: ``x + (sigma_next - sigma) * eps``
+    with ``eps = (x - denoised) / sigma``. The one sampling step of the pack (DDIM and Pix2Video).
+    """
+    return x + (x - denoised) * ((sigma_next - sigma) / sigma)
 
 
 @torch.no_grad()
@@ -39,8 +49,8 @@ def sample_ddim(model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict |
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = model(x, sigma * s_in, **extra_args)
-        x = x + (x - denoised) * ((sigma_next - sigma) / sigma)
-        _report(callback, i, x, sigma, denoised)
+        x = ddim_step(x, denoised, sigma, sigma_next)
+        report_step(callback, i, x, sigma, denoised)
     return x
 
 
@@ -101,7 +111,7 @@ def sample_easyinv(model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dic
             if active:
                 x = eta * x + (1.0 - eta) * vp_scale(sigma_next) * prev_vp
             prev_vp = x / vp_scale(sigma_next)
-        _report(callback, i, x, sigma_next, denoised)
+        report_step(callback, i, x, sigma_next, denoised)
     return x
 
 
@@ -112,5 +122,5 @@ def sample_ddim_inversion(model, x: torch.Tensor, sigmas: torch.Tensor, extra_ar
     extra_args = {} if extra_args is None else extra_args
     for i in range(len(sigmas) - 1):
         x, denoised = ddim_inversion_step(model, x, sigmas[i], sigmas[i + 1], extra_args)
-        _report(callback, i, x, sigmas[i + 1], denoised)
+        report_step(callback, i, x, sigmas[i + 1], denoised)
     return x

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 
 from .cross_frame_attention import neighbour_toward_anchor
+from .inversion import ddim_step, report_step
 
 GUIDED_FRACTION = 0.52
 """Pix2Video guides the first 26 of 50 steps."""
@@ -62,9 +63,8 @@ def sample_pix2video(model: Callable, x: torch.Tensor, sigmas: torch.Tensor, ext
     guided = guided_steps(steps, guided_fraction)
     for i in range(steps):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
-        x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+        report_step(callback, i, x, sigmas[i], denoised)
+        x = ddim_step(x, denoised, sigmas[i], sigmas[i + 1])
         if i < guided and weight != 0.0:
             x = x - guidance_step(denoised, sigmas[i + 1], weight, anchor)
     return x

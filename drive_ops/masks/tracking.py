@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from ..core.mask_frames import mask_on_frame
 from ..core.progress import Progress, notify
 from .prompts import TrackPrompt, build_prompts, parse_boxes, parse_points
 from .samurai import SamuraiConfig, SamuraiRun, SamuraiSelector, select_memory_frames
@@ -165,14 +166,7 @@ def track_masks(model, frames: torch.Tensor, frame_index: int = 0, positive_poin
     """
     t, h, w = frames.shape[:3]
     if mask is not None:
-        if mask.dim() == 3:
-            if mask.shape[0] not in (1, t):
-                raise ValueError(f"the prompt mask has {mask.shape[0]} frames, the video {t}; give one mask "
-                                 "(for frame_index) or one per frame")
-            mask = mask[frame_index] if mask.shape[0] == t and t > 1 else mask[0]
-        if tuple(mask.shape) != (h, w):
-            raise ValueError(f"the prompt mask is {mask.shape[-1]}x{mask.shape[-2]} px, the frames {w}x{h}; "
-                             "resize it to the video")
+        mask = mask_on_frame(mask, frame_index, t, h, w, what="prompt mask")
     prompts = build_prompts(frame_index, parse_points(positive_points), parse_points(negative_points),
                             parse_boxes(bboxes), mask, individual_objects)
     out = track_video(model, frames, prompts, samurai, offload_video_to_cpu, offload_state_to_cpu, progress)

@@ -1,7 +1,8 @@
 """In-process ComfyUI checks of the editing patches with a tiny SD1.5-shaped UNet and ControlNet.
 
 Run by tests/integration/test_editing.py with ComfyUI on PYTHONPATH; prints
-"ALL CHECKS PASSED" at the end. Random weights: the numbers mean nothing, the code
+"ALL CHECKS PASSED" at the end (check 5 proves bench/quality.py's pure-PyTorch step model equal to
+the nodes' own path). Random weights: the numbers mean nothing, the code
 paths, shapes and equalities are the real ones.
 """
 
@@ -127,4 +128,30 @@ try:
     raise AssertionError("dpm_2 was accepted under the grid")
 except ValueError as err_sampler:
     assert "heun" in str(err_sampler), err_sampler
+
+# 5. the pure-PyTorch step model bench/quality.py measures (masked_cfg.guided_denoiser) is the nodes' path:
+# grid wrapper + masked-CFG hook inside comfy.sample give the same latents, per grid layout and CFG schedule
+masked_cfg, cfg_hook = pack("drive_ops.diffusion.masked_cfg"), pack("nodes.patches.masked_cfg_hook")
+contexts = {0: pos[0][0], 1: neg[0][0]}
+plain_pos, plain_neg = [[contexts[0], {}]], [[contexts[1], {}]]
+pixel_mask = mask.expand(T, -1, -1)
+base = model.model
+
+
+def branch(x, s, which):
+    return base.apply_model(x, s, c_crossattn=contexts[which].expand(x.shape[0], -1, -1))
+
+
+for grid, shuffle, per_call, cfg_start in ((2, True, 1, 0.0), (1, False, 0, -1.0), (3, True, 0, 0.4)):
+    patched = cfg_hook.apply_masked_cfg_patch(grid_wrapper.apply_grid_patch(model, grid, shuffle, 5, per_call),
+                                              pixel_mask, cfg_start, "nearest", 0.5)
+    nodes_out = sample(patched, plain_pos, plain_neg, cfg=7.5)
+    step_model = masked_cfg.guided_denoiser(branch, sigmas, 7.5, mask=masked_cfg.mask_to_latent(pixel_mask, h, w),
+                                            cfg_start=cfg_start, grid_size=grid, shuffle=shuffle, seed=5,
+                                            max_grids_per_call=per_call)
+    reference = base.process_latent_out(inversion.sample_ddim(step_model, base.process_latent_in(latent), sigmas))
+    err = float((nodes_out - reference).abs().max())
+    print(f"guided_denoiser vs nodes' path (grid {grid}, shuffle {shuffle}, cfg_start {cfg_start}): "
+          f"max abs diff {err:.2e}")
+    assert err < 1e-4 * float(nodes_out.abs().max()) + 1e-6, err
 print("ALL CHECKS PASSED")
