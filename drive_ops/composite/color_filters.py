@@ -1,4 +1,4 @@
-"""Harmonizer's six white-box colour filters, written from their maths (docs §6.3).
+"""Harmonizer's six white-box colour filters, written from their maths (docs/algorithms.md, Harmonizer).
 
 Each filter maps an image ``[B,3,H,W]`` in 0..1 and one scalar argument per image
 ``[B]`` in -1..1 to an image in 0..1. They are differentiable and use statistics of

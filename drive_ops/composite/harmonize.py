@@ -1,7 +1,7 @@
 """Harmonise a composited video: per-frame arguments, smoothed over time, applied in chunks.
 
 Two sources of per-frame parameters, with one pipeline around them:
-- the Harmonizer regressor (six filter arguments, docs §6), when its weights are there;
+- the Harmonizer regressor (six filter arguments, docs/algorithms.md), when its weights are there;
 - a weight-free fallback that moves the foreground's Lab mean and spread toward the
   background's, so the node still does something sensible without the non-commercial
   weights.

@@ -2,7 +2,7 @@
 
 An EfficientNet-B0 body whose stem is replaced by two 4-channel stems (composite +
 mask, composite + inverted mask), followed by a purely linear cascade of six heads,
-one per filter argument (docs §6.2). Parameter names and shapes match
+one per filter argument (docs/algorithms.md, Harmonizer). Parameter names and shapes match
 ``harmonizer.pth`` exactly, so ``load_state_dict(..., strict=True)`` works on it.
 
 The padding trap: the weights were trained with TensorFlow-style "same" padding,

@@ -4,7 +4,7 @@ Pix2Video, Tune-A-Video / FateZero ("sparse-causal") and Text2Video-Zero all rep
 frame's self-attention keys and values with tokens of other frames (the anchor, the
 previous frame). In a batched UNet call over a whole clip every frame's features at the
 same layer and step already exist, so the sequential algorithms become one gather over
-the batch (docs/related-methods.md §1.6). The UNet batch holds ``chunks`` CFG branches
+the batch (docs/algorithms.md, cross-frame attention). The UNet batch holds ``chunks`` CFG branches
 (cond / uncond), each ``F`` frames in frame order; frames only ever borrow from frames of
 their own branch.
 

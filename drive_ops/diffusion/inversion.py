@@ -3,7 +3,7 @@
 Every sampler has the k-diffusion signature ``fn(model, x, sigmas, extra_args, callback,
 disable, **options)``: ``model(x, sigma_batch, **extra_args)`` returns the denoised latent
 for the variance-exploding ``x = z / sqrt(alpha_bar)`` (ComfyUI's convention, see
-``drive_ops.schedule``), ``x`` is ``[B,C,h,w]`` and ``sigmas`` is 1-D.
+``drive_ops.diffusion.schedule``), ``x`` is ``[B,C,h,w]`` and ``sigmas`` is 1-D.
 
 DDIM with eta 0 is an Euler step in sigma space: with ``eps = (x - denoised) / sigma``,
 ``x' = x + (sigma' - sigma) * eps``. Sampling evaluates eps at the current level.

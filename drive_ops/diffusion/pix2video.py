@@ -2,7 +2,7 @@
 
 After each of the first steps (Pix2Video: 26 of 50), every frame's latent is nudged so
 that its predicted x0 moves toward the previous frame's predicted x0 at the same step
-(docs/related-methods.md §1.3 step 5, §1.6). The original takes the gradient of
+(docs/algorithms.md, Pix2Video). The original takes the gradient of
 ``weight * mse(x0_prev, x0_cur)`` with respect to the detached x0_cur and subtracts it
 from the DDIM (VP) latent:
 

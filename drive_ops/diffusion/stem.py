@@ -3,7 +3,7 @@
 During inversion every self-attention layer replaces per-frame keys/values with a small
 set of bases estimated by EM over the key tokens of all frames (or of chunks of frames):
 each frame's queries then see spatio-temporal context at a cost linear in the clip length
-(docs/related-methods.md §2).
+(docs/algorithms.md, STEM).
 
 The EM is a soft spherical clustering of the keys. With unit-norm bases mu and
 responsibilities z over bases, the E-step z = softmax(<mu, k> / tau) and the M-step

@@ -1,7 +1,7 @@
 """One report of an edit: every per-frame metric curve plus the headline numbers.
 
 Feeds DRIVE_EditReport (summary text, FLOAT outputs) and the plot renderer. Built on
-drive_ops.metrics; the CLIP embeddings, when given, are computed by the caller.
+drive_ops.evaluate.metrics; the CLIP embeddings, when given, are computed by the caller.
 """
 
 from __future__ import annotations

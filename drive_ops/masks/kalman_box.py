@@ -3,7 +3,7 @@
 The state is ``[x, y, a, h, vx, vy, va, vh]`` (box centre, aspect w/h, height and their
 velocities, dt = 1 frame); measurements are ``[x, y, a, h]``. Process and measurement
 noise scale with the box height, as in DeepSORT, so the filter behaves the same for
-small and large objects (docs/drive-algorithms.md §8.3). Everything runs in float64 on
+small and large objects (docs/algorithms.md, SAMURAI). Everything runs in float64 on
 the CPU: the matrices are 8x8 and a tracker calls this once per frame.
 """
 
