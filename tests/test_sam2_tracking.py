@@ -17,7 +17,7 @@ T, H, W = 5, 48, 64
 
 @pytest.fixture(scope="module")
 def sam2_tiny():
-    pytest.importorskip("sam2", reason="sam2 is optional; scripts/setup_env.sh installs it")
+    pytest.importorskip("sam2", reason="sam2 is optional; tools/setup_env.sh installs it")
     from drive_ops.masks.sam2_build import Sam2Variant, build_sam2_video_model
 
     with torch.random.fork_rng():
