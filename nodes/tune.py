@@ -126,7 +126,7 @@ class TuneAVideo(io.ComfyNode):
                                    gradient_checkpointing=gradient_checkpointing, training_dtype=training_dtype,
                                    seed=seed, sparse_causal=sparse_causal)
         pbar = comfy.utils.ProgressBar(steps)
-        send = _progress_text(cls.hidden.unique_id)
+        send = _progress_text(cls.hidden.unique_id if cls.hidden is not None else None)
 
         def on_step(step: int, loss: float) -> None:
             if send is not None:

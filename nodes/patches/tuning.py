@@ -32,6 +32,7 @@ import time
 from typing import Callable
 
 import comfy.model_management as mm
+import comfy.model_patcher
 import comfy.model_sampling
 import comfy.samplers
 import comfy.utils
@@ -101,11 +102,17 @@ def checkpointed(unet: torch.nn.Module, enabled: bool):
 
 
 def unload(patcher) -> None:
-    """Take ``patcher`` out of ComfyUI's loaded models, restoring the shared UNet's weights and modules."""
+    """Take ``patcher`` out of ComfyUI's loaded models, restoring the shared UNet's weights and modules.
+
+    ComfyUI's unpatch leaves a fully loaded model's weight functions in place until the next
+    load; the training wrappers (and the parameters they hold) are wiped here instead.
+    """
     for loaded in list(mm.current_loaded_models):
         if loaded.model is patcher:
             mm.current_loaded_models.remove(loaded)
             loaded.model_unload()
+    for module in patcher.model.modules():
+        comfy.model_patcher.wipe_lowvram_weight(module)
 
 
 def check_tunable(model, latent: dict) -> torch.Tensor:
@@ -149,10 +156,12 @@ def _trainable_to_q(train, recipe: tuning.TuneRecipe, paths: list[str]) -> tuple
 
 
 def _keep_frozen_weights(train, trained: set[str]) -> None:
+    """A no-op weight function on every frozen weight and bias of ComfyUI's ops (norms keep both for backward)."""
     for name, module in train.model.named_modules():
-        if hasattr(module, "weight_function") and getattr(module, "weight", None) is not None \
-                and f"{name}.weight" not in trained:
-            train.add_weight_wrapper(f"{name}.weight", _keep_for_autograd)
+        for kind in ("weight", "bias"):
+            key = f"{name}.{kind}"
+            if hasattr(module, f"{kind}_function") and getattr(module, kind, None) is not None and key not in trained:
+                train.add_weight_wrapper(key, _keep_for_autograd)
 
 
 def to_q_tensors(wrappers: dict, recipe: tuning.TuneRecipe) -> dict[str, torch.Tensor]:
