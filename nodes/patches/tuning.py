@@ -176,6 +176,49 @@ def to_q_tensors(wrappers: dict, recipe: tuning.TuneRecipe) -> dict[str, torch.T
     return out
 
 
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module):
+    """Every parameter of the shared UNet without gradients while the block runs, as it was afterwards."""
+    before = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        module.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in before:
+            p.requires_grad_(flag)
+
+
+def training_clone(model, layers: dict, recipe: tuning.TuneRecipe):
+    """The clone that trains: temporal layers, sparse-causal attention, the training precision, to_q wrappers.
+
+    Returns (clone, file-name prefix -> to_q wrapper, [(delta, weight key)]).
+    """
+    train = apply_temporal_layers(model, layers)
+    if recipe.sparse_causal:
+        train = apply_cross_frame_patch(train, "sparse_causal", 0, False, "all", 0.0, 1.0)
+    train.set_model_compute_dtype(node_helpers.string_to_torch_dtype(recipe.training_dtype))
+    wrappers, deltas = _trainable_to_q(train, recipe, list(layers))
+    _keep_frozen_weights(train, {f"{p}.weight" for p in wrappers})
+    return train, wrappers, deltas
+
+
+def make_step_loss(denoise: Callable, x0: torch.Tensor, sampling, recipe: tuning.TuneRecipe) -> Callable:
+    """``step_loss(step, generator)``: eps-MSE of the model on the clip (or a run of its frames) at one timestep."""
+    sigmas = sampling.sigmas.float().to(x0.device)
+    dtype = node_helpers.string_to_torch_dtype(recipe.training_dtype)
+
+    def step_loss(step: int, generator: torch.Generator) -> torch.Tensor:
+        clip = x0[tuning.frame_window(generator, x0.shape[0], recipe.frames_per_step)]
+        sigma = sigmas[tuning.draw_timestep(generator, sigmas.shape[0])].repeat(clip.shape[0])
+        noise = tuning.draw_noise(generator, clip.shape, clip)
+        x = sampling.noise_scaling(sigma, noise, clip)
+        with torch.autocast(x0.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            denoised = denoise(x, sigma)
+        return tuning.eps_mse(tuning.eps_from_denoised(x, denoised, sigma), noise)
+
+    return step_loss
+
+
 def tune(model, latent: dict, conditioning: list, recipe: tuning.TuneRecipe, progress: Progress | None = None,
          on_step: Callable[[int, float], None] | None = None) -> TunedVideoWeights:
     """Tune-A-Video on ``latent``'s clip with its caption ``conditioning``; the input MODEL is not changed.
@@ -184,63 +227,45 @@ def tune(model, latent: dict, conditioning: list, recipe: tuning.TuneRecipe, pro
     """
     samples = check_tunable(model, latent)
     base = model_fingerprint(model)
-    dtype = node_helpers.string_to_torch_dtype(recipe.training_dtype)
-    sigma_table = model.get_model_object("model_sampling").sigmas.float()
+    sampling = model.get_model_object("model_sampling")
+    result = {}
     with torch.inference_mode(False):
         layers = new_temporal_layers(model, recipe.seed)
         for layer in layers.values():
             layer.requires_grad_(False)
             for p in layer.trained_parameters():
                 p.requires_grad_(True)
-        train = apply_temporal_layers(model, layers)
-        if recipe.sparse_causal:
-            train = apply_cross_frame_patch(train, "sparse_causal", 0, False, "all", 0.0, 1.0)
-        train.set_model_compute_dtype(dtype)
-        wrappers, delta_keys = _trainable_to_q(train, recipe, list(layers))
-        _keep_frozen_weights(train, {f"{p}.weight" for p in wrappers})
-        train.model.requires_grad_(False)
-        timing = {}
+        train, wrappers, delta_keys = training_clone(model, layers, recipe)
         try:
-            mm.load_models_gpu([train], memory_required=1e20, force_full_load=True)
-            trainables = tuning.Trainables(
-                deltas=[tuning.DeltaWeight(d, comfy.utils.get_attr(train.model, key).detach()) for d, key in delta_keys],
-                parameters=[p for layer in layers.values() for p in layer.trained_parameters()]
-                + ([p for w in wrappers.values() for p in w.parameters() if p.requires_grad]
-                   if recipe.trainable == "lora" else []))
+            with frozen(train.model):
+                mm.load_models_gpu([train], memory_required=1e20, force_full_load=True)
+                trainables = tuning.Trainables(
+                    deltas=[tuning.DeltaWeight(d, comfy.utils.get_attr(train.model, key).detach())
+                            for d, key in delta_keys],
+                    parameters=[p for layer in layers.values() for p in layer.trained_parameters()]
+                    + ([p for w in wrappers.values() for p in w.parameters() if p.requires_grad]
+                       if recipe.trainable == "lora" else []))
 
-            def train_loop(denoise, x0: torch.Tensor) -> None:
-                device = x0.device
-                sigmas = sigma_table.to(device)
-                sampling = model.get_model_object("model_sampling")
+                def train_loop(denoise: Callable, x0: torch.Tensor) -> None:
+                    start = time.perf_counter()
+                    with checkpointed(train.model.diffusion_model, recipe.gradient_checkpointing):
+                        result["losses"] = tuning.run_tuning(make_step_loss(denoise, x0, sampling, recipe),
+                                                             trainables, recipe, progress, on_step)
+                    result["seconds"] = time.perf_counter() - start
 
-                def step_loss(step: int, generator: torch.Generator) -> torch.Tensor:
-                    clip = x0[tuning.frame_window(generator, x0.shape[0], recipe.frames_per_step)]
-                    sigma = sigmas[tuning.draw_timestep(generator, sigmas.shape[0])].repeat(clip.shape[0])
-                    noise = tuning.draw_noise(generator, clip.shape, clip)
-                    x = sampling.noise_scaling(sigma, noise, clip)
-                    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                        denoised = denoise(x, sigma)
-                    return tuning.eps_mse(tuning.eps_from_denoised(x, denoised, sigma), noise)
-
-                start = time.perf_counter()
-                with checkpointed(train.model.diffusion_model, recipe.gradient_checkpointing):
-                    timing["losses"] = tuning.run_tuning(step_loss, trainables, recipe, progress, on_step)
-                timing["seconds"] = time.perf_counter() - start
-
-            guider = Guider_Basic(train)
-            guider.set_conds(conditioning)
-            guider.sample(torch.zeros_like(samples), samples, TuneSampler(train_loop),
-                          torch.stack([sigma_table[-1], sigma_table.new_zeros(())]), seed=recipe.seed)
+                guider = Guider_Basic(train)
+                guider.set_conds(conditioning)
+                guider.sample(torch.zeros_like(samples), samples, TuneSampler(train_loop),
+                              torch.stack([sampling.sigma_max, sampling.sigma_min]).float(), seed=recipe.seed)
         finally:
             unload(train)
         for layer in layers.values():
             layer.requires_grad_(False)
-        losses = timing["losses"]
         tensors = {**temporal_tensors(layers), **to_q_tensors(wrappers, recipe)}
-        count = trainables.count()
+    losses = result["losses"]
     metadata = {"recipe": recipe.to_dict(), "base_model": base.to_dict(), "base_hash": base.hash,
                 "losses": losses, "summary": tuning.loss_summary(losses),
                 "clip": {"frames": int(samples.shape[0]), "latent_size": list(samples.shape[-2:])},
-                "trainable_parameters": int(count), "seconds_per_step": timing["seconds"] / recipe.steps,
+                "trainable_parameters": trainables.count(), "seconds_per_step": result["seconds"] / recipe.steps,
                 "temporal_blocks": len(layers)}
     return TunedVideoWeights(tensors, metadata)

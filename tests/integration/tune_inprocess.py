@@ -67,16 +67,22 @@ def module_state(m) -> tuple:
     mods = list(m.model.named_modules())
     return ({k: v.clone() for k, v in m.model.state_dict().items()},
             [(n, type(x).__name__, "forward" in x.__dict__, len(getattr(x, "weight_function", [])),
-              len(getattr(x, "bias_function", [])), getattr(x, "comfy_cast_weights", None)) for n, x in mods])
+              len(getattr(x, "bias_function", [])), getattr(x, "comfy_cast_weights", None),
+              tuple(p.requires_grad for p in x.parameters(recurse=False))) for n, x in mods])
 
 
-def assert_unchanged(before_patcher, before_module, what: str) -> None:
+def assert_unchanged(before_patcher, before_module, what: str, grads: bool = True) -> None:
+    """``grads`` False: ComfyUI's own unpatch restores patched weights as parameters without gradients."""
     mm.unload_all_models()
     assert patcher_state(model) == before_patcher, f"the input MODEL's patches changed {what}"
     weights, structure = module_state(model)
     assert weights.keys() == before_module[0].keys(), f"the UNet's tensors changed {what}"
     assert all(torch.equal(weights[k], before_module[0][k]) for k in weights), f"a UNet weight changed {what}"
-    assert structure == before_module[1], f"the UNet's modules changed {what}"
+    if not grads:
+        structure, before = [s[:-1] for s in structure], [s[:-1] for s in before_module[1]]
+    else:
+        before = before_module[1]
+    assert structure == before, f"the UNet's modules changed {what}"
 
 
 base_out = sample(model)
@@ -105,7 +111,8 @@ assert len(changed) == 2 * n_blocks, (len(changed), n_blocks)
 norms = [k for k in added if ".norm." in k]
 assert all(torch.equal(tuned_sd[k], torch.ones_like(tuned_sd[k]) if k.endswith("weight")
                        else torch.zeros_like(tuned_sd[k])) for k in norms), "the temporal pre-norm was trained"
-assert_unchanged(state_patcher, state_module, "after loading the tuned clone")
+assert_unchanged(state_patcher, state_module, "after loading the tuned clone", grads=False)
+state_module = module_state(model)
 tuned_out = sample(tuned)
 assert not torch.equal(tuned_out, base_out)
 print(f"tuning: {len(changed)} to_q weights changed, {len(added)} temporal tensors added, nothing else; "
