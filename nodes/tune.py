@@ -104,7 +104,7 @@ class TuneAVideo(io.ComfyNode):
                                        "bf16 on GPUs; fp32 on the CPU."),
                 io.Int.Input("seed", default=RECIPE.seed, min=0, max=0xFFFFFFFFFFFFFFFF,
                              tooltip="Seeds the timesteps, noise, frame runs and the new layers' init (Tune-A-Video: "
-                                     "33)."),
+                                     "33). Keep it fixed: a new seed tunes again."),
                 io.Boolean.Input("sparse_causal", default=RECIPE.sparse_causal,
                                  tooltip="Sparse-causal self-attention (each frame attends to the first and the "
                                          "previous frame) during tuning and in the tuned MODEL, as Tune-A-Video."),

@@ -61,7 +61,7 @@ def test_tune_save_load_invert_edit(comfy):
     g["tune"] = {"class_type": "DRIVE_TuneAVideo", "inputs": {
         "model": ["ckpt", 0], "latent": ["enc", 0], "conditioning": ["caption", 0], "steps": 2,
         "learning_rate": 3e-5, "trainable": "tune_a_video", "lora_rank": 4, "frames_per_step": 0,
-        "gradient_checkpointing": True, "training_dtype": "fp32", "seed": 33, "sparse_causal": True}}
+        "gradient_checkpointing": True, "training_dtype": "bf16", "seed": 33, "sparse_causal": True}}
     g["save"] = {"class_type": "DRIVE_SaveTunedVideoModel", "inputs": {"model": ["tune", 0],
                                                                        "filename_prefix": "tests/clip"}}
     g["show"] = {"class_type": "PreviewAny", "inputs": {"source": ["tune", 2]}}
