@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 FRAMES, SIZE, STEPS, CLIP_FPS = 8, 64, 3, 8
 CLIP_NAME = "drive_test_clip.mp4"
+MASK_NAME = "drive_test_mask.png"
 
 
 def _api(name: str) -> dict:
@@ -57,8 +58,8 @@ def assets(comfy):
             out.mux(packet)
     mask = np.zeros((SIZE, SIZE), np.uint8)
     mask[20:44, 14:38] = 255
-    Image.fromarray(mask).convert("RGB").save(comfy.input_dir / "wolf_mask.png")
-    write_random_sam2(comfy.models_dir / "sam2" / "sam2.1_hiera_tiny.safetensors")
+    Image.fromarray(mask).convert("RGB").save(comfy.input_dir / MASK_NAME)
+    write_random_sam2(comfy.models_dir / "sam2" / "sam2.1_hiera_tiny.pt")
     return {"clip": CLIP_NAME}
 
 
@@ -73,6 +74,8 @@ def _shrink(prompt: dict, clip: str) -> dict:
             inputs["ckpt_name"] = "sd15_random_fp16.safetensors"
         elif kind == "DRIVE_SAM2Loader":
             inputs["image_size"] = 256
+        elif kind == "LoadImageMask":
+            inputs["image"] = MASK_NAME
         elif kind == "DRIVE_TrackObject":
             inputs.update(positive_points='[{"x": 30, "y": 32}]', negative_points='[{"x": 2, "y": 2}]')
         if "steps" in inputs and kind != "DRIVE_EasyInvSampler":
@@ -151,7 +154,7 @@ def test_instance_edit_keeps_the_background_exactly(comfy, assets):
     prompt = _lossless(_shrink(_api("drive_instance_edit"), assets["clip"]))
     tools = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskTools")
     load = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_LoadVideo")
-    prompt["known_mask"] = {"class_type": "LoadImageMask", "inputs": {"image": "wolf_mask.png", "channel": "red"}}
+    prompt["known_mask"] = {"class_type": "LoadImageMask", "inputs": {"image": MASK_NAME, "channel": "red"}}
     prompt["propagated"] = {"class_type": "DRIVE_PropagateMask", "inputs": {
         "images": [load, 0], "mask": ["known_mask", 0], "frame_index": 0, "flow_quality": "fine",
         "occlusion_check": True, "threshold": 0.5}}
