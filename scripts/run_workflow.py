@@ -85,7 +85,8 @@ def _node_input(prompt: dict, item: str, flag: str) -> tuple[list[str], str, str
     node_ref, _, name = target.partition(".")
     ids = [nid for nid, n in prompt.items() if node_ref in (nid, n["class_type"], n.get("_meta", {}).get("title"))]
     if not ids or not name or not value:
-        raise RunError(f"{flag} {item!r}: use NODE.input=value, NODE being a node id, title or type"
+        form = "NODE.input=value" if flag == "--set" else "NODE.input=PATH"
+        raise RunError(f"{flag} {item!r}: use {form}, NODE being a node id, title or type of the workflow"
                        + (" (JSON values allowed)" if flag == "--set" else ""))
     return ids, name, value
 
@@ -135,7 +136,7 @@ def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | No
         for nid in ids:
             prompt[nid]["inputs"][name] = parsed
     for item, uploaded in (files or {}).items():
-        ids, name, _ = _node_input(prompt, item, "--file")
+        ids, name, _ = _node_input(prompt, f"{item}={uploaded}", "--file")
         for nid in ids:
             prompt[nid]["inputs"][name] = uploaded
     return prompt
@@ -230,7 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="any other input, by node id, title or type; repeatable")
     ap.add_argument("--file", action="append", metavar="NODE.input=PATH",
                     help="upload PATH (an image, mask or video) into ComfyUI's input folder and give its name to "
-                         "that input, e.g. mask_in.image=workflows/inputs/drive_demo_mask.png; repeatable")
+                         "that input, e.g. LoadImageMask.image=workflows/inputs/drive_demo_mask.png; repeatable")
     ap.add_argument("--out", type=Path, default=Path("drive_outputs"),
                     help="folder for the results, the report numbers (report.json) and manifest.json")
     ap.add_argument("--previews", action="store_true",
