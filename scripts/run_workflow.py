@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -272,8 +273,15 @@ def _ready_servers(args: argparse.Namespace) -> tuple[list[Server], Server | Non
     return servers, servers[0]
 
 
+def _stop_on_sigterm() -> None:
+    """A SIGTERM (a killed job, a closed terminal) unwinds like Ctrl+C, so a ComfyUI this script started stops too."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _stop_on_sigterm()
     started = None
     try:
         jobs = jobs_of(args.video, args.out)
