@@ -51,9 +51,11 @@ NEGATIVE_POINTS = '[{"x": 400, "y": 100}]'
 # (README's model table gives the same, with sizes and licences). Nodes naming one get it as properties.models.
 MODEL_FILES = {
     "v1-5-pruned-emaonly.safetensors": (
-        "checkpoints",
-        "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/v1-5-pruned-emaonly.safetensors"),
-    **{f"sam2.1_hiera_{size}.pt": ("sam2", f"https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_{size}.pt")
+        "checkpoints", "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/"
+                       "v1-5-pruned-emaonly.safetensors"),
+    # Meta's own Hugging Face repositories, the ones sam2's build_sam.from_pretrained downloads from
+    **{f"sam2.1_hiera_{size}.pt": (
+        "sam2", f"https://huggingface.co/facebook/sam2.1-hiera-{size.replace('_', '-')}/resolve/main/sam2.1_hiera_{size}.pt")
        for size in ("tiny", "small", "base_plus", "large")},
     "control_v11f1p_sd15_depth.pth": (
         "controlnet", "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/control_v11f1p_sd15_depth.pth"),

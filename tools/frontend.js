@@ -96,6 +96,8 @@ async function build(url, specsPath, outDir) {
         group.pos = [x0, y0];
         group.size = [x1 - x0, y1 - y0];
       }
+      app.canvas.ds.scale = 0.75;  // the view the file opens with, the same on every build
+      app.canvas.ds.offset = [60, 60];
       graph.setDirtyCanvas(true, true);
       const ui = graph.serialize();
       const api = (await app.graphToPrompt()).output;
@@ -105,7 +107,7 @@ async function build(url, specsPath, outDir) {
     fs.writeFileSync(path.join(outDir, `${spec.name}.json`), JSON.stringify(result.ui, null, 2) + '\n');
     fs.writeFileSync(path.join(outDir, `${spec.name}.api.json`), JSON.stringify(result.api, null, 2) + '\n');
     await shoot(page, null, 0.6, { path: path.join(outDir, `${spec.name}.jpg`), type: 'jpeg', quality: 85 },
-      [1280, 800]);
+      [1024, 768]);
     for (const pic of spec.pictures || []) {
       await shoot(page, pic.nodes.map((id) => result.ids[id]), 1.0, { path: path.join(outDir, `${pic.name}.png`) });
     }
@@ -128,7 +130,12 @@ async function shoot(page, ids, scale, options, fit = null) {
       Math.max(acc[2], x + w), Math.max(acc[3], y + h)], [1e9, 1e9, -1e9, -1e9]);
   }, ids);
   const margin = 30, left = 160, top = 140;
-  const [x0, y0, x1, y1] = bounds;
+  let [x0, y0, x1, y1] = bounds;
+  if (fit) {  // pad the box to the thumbnail's aspect, so template cards show it whole and centred
+    const aspect = fit[0] / fit[1], w = x1 - x0, h = y1 - y0;
+    if (w / h > aspect) { const pad = (w / aspect - h) / 2; y0 -= pad; y1 += pad; }
+    else { const pad = (h * aspect - w) / 2; x0 -= pad; x1 += pad; }
+  }
   if (fit) scale = Math.min(fit[0] / (x1 - x0 + 2 * margin), fit[1] / (y1 - y0 + 2 * margin), 1.5);
   const width = Math.ceil((x1 - x0) * scale) + 2 * margin, height = Math.ceil((y1 - y0) * scale) + 2 * margin;
   await page.setViewportSize({ width: Math.min(width + left + 300, 4000), height: Math.min(height + top + 300, 3000) });
