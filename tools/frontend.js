@@ -125,7 +125,11 @@ async function shoot(page, ids, scale, options, fit = null) {
     const graph = window.app.graph;
     const nodes = ids ? ids.map((id) => graph.getNodeById(id)) : graph._nodes;
     const boxes = nodes.map((n) => [n.pos[0], n.pos[1] - 40, n.size[0], n.size[1] + 40]);
-    for (const g of ids ? [] : graph._groups || []) boxes.push([g.pos[0], g.pos[1], g.size[0], g.size[1]]);
+    const inside = (g, n) => n.pos[0] >= g.pos[0] && n.pos[1] >= g.pos[1] &&
+      n.pos[0] <= g.pos[0] + g.size[0] && n.pos[1] <= g.pos[1] + g.size[1];
+    for (const g of graph._groups || []) {  // a group shows whole when any of its nodes is pictured
+      if (!ids || nodes.some((n) => inside(g, n))) boxes.push([g.pos[0], g.pos[1], g.size[0], g.size[1]]);
+    }
     return boxes.reduce((acc, [x, y, w, h]) => [Math.min(acc[0], x), Math.min(acc[1], y),
       Math.max(acc[2], x + w), Math.max(acc[3], y + h)], [1e9, 1e9, -1e9, -1e9]);
   }, ids);
