@@ -93,7 +93,8 @@ def run_jobs(jobs: list[Job], servers: list[Server], run_one: Callable[[Server, 
                                 error=reason)
                 with lock:
                     failures.append(f"{job.key}: {reason} (on {server.url})")
-                    print(f"[{job.key}] failed on {server.url}: {reason}", file=sys.stderr)
+                    if len(jobs) > 1:  # a lone job's failure is the summary itself
+                        print(f"[{job.key}] failed on {server.url}: {reason}", file=sys.stderr)
                 if not server.alive():
                     print(f"{server.url} stopped answering: no more clips go there", file=sys.stderr)
                     return

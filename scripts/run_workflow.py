@@ -324,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             if job not in pending:
                 print(f"[{job.key}] done before (manifest {manifest.path}): skipped", file=sys.stderr)
         failures = run_jobs(pending, servers, run_one, manifest)
+        if len(failures) == 1 and len(jobs) == 1:
+            print(f"error: {failures[0].split(': ', 1)[1]}", file=sys.stderr)
+            return 1
         if failures:
             print(f"error: {len(failures)} of {len(jobs)} clip(s) failed:\n  " + "\n  ".join(failures),
                   file=sys.stderr)
