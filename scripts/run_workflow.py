@@ -235,6 +235,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "that input, e.g. LoadImageMask.image=workflows/inputs/drive_demo_mask.png; repeatable")
     ap.add_argument("--out", type=Path, default=Path("drive_outputs"),
                     help="folder for the results, the report numbers (report.json) and manifest.json")
+    ap.add_argument("--rerun", action="store_true",
+                    help="run every clip again, even those manifest.json in --out records as done")
     ap.add_argument("--previews", action="store_true",
                     help="also download preview outputs (Preview Image and the like) into OUT/previews")
     ap.add_argument("--server", "--url", dest="servers", action="append", metavar="URL",
@@ -319,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             predicted = apply_overrides(base_prompt, args, job.clip.name if job.clip else None,
                                         {k: p.name for k, p in files.items()})
             job.fingerprint = fingerprint(predicted, job.clip)
-        pending = [job for job in jobs if not manifest.is_done(job)]
+        pending = [job for job in jobs if args.rerun or not manifest.is_done(job)]
         for job in jobs:
             if job not in pending:
                 print(f"[{job.key}] done before (manifest {manifest.path}): skipped", file=sys.stderr)
