@@ -305,10 +305,10 @@ def patch_nodes_ksampler() -> dict:
 
 def tune_a_video_edit() -> dict:
     src, src_links = source_block(frame_cap=24)
-    src[0]["widgets"]["select_every_nth"] = 2
-    txt, txt_links = prompts_block("a lion walking in the snow, highly detailed")
+    txt, txt_links = prompts_block("an orange cube rolling over a grassy field, highly detailed")
     nodes = src + txt + [
-        node("caption", "CLIPTextEncode", 1, title="Caption (what the clip shows)", text="a wolf walking in the snow"),
+        node("caption", "CLIPTextEncode", 1, title="Caption (what the clip shows)",
+             text="an orange ball rolling over a grassy field"),
         node("tune", "DRIVE_TuneAVideo", 2, control_after_generate="fixed"),
         node("save_tuned", "DRIVE_SaveTunedVideoModel", 3, filename_prefix="tune_a_video/wolf"),
         node("loss", "PreviewImage", 3, title="Loss curve"),
