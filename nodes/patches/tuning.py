@@ -178,14 +178,19 @@ def to_q_tensors(wrappers: dict, recipe: tuning.TuneRecipe) -> dict[str, torch.T
 
 @contextlib.contextmanager
 def frozen(module: torch.nn.Module):
-    """Every parameter of the shared UNet without gradients while the block runs, as it was afterwards."""
+    """Every parameter of the shared UNet without gradients while the block runs, as it was afterwards.
+
+    A checkpoint loaded by a node holds inference tensors, whose flag can be set back to
+    True only inside inference mode.
+    """
     before = [(p, p.requires_grad) for p in module.parameters()]
     try:
         module.requires_grad_(False)
         yield
     finally:
         for p, flag in before:
-            p.requires_grad_(flag)
+            with torch.inference_mode(p.is_inference()):
+                p.requires_grad_(flag)
 
 
 def training_clone(model, layers: dict, recipe: tuning.TuneRecipe):
