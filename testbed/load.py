@@ -161,6 +161,18 @@ class Testbed:
 
         return model
 
+    def branch_denoiser(self, cond: torch.Tensor, uncond: torch.Tensor | None = None):
+        """``denoise(x, sigma, branch)`` (branch 0: ``cond``, 1: ``uncond``, default the empty prompt),
+        the form ``drive_ops.masked_cfg.guided_denoiser`` takes."""
+        if uncond is None:
+            uncond = self.text_context("")[0]
+        models_ = (self.denoiser(cond, cfg=1.0), self.denoiser(uncond, cfg=1.0))
+
+        def denoise(x: torch.Tensor, sigma: torch.Tensor, branch: int) -> torch.Tensor:
+            return models_[branch](x, sigma)
+
+        return denoise
+
     @torch.no_grad()
     def sample(self, captions: list[str], steps: int = 50, cfg: float = 7.5, seed: int = 0,
                size: int | tuple[int, int] = 64) -> torch.Tensor:

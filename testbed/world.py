@@ -479,6 +479,19 @@ def sample_image(seed: int, size: int | tuple[int, int] = 64, n_objects: int | N
     return Frame(image, visible_coverage(cover) >= 0.5, scene.caption, scene, t)
 
 
+def sample_frames(seed: int, count: int = 4, size: int | tuple[int, int] = 64) -> tuple[np.ndarray, Scene, list[int]]:
+    """``count`` distinct frames ``[count, H, W, 3]`` (random times, drawn from the seed) of the 16-frame scene of ``seed``.
+
+    The UNet's training pool: single frames, and 2x2 latent grids of one scene's frames
+    (what RAVE's grid shuffle shows the model).
+    """
+    scene = sample_scene(seed, TRAIN_CLIP_FRAMES, size)
+    times = sorted(int(t) for t in np.random.default_rng([seed, 8]).choice(TRAIN_CLIP_FRAMES, count, replace=False))
+    h, w = scene.size
+    bg = render_background(scene.background, h, w)
+    return np.stack([render_frame(scene, t, bg)[0] for t in times]), scene, times
+
+
 def image_batch(seeds, size: int | tuple[int, int] = 64) -> tuple[np.ndarray, list[str]]:
     """Images ``[B, H, W, 3]`` float32 and captions of :func:`sample_image` for each seed."""
     frames = [sample_image(int(s), size) for s in seeds]
