@@ -25,6 +25,11 @@ async function openFrontend(url) {
       '--disable-sync', '--no-first-run', '--disable-quic'],
   });
 
+  // A fresh ComfyUI user folder opens the templates browser over the canvas on first load; mark the
+  // tutorial done and hide the minimap (over the pictures) before the page reads its settings.
+  const saved = await fetch(new URL('settings', url), { method: 'POST',
+    body: JSON.stringify({ 'Comfy.TutorialCompleted': true, 'Comfy.Minimap.Visible': false }) });
+  if (!saved.ok) throw new Error(`POST ${url}settings answered ${saved.status}`);
   const page = ctx.pages()[0] || await ctx.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -32,8 +37,6 @@ async function openFrontend(url) {
   await page.waitForFunction(() => window.app && window.app.graph && window.LiteGraph &&
     Object.keys(window.LiteGraph.registered_node_types || {}).length > 50, null, { timeout: 90000 });
   await page.keyboard.press('Escape');
-  // no minimap over the pictures (a user setting, stored by this server)
-  await page.evaluate(() => window.app.extensionManager?.setting?.set?.('Comfy.Minimap.Visible', false));
   return { ctx, page, errors };
 }
 
