@@ -169,10 +169,18 @@ async function searchNodes(page, query) {
   const box = page.locator('.comfy-vue-node-search-container input, input[placeholder*="Search"]').first();
   await box.waitFor({ timeout: 10000 });
   await box.fill(query);
-  await page.waitForTimeout(1000);
-  const items = await page.locator('.p-autocomplete-option, [role="option"]').allInnerTexts();
+  // the list filters asynchronously (slowly on a loaded machine): read it once it names the query
+  // and has stopped changing for a second
+  const options = page.locator('.p-autocomplete-option, [role="option"]');
+  let items = [], stableSince = Date.now();
+  for (const deadline = Date.now() + 20000; Date.now() < deadline;) {
+    await page.waitForTimeout(250);
+    const now = (await options.allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+    if (JSON.stringify(now) !== JSON.stringify(items)) { items = now; stableSince = Date.now(); }
+    else if (items.some((t) => t.includes(query)) && Date.now() - stableSince >= 1000) break;
+  }
   await page.keyboard.press('Escape');
-  return items.map((t) => t.replace(/\s+/g, ' ').trim());
+  return items;
 }
 
 // Drop each PNG onto the app the way a user's drag does (app.handleFile); report the graph it restored.
