@@ -8,24 +8,20 @@ Measures, on each available device (CPU, and CUDA when present):
 The regressor uses random weights (speed does not depend on their values), or
 ``--weights harmonizer.pth`` when given. The paper reports 56 fps at 1080p on a GPU.
 
-    python bench/harmonize.py --frames 8 --chunk 4 [--size 1080x1920] [--threads 2]
+    python -m bench.harmonize --frames 8 --chunk 4 [--size 1080x1920] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from drive_ops.color_filters import apply_filters  # noqa: E402
-from drive_ops.compositing import composite_video  # noqa: E402
-from drive_ops.harmonize import harmonize_video, map_frames  # noqa: E402
-from drive_ops.harmonizer_model import build_harmonizer, load_state_dict_file, random_state_dict  # noqa: E402
+from drive_ops.composite.color_filters import apply_filters
+from drive_ops.composite.compositing import composite_video
+from drive_ops.composite.harmonize import harmonize_video, map_frames
+from drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file, random_state_dict
 
 
 def _clip(frames: int, height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,7 @@ Each clip is VAE-encoded, inverted to the top of the DDIM schedule and sampled b
 the same steps (cond-only, the inversion prompt, cfg 1); PSNR of the decoded frames
 against the input is printed next to the VAE round-trip bound (encode -> decode), so the
 inversion error is separated from the VAE's. STEM replaces every self-attention with its
-EM bases in both passes (docs/related-methods.md §2.3). Latent PSNR (against the encoded
+EM bases in both passes (docs/algorithms.md, STEM). Latent PSNR (against the encoded
 latents) is the inversion error alone.
 
 Without --weights the models are diffusers UNet/VAE built from small configs with random
@@ -12,49 +12,26 @@ weights: the numbers then exercise the machinery and compare the methods under o
 model, they say nothing about SD1.5 quality. --weights takes a local diffusers SD1.5
 folder (unet/, vae/, text_encoder/, tokenizer/); nothing is downloaded.
 
-    python bench/inversion_quality.py --frames 8 --size 128 --steps 20
+    python -m bench.inversion_quality --frames 8 --size 128 --steps 20
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import sys
-import threading
 import time
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-from drive_ops.inversion import sample_ddim, sample_ddim_inversion, sample_easyinv  # noqa: E402
-from drive_ops.schedule import (ddim_inversion_sigmas, ddim_sampling_sigmas, scaled_linear_alphas_cumprod,  # noqa: E402
-                                sigma_from_alpha_cumprod)
-from drive_ops.stem import stem_attention, stem_memory_bytes  # noqa: E402
-from tiny_unet import eps_denoiser  # noqa: E402
+from bench.common import DATA, PeakMemory, load_clip
+from drive_ops.diffusion.inversion import sample_ddim, sample_ddim_inversion, sample_easyinv
+from drive_ops.diffusion.schedule import (ddim_inversion_sigmas, ddim_sampling_sigmas, scaled_linear_alphas_cumprod,
+                                          sigma_from_alpha_cumprod)
+from drive_ops.diffusion.stem import stem_attention, stem_memory_bytes
+from drive_ops.evaluate.metrics import psnr_from_mse
+from tests.tiny_unet import eps_denoiser
 
 LATENT_SCALE = 0.18215
 DEFAULT_CLIPS = ("wolf-1_original.mp4", "truck.mp4")
-
-
-def load_clip(path: Path, frames: int, size: int) -> torch.Tensor:
-    """First ``frames`` frames, centre-cropped square and resized: [T, 3, size, size] in [-1, 1]."""
-    import av
-
-    out = []
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            out.append(torch.from_numpy(frame.to_ndarray(format="rgb24")))
-            if len(out) == frames:
-                break
-    video = torch.stack(out).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    h, w = video.shape[-2:]
-    side = min(h, w)
-    video = video[..., (h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
-    return F.interpolate(video, size=(size, size), mode="area")
 
 
 def build_models(weights: str | None):
@@ -103,41 +80,15 @@ def set_self_attention(unet, processor) -> None:
                              for name in unet.attn_processors})
 
 
-class PeakRSS:
-    """Peak resident memory above the starting level, sampled every 10 ms (CPU); CUDA uses the allocator."""
-
-    def __enter__(self):
-        import psutil
-
-        self.proc, self.start, self.peak, self.stop = psutil.Process(), 0, 0, False
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-        self.start = self.proc.memory_info().rss
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-        self.thread.start()
-        return self
-
-    def _poll(self) -> None:
-        while not self.stop:
-            self.peak = max(self.peak, self.proc.memory_info().rss - self.start)
-            time.sleep(0.01)
-
-    def __exit__(self, *exc) -> None:
-        self.stop = True
-        self.thread.join()
-        if torch.cuda.is_available():
-            self.peak = torch.cuda.max_memory_allocated()
-
-
 def psnr(a: torch.Tensor, b: torch.Tensor, peak: float) -> float:
-    mse = float((a - b).pow(2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
+    """PSNR in dB over all elements of two tensors whose values span ``peak``."""
+    return float(psnr_from_mse((a - b).pow(2).mean(), peak))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", nargs="+", default=list(DEFAULT_CLIPS), help="files in --data")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=128, help="square frame size in pixels (multiple of 8)")
     parser.add_argument("--steps", type=int, default=20)
@@ -172,12 +123,12 @@ def main() -> None:
     print("| clip | method | latent PSNR dB | pixel PSNR dB | VAE bound dB | invert+recon s | peak mem MiB |")
     print("|---|---|---|---|---|---|---|")
     for clip in args.clips:
-        frames = load_clip(Path(args.data) / clip, args.frames, args.size)
+        frames = load_clip(f"{args.data}/{clip}", args.frames, args.size, square=True).movedim(-1, 1) * 2 - 1
         latents = vae.encode(frames).latent_dist.mean * LATENT_SCALE
         bound = psnr(vae.decode(latents / LATENT_SCALE).sample.clamp(-1, 1), frames, 2.0)
         for name, (processor, invert) in methods.items():
             set_self_attention(unet, processor)
-            with PeakRSS() as mem:
+            with PeakMemory("cpu") as mem:
                 start = time.perf_counter()
                 noise = invert(model, latents.clone(), inv_sigmas)
                 recon = sample_ddim(model, noise, fwd_sigmas)

@@ -1,37 +1,32 @@
 #!/usr/bin/env python3
 """Edit-quality table for the engine's variants on the clips in ../shared/data.
 
-    python bench/quality.py [--size 64] [--frames 8] [--steps 10] [--device cpu]
+    python -m bench.quality [--size 64] [--frames 8] [--steps 10] [--device cpu]
 
-Runs the DRIVE step model in pure PyTorch (drive_ops.masked_cfg.guided_denoiser: the
-same grid / CFG / mask functions the ComfyUI patches compose) with DDIM or EasyInv
-inversion, the grid shuffle on or off, and the instance mask on or off, all with one
-seed, then measures each result with drive_ops.edit_report. The denoiser and VAE are
-diffusers models built from small configs with RANDOM weights (no weights can be
-downloaded here): only background preservation (exact composition is not applied
-here, so this is the sampler's own leakage) and reconstruction are meaningful; warp
-error and flicker of random-weight edits say nothing about a real checkpoint.
+Runs the DRIVE step model in pure PyTorch (drive_ops.diffusion.masked_cfg.guided_denoiser:
+the same grid / CFG / mask functions the ComfyUI patches compose; the integration test
+tests/integration/editing_inprocess.py checks that it gives the nodes' own result) with
+DDIM or EasyInv inversion, the grid shuffle on or off, and the instance mask on or off,
+all with one seed, then measures each result with drive_ops.evaluate.edit_report. The
+denoiser and VAE are diffusers models built from small configs with RANDOM weights (no
+weights can be downloaded here): only background preservation (exact composition is not
+applied here, so this is the sampler's own leakage) and reconstruction are meaningful;
+warp error and flicker of random-weight edits say nothing about a real checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import torch
 
-from drive_ops import inversion, masked_cfg, schedule
-from drive_ops.edit_report import build_report
-from drive_ops.metrics import reconstruction
-from drive_ops.video_decode import load_video
-from tiny_unet import eps_denoiser, tiny_unet
+from bench.common import DATA, load_clip
+from drive_ops.diffusion import inversion, masked_cfg, schedule
+from drive_ops.evaluate.edit_report import build_report
+from drive_ops.evaluate.metrics import reconstruction
+from tests.tiny_unet import eps_denoiser, tiny_unet
 
-DATA = REPO.parent / "shared" / "data"
 CLIPS = [("wolf-1_original.mp4", "wolf-1_binary_mask.mp4"), ("truck.mp4", None)]
 LATENT_SCALE = 0.18215
 
@@ -70,14 +65,11 @@ def invert(method: str, model, latents: torch.Tensor, sigmas: torch.Tensor) -> t
     return inversion.sample_easyinv(model, latents, sigmas)
 
 
-def load_clip(name: str, mask_name: str | None, frames: int, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    video = load_video(str(DATA / name), frame_load_cap=frames, size_policy="fit_longer_side", longer_side=size,
-                       with_audio=False).frames
+def clip_and_mask(name: str, mask_name: str | None, frames: int, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    video = load_clip(name, frames, size)
     if mask_name is None:
         return video, None
-    mask = load_video(str(DATA / mask_name), frame_load_cap=frames, size_policy="fit_longer_side", longer_side=size,
-                      with_audio=False).frames[..., 0]
-    return video, (mask > 0.5).float()
+    return video, (load_clip(mask_name, frames, size)[..., 0] > 0.5).float()
 
 
 def main() -> None:
@@ -108,7 +100,7 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     for clip_name, mask_name in CLIPS:
-        frames, mask = load_clip(clip_name, mask_name, args.frames, args.size)
+        frames, mask = clip_and_mask(clip_name, mask_name, args.frames, args.size)
         frames = frames.to(device)
         latents = encode(vae, frames)
         vae_rt = decode(vae, latents)

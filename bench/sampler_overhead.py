@@ -5,52 +5,23 @@ noise, (b) bare ``diffusion_model`` calls on exactly the batches the sampler sen
 (cond+uncond grids, the same chunks), (c) stock ComfyUI sampling (no patches) of
 latents that are already tiled into the same grids (all grids in one call), and reports
 the ratios a/b and a/c, plus the peak memory of a
-sampler run (CUDA: max allocated; CPU: peak RSS above the baseline, sampled). Random
+sampler run above the level before it (bench.common.PeakMemory: allocated memory on
+CUDA, sampled resident memory on the CPU). Random
 weights; numbers are ratios measured in one run.
 
-    COMFYUI_DIR=/path/to/ComfyUI python bench/sampler_overhead.py                 # CPU, tiny UNet, 64 px
-    COMFYUI_DIR=... python bench/sampler_overhead.py --gpu --full --size 512      # SD1.5 at 512x512
+    COMFYUI_DIR=/path/to/ComfyUI python -m bench.sampler_overhead                 # CPU, tiny UNet, 64 px
+    COMFYUI_DIR=... python -m bench.sampler_overhead --gpu --full --size 512      # SD1.5 at 512x512
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import threading
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-from comfy_inprocess import load_pack, random_model, start_comfy  # noqa: E402
-
-
-class PeakRSS:
-    """Peak resident memory of this process while the block runs (CPU runs), sampled every 5 ms."""
-
-    def __enter__(self):
-        import psutil
-
-        self.proc = psutil.Process()
-        self.base = self.peak = self.proc.memory_info().rss
-        self.running = True
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-        self.thread.start()
-        return self
-
-    def _poll(self):
-        while self.running:
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.005)
-
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
-
-    @property
-    def extra(self) -> int:
-        return self.peak - self.base
+from bench.common import PeakMemory
+from tests.integration.comfy_inprocess import load_pack, random_model, start_comfy
 
 
 def main() -> None:
@@ -72,9 +43,10 @@ def main() -> None:
     import comfy.samplers
 
     pack = load_pack()
-    editing, schedule = pack("nodes.editing"), pack("drive_ops.schedule")
-    inversion, rave_grid = pack("drive_ops.inversion"), pack("drive_ops.rave_grid")
-    chunking = pack("drive_ops.chunking")
+    grid_wrapper, cfg_hook = pack("nodes.patches.grid_wrapper"), pack("nodes.patches.masked_cfg_hook")
+    schedule = pack("drive_ops.diffusion.schedule")
+    inversion, rave_grid = pack("drive_ops.diffusion.inversion"), pack("drive_ops.diffusion.rave_grid")
+    chunking = pack("drive_ops.core.chunking")
     torch.set_num_threads(opts.threads)
     device = mm.get_torch_device()
     model = random_model(full=opts.full, device=device)
@@ -99,8 +71,8 @@ def main() -> None:
         latent = torch.randn(frames, 4, lat, lat)
         mask = torch.zeros(frames, opts.size, opts.size)
         mask[:, opts.size // 4: 3 * opts.size // 4, opts.size // 4: 3 * opts.size // 4] = 1.0
-        patched = editing.apply_grid_patch(model, g, True, 0, opts.max_grids_per_call)
-        patched = editing.apply_masked_cfg_patch(patched, mask, -1.0, "nearest", 0.5)
+        patched = grid_wrapper.apply_grid_patch(model, g, True, 0, opts.max_grids_per_call)
+        patched = cfg_hook.apply_masked_cfg_patch(patched, mask, -1.0, "nearest", 0.5)
 
         def run():
             return comfy.sample.sample_custom(patched, torch.zeros_like(latent), 7.5, sampler, sigmas, pos, neg,
@@ -128,16 +100,9 @@ def main() -> None:
         run()
         stock()
         bare_steps()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
+        with PeakMemory(device) as mem:
             run()
-            sync()
-            peak = torch.cuda.max_memory_allocated() - base
-        else:
-            with PeakRSS() as rss:
-                run()
-            peak = rss.extra
+        peak = mem.peak
         sampler_step = bare = stock_step = float("inf")
         for _ in range(opts.repeats):  # interleaved, best of: shared machines are noisy
             sync()

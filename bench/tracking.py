@@ -2,32 +2,30 @@
 
 SAM2 tiny (random weights, SAM 2.1 shapes) tracks a square sliding over 512x512 frames
 from a box on frame 0, with and without offloading (video frames prepared on the CPU
-on demand + tracker memory on the CPU). Each configuration runs in a fresh process so
-its peak memory is its own: peak RSS on the CPU, peak allocated memory on a GPU.
-The goal is memory flat in T with offloading (old per-frame memories are pruned).
+on demand + tracker memory on the CPU). Each configuration runs in a fresh process;
+its peak is the tracker's own memory above the level before tracking (bench.common's
+probe: resident memory on the CPU, allocated memory on a GPU). The goal is memory flat
+in T with offloading (old per-frame memories are pruned).
 
-    python bench/tracking.py [--frames 8 16 32] [--image-size 512] [--device cpu|cuda]
+    python -m bench.tracking [--frames 8 16 32] [--image-size 512] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench.common import REPO, PeakMemory
 
 
 def _child(frames: int, offload: bool, image_size: int, device: str) -> dict:
     import torch
 
-    sys.path.insert(0, REPO)
-    from drive_ops.sam2_build import Sam2Variant, build_sam2_video_model
-    from drive_ops.sam2_tracking import track_masks
+    from drive_ops.masks.sam2_build import Sam2Variant, build_sam2_video_model
+    from drive_ops.masks.tracking import track_masks
 
     torch.manual_seed(0)
     model = build_sam2_video_model(Sam2Variant("2.1", "tiny"), image_size=image_size).to(device)
@@ -35,18 +33,13 @@ def _child(frames: int, offload: bool, image_size: int, device: str) -> dict:
     clip = torch.rand(frames, 512, 512, 3, generator=gen) * 0.3
     for t in range(frames):
         clip[t, 150:300, 50 + 8 * t:200 + 8 * t] = 0.9
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    start = time.perf_counter()
-    track_masks(model, clip, bboxes=[50, 150, 200, 300], offload_video_to_cpu=offload, offload_state_to_cpu=offload)
-    seconds = time.perf_counter() - start
-    out = {"frames": frames, "offload": offload, "fps": frames / seconds, "seconds": seconds,
-           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "rss_before_mib": rss_before, "clip_mib": clip.numel() * 4 / 2**20}
-    if device == "cuda":
-        out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
-    return out
+    with PeakMemory(device) as mem:
+        start = time.perf_counter()
+        track_masks(model, clip, bboxes=[50, 150, 200, 300], offload_video_to_cpu=offload,
+                    offload_state_to_cpu=offload)
+        seconds = time.perf_counter() - start
+    return {"frames": frames, "offload": offload, "fps": frames / seconds, "seconds": seconds,
+            "peak_mib": mem.mib, "clip_mib": clip.numel() * 4 / 2**20}
 
 
 def main() -> None:
@@ -65,17 +58,16 @@ def main() -> None:
         print(json.dumps(_child(int(args.child[0]), args.child[1] == "1", args.image_size, args.device)))
         return
     print(f"SAM2 tiny (random), 512x512 frames, image_size {args.image_size}, device {args.device}")
-    print(f"{'frames':>6} {'offload':>7} {'fps':>6} {'peak RSS MiB':>12} {'clip MiB':>8} {'RSS-clip':>8} "
-          f"{'peak GPU MiB':>12}")
+    print(f"{'frames':>6} {'offload':>7} {'fps':>6} {'peak MiB':>9} {'clip MiB':>8}   (peak: above the level before "
+          f"tracking, {'allocated GPU' if args.device.startswith('cuda') else 'resident CPU'} memory)")
     for offload in (False, True):
         for frames in args.frames:
-            cmd = [sys.executable, __file__, "--child", str(frames), "1" if offload else "0",
+            cmd = [sys.executable, "-m", "bench.tracking", "--child", str(frames), "1" if offload else "0",
                    "--image-size", str(args.image_size), "--device", args.device, "--threads", str(args.threads)]
-            line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-            r = json.loads(line)
-            gpu = f"{r['peak_gpu_mib']:12.0f}" if "peak_gpu_mib" in r else f"{'-':>12}"
-            print(f"{r['frames']:6d} {str(r['offload']):>7} {r['fps']:6.2f} {r['peak_rss_mib']:12.0f} "
-                  f"{r['clip_mib']:8.0f} {r['peak_rss_mib'] - r['clip_mib']:8.0f} {gpu}", flush=True)
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            print(f"{r['frames']:6d} {str(r['offload']):>7} {r['fps']:6.2f} {r['peak_mib']:9.0f} {r['clip_mib']:8.0f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

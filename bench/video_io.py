@@ -1,20 +1,20 @@
 """Benchmark: DRIVE_LoadVideo's streaming decoder against decode-to-list-then-stack.
 
 Makes a synthetic clip with PyAV (default 1080p, 300 frames, h264) in a temp folder, then
-decodes it in fresh subprocesses and reports wall seconds and peak RSS (ru_maxrss):
+decodes it in fresh subprocesses and reports wall seconds and the peak memory of the
+decode above the level before it (bench.common.PeakMemory: sampled resident memory), so
+the numbers are about the frames, not the interpreter and its imports:
 
-- ``floor``: the same imports (python, torch, av, drive_ops) and nothing else; subtracted
-  from the others so the numbers are about the frames, not the interpreter;
 - ``baseline``: every frame to a float32 tensor in a list, then ``torch.stack`` (what
   ComfyUI's core VideoFromFile does), with the same decoder threading as ours;
-- ``drive``: ``drive_ops.video_decode.load_video`` (probe, memory check, one preallocated
+- ``drive``: ``drive_ops.video.decode.load_video`` (probe, memory check, one preallocated
   tensor).
 
-Goal: drive's peak RSS above the floor within 1.1x of the output tensor; not slower than
-the baseline. The baseline needs about twice the tensor in RAM; if that is more than
-``--ram-fraction`` of the free RAM, the frame count is lowered to fit (and the script says so).
+Goal: drive's peak within 1.1x of the output tensor; not slower than the baseline. The
+baseline needs about twice the tensor in RAM; if that is more than ``--ram-fraction`` of
+the free RAM, the frame count is lowered to fit (and the script says so).
 
-    python bench/video_io.py [--frames 300] [--width 1920] [--height 1080] [--repeats 3]
+    python -m bench.video_io [--frames 300] [--width 1920] [--height 1080] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench.common import REPO, PeakMemory
 
 
 def make_clip(path: str, frames: int, width: int, height: int, fps: int = 30) -> None:
@@ -53,39 +52,34 @@ def make_clip(path: str, frames: int, width: int, height: int, fps: int = 30) ->
 
 
 def child(variant: str, path: str) -> None:
-    """Runs in a fresh interpreter: decode one way and print seconds, peak RSS and the shape."""
-    sys.path.insert(0, REPO)
+    """Runs in a fresh interpreter: decode one way and print seconds, peak memory above the start and the shape."""
     import av
     import torch
 
-    from drive_ops.video_decode import load_video
+    from drive_ops.video.decode import load_video
 
-    start = time.perf_counter()
-    if variant == "floor":
-        shape = ()
-    elif variant == "baseline":
-        frames = []
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")).float() / 255)
-        out = torch.stack(frames)
-        del frames
-        shape = tuple(out.shape)
-    elif variant == "drive":
-        out = load_video(path, size_policy="keep", with_audio=False).frames
-        shape = tuple(out.shape)
-    else:
-        raise SystemExit(f"unknown variant {variant}")
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    print(json.dumps({"variant": variant, "seconds": seconds, "peak_rss": peak, "shape": shape}))
+    with PeakMemory("cpu") as mem:
+        start = time.perf_counter()
+        if variant == "baseline":
+            frames = []
+            with av.open(path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    frames.append(torch.from_numpy(frame.to_ndarray(format="rgb24")).float() / 255)
+            out = torch.stack(frames)
+            del frames
+        elif variant == "drive":
+            out = load_video(path, size_policy="keep", with_audio=False).frames
+        else:
+            raise SystemExit(f"unknown variant {variant}")
+        seconds = time.perf_counter() - start
+    print(json.dumps({"variant": variant, "seconds": seconds, "peak": mem.peak, "shape": tuple(out.shape)}))
 
 
 def run_child(variant: str, path: str) -> dict:
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", variant, path],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-m", "bench.video_io", "--child", variant, path],
+                          capture_output=True, text=True, check=False, cwd=REPO)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -122,23 +116,20 @@ def main() -> None:
         make_clip(path, frames, args.width, args.height)
         print(f"clip: {frames} frames {args.width}x{args.height} h264, {os.path.getsize(path) / 2**20:.1f} MiB, "
               f"made in {time.perf_counter() - t0:.1f} s; output tensor {tensor / 2**30:.2f} GiB")
-        results: dict[str, list[dict]] = {"floor": [], "baseline": [], "drive": []}
+        results: dict[str, list[dict]] = {"baseline": [], "drive": []}
         for _ in range(args.repeats):
             for variant in results:  # interleaved, so drift hits both sides alike
                 results[variant].append(run_child(variant, path))
-    floor = max(r["peak_rss"] for r in results["floor"])
-    print(f"floor (imports only): peak RSS {floor / 2**30:.2f} GiB")
     summary = {}
     for variant in ("baseline", "drive"):
         seconds = min(r["seconds"] for r in results[variant])
-        peak = max(r["peak_rss"] for r in results[variant])
-        summary[variant] = (seconds, peak - floor)
-        print(f"{variant:9s} {seconds:7.2f} s  peak RSS {peak / 2**30:6.2f} GiB, above floor "
-              f"{(peak - floor) / 2**30:6.2f} GiB = {(peak - floor) / tensor:.3f}x the tensor  "
-              f"shape {tuple(results[variant][0]['shape'])}")
+        peak = max(r["peak"] for r in results[variant])
+        summary[variant] = (seconds, peak)
+        print(f"{variant:9s} {seconds:7.2f} s  peak memory of the decode {peak / 2**30:6.2f} GiB = "
+              f"{peak / tensor:.3f}x the tensor  shape {tuple(results[variant][0]['shape'])}")
     (b_sec, b_mem), (d_sec, d_mem) = summary["baseline"], summary["drive"]
-    print(f"ratios drive/baseline: time {d_sec / b_sec:.3f}, peak RSS above floor {d_mem / b_mem:.3f}; "
-          f"drive peak above floor / tensor = {d_mem / tensor:.3f} (goal <= 1.1)")
+    print(f"ratios drive/baseline: time {d_sec / b_sec:.3f}, peak memory {d_mem / b_mem:.3f}; "
+          f"drive peak / tensor = {d_mem / tensor:.3f} (goal <= 1.1)")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,18 @@
-"""The node list ComfyUI registers: one import line per stage module, in pipeline order."""
+"""The node list ComfyUI registers: one module per node category, in pipeline order."""
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import alt_methods, compositing, editing, masks, metrics, tracking, video_io
+from . import composite, consistency, edit, evaluate, invert, mask, track, video
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
-    *video_io.NODES,
-    *tracking.NODES,
-    *masks.NODES,
-    *editing.NODES,
-    *alt_methods.NODES,
-    *compositing.NODES,
-    *metrics.NODES,
+    *video.NODES,        # DRIVE/video: Load Video, Save Video
+    *track.NODES,        # DRIVE/track: Load SAM2 Model, Track Object
+    *mask.NODES,         # DRIVE/mask: Propagate Mask, Mask Tools, Mask Preview
+    *invert.NODES,       # DRIVE/invert: Invert Video, EasyInv Sampler, STEM Attention
+    *edit.NODES,         # DRIVE/edit: Masked-CFG Sampler, RAVE Grid Patch, Masked-CFG Patch
+    *consistency.NODES,  # DRIVE/consistency: Cross-Frame Attention, Pix2Video Sampler
+    *composite.NODES,    # DRIVE/composite: Composite Background, Color Filters, Harmonizer, Harmonize
+    *evaluate.NODES,     # DRIVE/evaluate: Edit Report, Compare Strip
 ]
 
 

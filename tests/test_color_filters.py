@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from drive_ops.color_filters import FILTER_NAMES, FILTERS, apply_filters
+from drive_ops.composite.color_filters import FILTER_NAMES, FILTERS, apply_filters
 
 
 def _image(seed: int = 0, size: tuple[int, int] = (24, 32)) -> torch.Tensor:
@@ -83,7 +83,7 @@ def test_brightness_equals_scaling_hsv_value(x):
     """Our RGB scaling is the HSV-value scaling Harmonizer defines (kornia round trip)."""
     from kornia.color import hsv_to_rgb, rgb_to_hsv
 
-    from drive_ops.color_filters import EPS, brightness
+    from drive_ops.composite.color_filters import EPS, brightness
 
     img = _image(5)
     img[:, :, :3] = 0.0                                               # black rows: hue/saturation undefined

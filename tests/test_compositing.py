@@ -7,11 +7,11 @@ import itertools
 import pytest
 import torch
 
-from drive_ops.compositing import (composite_alpha, composite_background, composite_video, laplacian_blend,
+from drive_ops.composite.compositing import (composite_alpha, composite_background, composite_video, laplacian_blend,
                                    mask_on_canvas)
-from drive_ops.frame_size import apply_frame_plan, plan_frame_size
-from drive_ops.frame_size_inverse import find_frame_plan, fit_to_canvas, undo_frame_plan
-from drive_ops.mask_ops import grow_mask
+from drive_ops.core.frame_plan import apply_frame_plan, plan_frame_size
+from drive_ops.core.frame_plan_inverse import find_frame_plan, fit_to_canvas, undo_frame_plan
+from drive_ops.core.mask_morphology import grow_mask
 
 
 def _clip(t: int, h: int, w: int, seed: int) -> torch.Tensor:

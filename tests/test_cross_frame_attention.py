@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_unet import self_attention_names, tiny_unet
 
-from drive_ops.cross_frame_attention import (MODES, batch_in_frame_order, blocks_for, gather_context,
+from drive_ops.diffusion.cross_frame_attention import (MODES, batch_in_frame_order, blocks_for, gather_context,
                                              neighbour_toward_anchor, source_frames)
 
 FRAMES = 4

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from drive_ops import inversion, masked_cfg, schedule
+from drive_ops.diffusion import inversion, masked_cfg, schedule
 from tiny_unet import eps_denoiser
 
 KW = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1)

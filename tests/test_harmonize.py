@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from drive_ops.harmonize import (apply_lab_match, ema_for_fps, harmonize_video, lab_statistics, map_frames,
+from drive_ops.composite.harmonize import (apply_lab_match, ema_for_fps, harmonize_video, lab_statistics, map_frames,
                                  smooth_arguments)
-from drive_ops.harmonizer_model import build_harmonizer, random_state_dict
+from drive_ops.composite.harmonizer_model import build_harmonizer, random_state_dict
 
 
 def test_ema_keeps_its_time_constant_across_frame_rates():

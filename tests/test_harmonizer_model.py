@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from drive_ops import harmonizer_model
-from drive_ops.harmonizer_model import Harmonizer, build_harmonizer, load_state_dict_file
+from drive_ops.composite import harmonizer_model
+from drive_ops.composite.harmonizer_model import Harmonizer, build_harmonizer, load_state_dict_file
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_parity_with_upstream(oracle):
     restored, args = model(io["comp"], io["mask"])
     torch.testing.assert_close(args, io["arguments"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(restored, io["restored"], atol=1e-6, rtol=1e-5)
-    from drive_ops.color_filters import apply_filters
+    from drive_ops.composite.color_filters import apply_filters
 
     fixed = apply_filters(io["comp"], io["mask"], io["fixed_arguments"])
     torch.testing.assert_close(fixed, io["restored_fixed"], atol=1e-6, rtol=1e-5)

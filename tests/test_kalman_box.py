@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from drive_ops.kalman_box import (STD_WEIGHT_POSITION, STD_WEIGHT_VELOCITY, box_iou, kalman_initiate,
+from drive_ops.masks.kalman_box import (STD_WEIGHT_POSITION, STD_WEIGHT_VELOCITY, box_iou, kalman_initiate,
                                   kalman_predict, kalman_update, mask_boxes_xyxy, xyah_to_xyxy, xyxy_to_xyah)
 
 

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from drive_ops.mask_ops import feather_mask, grow_mask
+from drive_ops.core.mask_morphology import feather_mask, grow_mask
 
 
 def reference_dilate(mask: torch.Tensor, r: int) -> torch.Tensor:

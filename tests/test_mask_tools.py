@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from drive_ops.mask_ops import fill_holes, refine_mask, remove_small_regions, temporal_smooth
+from drive_ops.masks.mask_ops import fill_holes, refine_mask, remove_small_regions, temporal_smooth
 
 
 def _ring() -> torch.Tensor:
@@ -62,7 +62,7 @@ def test_refine_chain():
 
 
 def test_overlay_tints_only_the_mask():
-    from drive_ops.mask_ops import overlay_mask
+    from drive_ops.core.mask_morphology import overlay_mask
 
     frames = torch.rand(2, 30, 30, 3, generator=torch.Generator().manual_seed(0))
     m = _ring()

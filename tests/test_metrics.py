@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from drive_ops import compare_strip, edit_report, metric_plots, metrics
+from drive_ops.evaluate import compare_strip, edit_report, metrics, plots
 
 
 def textured_clip(t: int, h: int, w: int, dx: int = 0, seed: int = 0) -> torch.Tensor:
@@ -205,7 +205,7 @@ def test_report_with_embeddings_and_an_empty_mask():
 def test_plot_is_an_image_tensor():
     src = textured_clip(3, 24, 24, dx=1)
     report = edit_report.build_report(src, src.clone(), None, 2, torch.eye(3))
-    img = metric_plots.plot_report(report, width=600, height=400)
+    img = plots.plot_report(report, width=600, height=400)
     assert img.shape == (1, 400, 600, 3) and img.dtype == torch.float32
     assert 0.0 <= img.min() and img.max() <= 1.0 and img.std() > 0.05
 

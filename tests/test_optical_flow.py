@@ -1,6 +1,6 @@
 import torch
 
-from drive_ops.optical_flow import dis_flow, occlusion_mask, warp_backward
+from drive_ops.core.optical_flow import dis_flow, occlusion_mask, warp_backward
 
 
 def textured_frame(h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -6,7 +6,8 @@ import pytest
 import torch
 from tiny_unet import tiny_unet
 
-from drive_ops.pix2video import guidance_step, guided_steps, sample_pix2video
+from drive_ops.diffusion.inversion import sample_ddim
+from drive_ops.diffusion.pix2video import guidance_step, guided_steps, sample_pix2video
 
 FRAMES, STEPS = 4, 6
 
@@ -75,3 +76,13 @@ def test_step_size_matches_the_spec():
     torch.testing.assert_close(scaled, step * 10 ** 0.5)
     with pytest.raises(ValueError, match="guided_fraction"):
         guided_steps(50, 1.5)
+
+
+def test_without_guidance_it_is_the_ddim_sampler():
+    """One DDIM step serves both samplers: weight 0 gives sample_ddim's result bit for bit."""
+    sigmas = _sigmas(STEPS)
+    noise = torch.randn(FRAMES, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * sigmas[0]
+    with torch.no_grad():
+        plain = sample_pix2video(gaussian_denoiser, noise, sigmas, weight=0.0)
+        ddim = sample_ddim(gaussian_denoiser, noise, sigmas)
+    assert torch.equal(plain, ddim)

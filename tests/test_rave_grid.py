@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from drive_ops import masked_cfg, rave_grid, schedule
-from drive_ops.chunking import chunk_slices
+from drive_ops.diffusion import masked_cfg, rave_grid, schedule
+from drive_ops.core.chunking import chunk_slices
 
 
 @pytest.mark.parametrize("grid_size", [1, 2, 3])

@@ -8,16 +8,17 @@ import sys
 import pytest
 import torch
 
-from drive_ops.sam2_tracking import (FrameScore, SamuraiConfig, SamuraiSelector, build_prompts, parse_boxes,
-                                     parse_points, select_memory_frames, track_masks, tracked_frame_count)
+from drive_ops.masks.prompts import build_prompts, parse_boxes, parse_points
+from drive_ops.masks.samurai import FrameScore, SamuraiConfig, SamuraiSelector, select_memory_frames
+from drive_ops.masks.tracking import track_masks, tracked_frame_count
 
 T, H, W = 5, 48, 64
 
 
 @pytest.fixture(scope="module")
 def sam2_tiny():
-    pytest.importorskip("sam2", reason="sam2 is optional; scripts/setup_env.sh installs it")
-    from drive_ops.sam2_build import Sam2Variant, build_sam2_video_model
+    pytest.importorskip("sam2", reason="sam2 is optional; tools/setup_env.sh installs it")
+    from drive_ops.masks.sam2_build import Sam2Variant, build_sam2_video_model
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -45,17 +46,18 @@ def _check(out: torch.Tensor, frames_count: int) -> None:
 @pytest.mark.parametrize("kind", ["points", "box", "mask", "samurai"])
 def test_every_prompt_kind_tracks_end_to_end(sam2_tiny, kind):
     frames, truth = _clip()
-    steps: list[int] = []
+    steps: list[tuple[int, int]] = []
     kwargs = dict(points={"positive_points": '[{"x": 20, "y": 24}]', "negative_points": '[{"x": 2, "y": 2}]'},
                   box={"bboxes": [(8, 14, 28, 34)]},
                   mask={"mask": truth[2:3]},
                   samurai={"positive_points": '[{"x": 20, "y": 24}]', "samurai": SamuraiConfig()})[kind]
     frame_index = 2 if kind == "mask" else 0
     frames_before = frames.clone()
-    out = track_masks(sam2_tiny, frames, frame_index=frame_index, progress=steps.append, **kwargs)
+    out = track_masks(sam2_tiny, frames, frame_index=frame_index, progress=lambda done, total: steps.append((done, total)), **kwargs)
     _check(out, T)
     assert torch.equal(frames, frames_before)
-    assert len(steps) == tracked_frame_count([frame_index], T)
+    total = tracked_frame_count([frame_index], T)
+    assert steps == [(i, total) for i in range(1, total + 1)]
     assert sam2_tiny._samurai is None
     if kind == "mask":
         # a mask prompt is its own output on the prompt frame (use_mask_input_as_output)
@@ -147,7 +149,7 @@ def test_prompt_parsing():
 @pytest.mark.parametrize("size", ["tiny", "small", "base_plus", "large"])
 def test_variant_detection_from_shapes(version, size, monkeypatch):
     pytest.importorskip("sam2")
-    from drive_ops.sam2_build import Sam2Variant, build_sam2_video_model, detect_sam2_variant
+    from drive_ops.masks.sam2_build import Sam2Variant, build_sam2_video_model, detect_sam2_variant
 
     # meta tensors: every key and shape of the real checkpoint, no memory. Hiera reads
     # its drop-path schedule with .item(), which meta tensors cannot answer: keep that one on the CPU
@@ -160,7 +162,7 @@ def test_variant_detection_from_shapes(version, size, monkeypatch):
 def test_checkpoint_files_load(sam2_tiny, tmp_path):
     from safetensors.torch import save_file
 
-    from drive_ops.sam2_build import detect_sam2_variant, load_sam2_model
+    from drive_ops.masks.sam2_build import detect_sam2_variant, load_sam2_model
 
     sd = {k: v.contiguous() for k, v in sam2_tiny.state_dict().items()}
     torch.save({"model": sd}, tmp_path / "t.pt")
@@ -180,7 +182,7 @@ def test_checkpoint_files_load(sam2_tiny, tmp_path):
 
 
 def test_missing_sam2_names_the_install_recipe(monkeypatch):
-    from drive_ops.sam2_build import import_sam2
+    from drive_ops.masks.sam2_predictor import import_sam2
 
     monkeypatch.setitem(sys.modules, "sam2", None)
     monkeypatch.setitem(sys.modules, "sam2.modeling.sam2_base", None)
@@ -189,15 +191,15 @@ def test_missing_sam2_names_the_install_recipe(monkeypatch):
 
 
 def test_memory_view_swaps_only_mask_memory():
-    from drive_ops.sam2_tracking import SamuraiSelector, _samurai_memory_view, _SamuraiRun
+    from drive_ops.masks.samurai import SamuraiRun, samurai_memory_view
 
     cfg = SamuraiConfig()
-    run = _SamuraiRun(cfg, SamuraiSelector(cfg))
+    run = SamuraiRun(cfg, SamuraiSelector(cfg))
     non_cond = {i: {"maskmem_features": f"mem{i}", "maskmem_pos_enc": f"pos{i}", "obj_ptr": f"ptr{i}"}
                 for i in range(1, 12)}
     run.scores = {i: FrameScore(0.9, 1.0, None) for i in non_cond}
     run.scores[11] = run.scores[10] = FrameScore(0.1, 1.0, None)   # 11 is kept anyway (previous frame)
-    view = _samurai_memory_view(run, 12, {"cond_frame_outputs": {}, "non_cond_frame_outputs": non_cond}, False, 7)
+    view = samurai_memory_view(run, 12, {"cond_frame_outputs": {}, "non_cond_frame_outputs": non_cond}, False, 7)
     slots = view["non_cond_frame_outputs"]
     # memory of the previous frame, then the five best before it skipping frame 10
     assert [slots[12 - k]["maskmem_features"] for k in range(1, 7)] == ["mem11", "mem9", "mem8", "mem7", "mem6", "mem5"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from drive_ops.stem import em_objective, frame_groups, stem_attention, stem_bases, stem_memory_bytes
+from drive_ops.diffusion.stem import em_objective, frame_groups, stem_attention, stem_bases, stem_memory_bytes
 
 HEADS, DIM, FRAMES, TOKENS = 2, 16, 3, 16
 
@@ -79,7 +79,7 @@ def test_frame_groups_and_memory_estimate():
     assert frame_groups(5, 0) == [slice(0, 5)]
     assert frame_groups(5, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
     est = stem_memory_bytes(frames=8, tokens=4096, heads=8, dim_head=40, num_bases=256)
-    # docs/related-methods.md §2.4: 8 frames at 64x64, fp16 full logits ~17 GB, STEM z+logits ~134 MB (fp16)
+    # docs/algorithms.md (STEM): 8 frames at 64x64, fp16 full logits ~17 GB, STEM z+logits ~134 MB (fp16)
     assert 16e9 < est["full_attention_bytes"] < 18e9
     tokens = 8 * 4096
     assert est["stem_bytes"] == 4 * (2 * 8 * tokens * 40 + 2 * 8 * tokens * 256)   # fp32 K, V, logits, z

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from drive_ops.frame_size import apply_frame_plan, plan_frame_size
-from drive_ops.video_decode import (NoFramesSelectedError, NotAVideoError, TruncatedVideoError, VideoNotFoundError,
+from drive_ops.core.frame_plan import apply_frame_plan, plan_frame_size
+from drive_ops.video.decode import (NoFramesSelectedError, NotAVideoError, TruncatedVideoError, VideoNotFoundError,
                                     VideoTooLargeError, check_memory, load_video, orientation_from_display_matrix,
                                     probe_video, selected_indices, tensor_bytes)
-from drive_ops.video_encode import encode_video, fit_audio
+from drive_ops.video.encode import encode_video, fit_audio
 
 
 def frames_u8(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:

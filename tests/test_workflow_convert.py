@@ -1,13 +1,10 @@
 """The headless runner's UI-to-API converter against what the real frontend produced."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from workflow_convert import WorkflowError, ui_to_api  # noqa: E402
+from workflow_convert import WorkflowError, ui_to_api
 
 CAPTURE = json.loads((Path(__file__).parent / "data" / "frontend_graph_to_prompt.json").read_text())
 

@@ -31,7 +31,7 @@ def eps_denoiser(unet, sigma_table: torch.Tensor, context: torch.Tensor):
     x is in ComfyUI's VE units: the UNet sees ``x / sqrt(1 + sigma^2)`` at the timestep of
     ``sigma`` and its eps gives ``x - sigma * eps``. ``context`` ``[1, L, D]`` is repeated per frame.
     """
-    from drive_ops import schedule
+    from drive_ops.diffusion import schedule
 
     def model(x: torch.Tensor, sigma: torch.Tensor, **_: object) -> torch.Tensor:
         t = schedule.timestep_from_sigma(sigma_table, sigma)

@@ -20,12 +20,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from comfy_client import ComfyClient
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-from run_workflow import PACK_LINK_NAME, RunError, Server  # noqa: E402
+from comfy_server import PACK_LINK_NAME, RunError, Server
 
 READY_TIMEOUT_S = 240
 

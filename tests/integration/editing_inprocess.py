@@ -1,20 +1,17 @@
 """In-process ComfyUI checks of the editing patches with a tiny SD1.5-shaped UNet and ControlNet.
 
 Run by tests/integration/test_editing.py with ComfyUI on PYTHONPATH; prints
-"ALL CHECKS PASSED" at the end. Random weights: the numbers mean nothing, the code
+"ALL CHECKS PASSED" at the end (check 5 proves bench/quality.py's pure-PyTorch step model equal to
+the nodes' own path). Random weights: the numbers mean nothing, the code
 paths, shapes and equalities are the real ones.
 """
 
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from comfy_inprocess import load_pack, random_controlnet, random_model, start_comfy  # noqa: E402
+from comfy_inprocess import load_pack, random_controlnet, random_model, start_comfy
 
 start_comfy()
 import comfy.sample  # noqa: E402
@@ -22,8 +19,9 @@ import comfy.samplers  # noqa: E402
 import node_helpers  # noqa: E402
 
 pack = load_pack()
-editing, rave_grid = pack("nodes.editing"), pack("drive_ops.rave_grid")
-schedule, inversion = pack("drive_ops.schedule"), pack("drive_ops.inversion")
+grid_wrapper, invert, edit_nodes = pack("nodes.patches.grid_wrapper"), pack("nodes.invert"), pack("nodes.edit")
+rave_grid = pack("drive_ops.diffusion.rave_grid")
+schedule, inversion = pack("drive_ops.diffusion.schedule"), pack("drive_ops.diffusion.inversion")
 
 torch.set_num_threads(1)
 torch.manual_seed(0)
@@ -48,7 +46,7 @@ def sample(m, positive=pos, negative=neg, cfg=5.0):
 
 # 1. grid 1 with shuffle and chunks == stock ComfyUI (hints must follow the permutation frame by frame)
 stock = sample(model)
-gridded = sample(editing.apply_grid_patch(model, 1, True, 7, 3))
+gridded = sample(grid_wrapper.apply_grid_patch(model, 1, True, 7, 3))
 err = float((stock - gridded).abs().max())
 print(f"controlnet: stock vs grid1+shuffle+chunks(3): max abs diff {err:.2e}")
 assert err < 1e-4 * float(stock.abs().max()) + 1e-6, err
@@ -67,7 +65,7 @@ def log_hint(apply_model, a):
     return apply_model(a["input"], a["timestep"], **a["c"])
 
 
-patched = editing.apply_grid_patch(model, 2, True, 11, 0)
+patched = grid_wrapper.apply_grid_patch(model, 2, True, 11, 0)
 patched.set_model_unet_function_wrapper(log_hint)
 out2 = sample(patched)
 print("controlnet grid 2: (UNet input, hint) shapes per call:", seen)
@@ -80,8 +78,8 @@ snapshot = (copy.copy(model.model_options), {k: dict(v) for k, v in model.wrappe
             applied.previous_controlnet, applied.strength)
 mask = torch.zeros(1, 8 * h, 8 * w)
 mask[:, 16:48, 16:48] = 1.0
-inv = editing.InvertVideo.execute(model, pos, {"samples": latent}, 3, "easyinv", 0.5, 0.05, 0.6, "after", 1.0, 2, 1)
-edit = editing.MaskedCFGSampler.execute(model, pos, neg, inv.args[0], 3, 7.5, 0.0, 2, True, 4, 1, "nearest", 0.5,
+inv = invert.InvertVideo.execute(model, pos, {"samples": latent}, 3, "easyinv", 0.5, 0.05, 0.6, "after", 1.0, 2, 1)
+edit = edit_nodes.MaskedCFGSampler.execute(model, pos, neg, inv.args[0], 3, 7.5, 0.0, 2, True, 4, 1, "nearest", 0.5,
                                         mask)
 assert edit.args[0]["samples"].shape == latent.shape
 
@@ -104,7 +102,7 @@ upstream = model.clone()
 upstream.set_model_unet_function_wrapper(cancel_on_second_call)
 up_options = copy.copy(upstream.model_options)
 try:
-    editing.MaskedCFGSampler.execute(upstream, pos, neg, inv.args[0], 3, 7.5, 0.0, 2, True, 4, 1, "nearest", 0.5, mask)
+    edit_nodes.MaskedCFGSampler.execute(upstream, pos, neg, inv.args[0], 3, 7.5, 0.0, 2, True, 4, 1, "nearest", 0.5, mask)
     raise AssertionError("the cancel did not propagate")
 except Cancelled:
     pass
@@ -118,16 +116,42 @@ print("upstream MODEL / CONDITIONING / ControlNet unchanged after runs and a can
 
 # 4. clear errors
 try:
-    editing.MaskedCFGSampler.execute(model, pos, neg, inv.args[0], 2, 7.5, 0.0, 2, True, 4, 1, "nearest", 0.5,
+    edit_nodes.MaskedCFGSampler.execute(model, pos, neg, inv.args[0], 2, 7.5, 0.0, 2, True, 4, 1, "nearest", 0.5,
                                      torch.zeros(3, 8 * h, 8 * w))
     raise AssertionError("a 3-frame mask for 8 frames was accepted")
 except ValueError as err_frames:
     assert "3 frames but the video has 8" in str(err_frames), err_frames
 heun = comfy.samplers.sampler_object("dpm_2")
 try:
-    comfy.sample.sample_custom(editing.apply_grid_patch(model, 2, True, 0, 0), torch.zeros_like(latent), 5.0, heun,
+    comfy.sample.sample_custom(grid_wrapper.apply_grid_patch(model, 2, True, 0, 0), torch.zeros_like(latent), 5.0, heun,
                                sigmas, pos, neg, latent, disable_pbar=True, seed=0)
     raise AssertionError("dpm_2 was accepted under the grid")
 except ValueError as err_sampler:
     assert "heun" in str(err_sampler), err_sampler
+
+# 5. the pure-PyTorch step model bench/quality.py measures (masked_cfg.guided_denoiser) is the nodes' path:
+# grid wrapper + masked-CFG hook inside comfy.sample give the same latents, per grid layout and CFG schedule
+masked_cfg, cfg_hook = pack("drive_ops.diffusion.masked_cfg"), pack("nodes.patches.masked_cfg_hook")
+contexts = {0: pos[0][0], 1: neg[0][0]}
+plain_pos, plain_neg = [[contexts[0], {}]], [[contexts[1], {}]]
+pixel_mask = mask.expand(T, -1, -1)
+base = model.model
+
+
+def branch(x, s, which):
+    return base.apply_model(x, s, c_crossattn=contexts[which].expand(x.shape[0], -1, -1))
+
+
+for grid, shuffle, per_call, cfg_start in ((2, True, 1, 0.0), (1, False, 0, -1.0), (3, True, 0, 0.4)):
+    patched = cfg_hook.apply_masked_cfg_patch(grid_wrapper.apply_grid_patch(model, grid, shuffle, 5, per_call),
+                                              pixel_mask, cfg_start, "nearest", 0.5)
+    nodes_out = sample(patched, plain_pos, plain_neg, cfg=7.5)
+    step_model = masked_cfg.guided_denoiser(branch, sigmas, 7.5, mask=masked_cfg.mask_to_latent(pixel_mask, h, w),
+                                            cfg_start=cfg_start, grid_size=grid, shuffle=shuffle, seed=5,
+                                            max_grids_per_call=per_call)
+    reference = base.process_latent_out(inversion.sample_ddim(step_model, base.process_latent_in(latent), sigmas))
+    err = float((nodes_out - reference).abs().max())
+    print(f"guided_denoiser vs nodes' path (grid {grid}, shuffle {shuffle}, cfg_start {cfg_start}): "
+          f"max abs diff {err:.2e}")
+    assert err < 1e-4 * float(nodes_out.abs().max()) + 1e-6, err
 print("ALL CHECKS PASSED")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from drive_ops.harmonizer_model import random_state_dict
+from drive_ops.composite.harmonizer_model import random_state_dict
 
 pytestmark = pytest.mark.integration
 

@@ -127,28 +127,11 @@ def test_frame_count_mismatch_names_the_fix(comfy):
 
 def import_pack_nodes():
     """Import the pack as ComfyUI does (a package under an arbitrary name), plus ComfyUI itself."""
-    import importlib
-    import importlib.util
-    import os
-    import sys
-    from pathlib import Path
-
-    comfy_dir = os.environ["COMFYUI_DIR"]
-    if comfy_dir not in sys.path:
-        sys.path.insert(0, comfy_dir)
     import torch
-    from comfy.cli_args import args
+    from comfy_inprocess import load_pack, start_comfy
 
-    if not torch.cuda.is_available():
-        args.cpu = True  # what --cpu does; read when comfy.model_management is first imported
-    repo = Path(__file__).resolve().parents[2]
-    name = "drive_pack_under_test"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, repo / "__init__.py", submodule_search_locations=[str(repo)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return importlib.import_module(f"{name}.nodes.metrics")
+    start_comfy(cpu=not torch.cuda.is_available())  # --cpu is read when comfy.model_management is first imported
+    return load_pack()("nodes.evaluate")
 
 
 def tiny_clip_vision(tmp_path, projection_dim: int):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,16 @@ def test_every_declared_node_is_registered_and_documented(comfy):
         for group in ("required", "optional"):
             for name, entry in spec["input"].get(group, {}).items():
                 assert len(entry) > 1 and entry[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+
+
+def test_input_order_matches_the_snapshot(comfy):
+    """The unit test reads the schemas against stand-ins for ComfyUI; here the real server agrees."""
+    snapshot = json.loads((Path(__file__).resolve().parents[1] / "data" / "node_inputs.json").read_text())
+    info = comfy.object_info()
+    for node_id, groups in snapshot.items():
+        live = info[node_id]["input_order"]
+        for group in ("required", "optional"):
+            assert live.get(group, []) == [name for name, _ in groups[group]], f"{node_id}.{group}"
 
 
 def test_pack_imports_in_well_under_a_second(comfy):

@@ -1,0 +1,2 @@
+"""The editing engine's maths: schedule, DDIM / EasyInv inversion, masked CFG, RAVE grids and the
+conditioning under them, cross-frame attention, STEM attention, Pix2Video's latent guidance."""

@@ -1,0 +1,105 @@
+"""Cross-frame self-attention: keys/values taken from other frames of the batch.
+
+Pix2Video, Tune-A-Video / FateZero ("sparse-causal") and Text2Video-Zero all replace a
+frame's self-attention keys and values with tokens of other frames (the anchor, the
+previous frame). In a batched UNet call over a whole clip every frame's features at the
+same layer and step already exist, so the sequential algorithms become one gather over
+the batch (docs/algorithms.md, cross-frame attention). The UNet batch holds ``chunks`` CFG branches
+(cond / uncond), each ``F`` frames in frame order; frames only ever borrow from frames of
+their own branch.
+
+Every frame gets the same number ``k`` of source frames so the whole batch stays one
+tensor. Where a frame's sources repeat (the anchor frame itself, or the frame next to the
+anchor whose "previous" frame is the anchor), the repeated tokens are duplicated, as in
+Pix2Video's own code (frame 1 attends to ``cat(f0, f0)``). Duplicating *all* tokens of a
+frame leaves softmax attention unchanged, so the anchor frame keeps plain self-attention.
+"""
+
+from __future__ import annotations
+
+import torch
+
+MODES = ("pix2video", "sparse_causal", "anchor_only")
+LAYER_CHOICES = ("mode default", "decoder", "all")
+
+_DEFAULT_BLOCKS = {
+    "pix2video": ("output",),
+    "sparse_causal": ("input", "middle", "output"),
+    "anchor_only": ("input", "middle", "output"),
+}
+
+
+def neighbour_toward_anchor(num_frames: int, anchor: int) -> torch.Tensor:
+    """For each frame, the adjacent frame one step closer to the anchor; the anchor maps to itself.
+
+    Frames after the anchor look back (f-1), frames before it look forward (f+1): the
+    order in which Pix2Video would process the clip outward from its anchor (with the
+    anchor at 0 this is the usual "previous frame"). Returns a LongTensor [F].
+    """
+    check_anchor(num_frames, anchor)
+    f = torch.arange(num_frames)
+    return torch.where(f > anchor, f - 1, torch.where(f < anchor, f + 1, f))
+
+
+def check_anchor(num_frames: int, anchor: int) -> None:
+    if not 0 <= anchor < num_frames:
+        raise ValueError(f"anchor frame {anchor} is outside the batch of {num_frames} frames; "
+                         f"pick an anchor between 0 and {num_frames - 1}")
+
+
+def source_frames(num_frames: int, mode: str, anchor: int = 0, include_self: bool = False) -> torch.Tensor:
+    """The frames whose tokens form each frame's keys/values: LongTensor [F, k].
+
+    pix2video: [anchor, previous]; sparse_causal: [first, previous], where "first" is the
+    anchor (Tune-A-Video uses frame 0); anchor_only: [anchor]. ``include_self`` puts the
+    frame's own tokens first (Text2Video-Zero style).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown cross-frame mode {mode!r}; use one of {', '.join(MODES)}")
+    check_anchor(num_frames, anchor)
+    anchors = torch.full((num_frames,), anchor, dtype=torch.long)
+    cols = [anchors] if mode == "anchor_only" else [anchors, neighbour_toward_anchor(num_frames, anchor)]
+    if include_self:
+        cols.insert(0, torch.arange(num_frames))
+    return torch.stack(cols, dim=1)
+
+
+def gather_context(tokens: torch.Tensor, chunks: int, index: torch.Tensor) -> torch.Tensor:
+    """Concatenate each frame's source-frame tokens, per CFG branch.
+
+    tokens: [B, N, C] with B = chunks * F (each chunk F frames in frame order);
+    index: [F, k] from ``source_frames``. Returns [B, k*N, C].
+    """
+    b, n, c = tokens.shape
+    if chunks < 1 or b % chunks:
+        raise ValueError(f"a batch of {b} cannot be split into {chunks} CFG branches of equal size")
+    frames = b // chunks
+    if index.shape[0] != frames:
+        raise ValueError(f"source table is for {index.shape[0]} frames but each CFG branch holds {frames}")
+    per_chunk = tokens.reshape(chunks, frames, n, c)
+    picked = per_chunk[:, index.to(tokens.device)]  # [chunks, F, k, N, C]
+    return picked.reshape(b, index.shape[1] * n, c)
+
+
+def blocks_for(mode: str, layers: str) -> tuple[str, ...]:
+    """UNet block kinds ("input" / "middle" / "output") whose self-attention is patched."""
+    if layers == "mode default":
+        return _DEFAULT_BLOCKS[mode]
+    if layers == "decoder":
+        return ("output",)
+    if layers == "all":
+        return ("input", "middle", "output")
+    raise ValueError(f"unknown layer choice {layers!r}; use one of {', '.join(LAYER_CHOICES)}")
+
+
+def batch_in_frame_order(unet_batch: torch.Tensor, frames: torch.Tensor, chunks: int) -> bool:
+    """Whether a UNet call's input is the sampler's frames, in order, once per CFG branch.
+
+    unet_batch: [B, C, ...] as the model is called; frames: [F, C, ...] as the sampler holds
+    them. False when something between the two re-batched the frames (the RAVE grid
+    shuffle, chunked calls, context windows, area conditioning): frame indices inside the
+    UNet then no longer name frames of the clip.
+    """
+    if unet_batch.shape[1:] != frames.shape[1:] or unet_batch.shape[0] != chunks * frames.shape[0]:
+        return False
+    return all(torch.equal(part, frames) for part in unet_batch.split(frames.shape[0]))

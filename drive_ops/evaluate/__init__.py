@@ -1,0 +1,1 @@
+"""Measuring an edit: metrics, the edit report, its plots, and the compare strip."""

@@ -1,0 +1,1 @@
+"""Video in and out: decode a file into one preallocated IMAGE tensor, encode frames (+ audio) back."""

@@ -1,0 +1,198 @@
+"""Composite the edit over the original video and harmonise its colours (DRIVE/composite).
+
+DRIVE_CompositeBackground, DRIVE_ColorFilters, DRIVE_HarmonizerLoader, DRIVE_Harmonize.
+The maths lives in drive_ops.composite (compositing, color_filters, harmonizer_model, harmonize);
+these nodes add sockets, model management, chunking progress and error messages.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from comfy_api.latest import io
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.utils
+import folder_paths
+from ..drive_ops.composite.color_filters import FILTER_NAMES, apply_filters
+from ..drive_ops.composite.compositing import BLEND_MODES, composite_video, mask_on_canvas
+from ..drive_ops.composite.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
+from ..drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file
+from .model_folders import register_model_folder
+
+HARMONIZER_FOLDER = "harmonizer"
+HARMONIZER_EXTENSIONS = {".pth", ".pt", ".safetensors"}
+DEFAULT_WEIGHTS = "harmonizer.pth"
+LICENCE_NOTE = ("Harmonizer's published weights (harmonizer.pth from the ZHKKKe/Harmonizer repository) are "
+                "licensed CC BY-NC-SA 4.0: non-commercial use only")
+FRAMES_PER_CHUNK = 16
+
+Harmonizer = io.Custom("HARMONIZER")
+
+
+register_model_folder(HARMONIZER_FOLDER, HARMONIZER_EXTENSIONS)
+
+
+class CompositeBackground(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_CompositeBackground",
+            display_name="Composite Background (DRIVE)",
+            category="DRIVE/composite",
+            description="Puts the edited object back over the original video: the edited frames inside the "
+                        "(grown, feathered) mask, the original bit for bit everywhere else. Edited frames at the "
+                        "loader's working size are mapped back onto the original's size.",
+            inputs=[
+                io.Image.Input("edited", tooltip="The edited frames (e.g. VAE Decode of the masked-CFG result)."),
+                io.Image.Input("original", tooltip="The original frames whose background is kept; sets the output size."),
+                io.Mask.Input("mask", tooltip="The object mask: one per frame or a single frame for the whole clip, "
+                                              "at the original's or the edited frames' size."),
+                io.Int.Input("grow", default=0, min=-64, max=64, tooltip="Dilate (+) or erode (-) the mask by this "
+                                                                         "many pixels before compositing."),
+                io.Float.Input("feather", default=0.0, min=0.0, max=64.0, step=0.5,
+                               tooltip="Soften the seam inward over about this many pixels (0 = hard edge)."),
+                io.Combo.Input("blend", options=list(BLEND_MODES), default="alpha",
+                               tooltip="alpha: plain masked blend. laplacian: multi-band blend for a smoother "
+                                       "low-frequency transition, still confined to the grown mask."),
+            ],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int, feather: float,
+                blend: str) -> io.NodeOutput:
+        frames = original.shape[0]
+        out = composite_video(edited, original, mask, grow=grow, feather=feather, blend=blend,
+                              chunk=FRAMES_PER_CHUNK, progress=comfy.utils.ProgressBar(frames).update_absolute)
+        return io.NodeOutput(out.to(mm.intermediate_device()))
+
+
+class ColorFilters(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        tips = {
+            "temperature": "White balance: + warmer, - cooler.",
+            "brightness": "HSV value: + brighter, - darker.",
+            "contrast": "Around the frame's mean: + more, - less.",
+            "saturation": "Around each pixel's lightness: + more vivid, - greyer.",
+            "highlight": "Tone curve on the bright end: + lifts highlights, - darkens them.",
+            "shadow": "Tone curve on the dark end: + lifts shadows, - deepens them.",
+        }
+        return io.Schema(
+            node_id="DRIVE_ColorFilters",
+            display_name="Color Filters (DRIVE)",
+            category="DRIVE/composite",
+            description="Harmonizer's six white-box filters (temperature, brightness, contrast, saturation, "
+                        "highlight, shadow) with hand-set arguments in -1..1, applied inside the mask (whole "
+                        "frame without one). Statistics are taken over the whole frame, as Harmonizer does.",
+            inputs=[io.Image.Input("image", tooltip="Frames to adjust.")]
+            + [io.Float.Input(name, default=0.0, min=-1.0, max=1.0, step=0.01, tooltip=tips[name])
+               for name in FILTER_NAMES]
+            + [io.Mask.Input("mask", optional=True, tooltip="Where to apply the filters (one frame or one per "
+                                                            "frame); without it, the whole frame.")],
+            outputs=[io.Image.Output(display_name="image")],
+        )
+
+    @classmethod
+    def execute(cls, image: torch.Tensor, temperature: float, brightness: float, contrast: float,
+                saturation: float, highlight: float, shadow: float,
+                mask: torch.Tensor | None = None) -> io.NodeOutput:
+        frames, height, width = image.shape[:3]
+        masks = None if mask is None else mask_on_canvas(mask, frames, height, width)
+        args = torch.tensor([[temperature, brightness, contrast, saturation, highlight, shadow]])
+        device = mm.get_torch_device()
+
+        def restore(chw: torch.Tensor, m: torch.Tensor | None, sl: slice) -> torch.Tensor:
+            return apply_filters(chw, m, args.to(device).expand(chw.shape[0], -1))
+
+        out = map_frames(image, masks, restore, device, FRAMES_PER_CHUNK, comfy.utils.ProgressBar(frames).update_absolute)
+        return io.NodeOutput(out.to(mm.intermediate_device()))
+
+
+class HarmonizerLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        files = folder_paths.get_filename_list(HARMONIZER_FOLDER)
+        return io.Schema(
+            node_id="DRIVE_HarmonizerLoader",
+            display_name="Load Harmonizer (DRIVE)",
+            category="DRIVE/composite",
+            description="Loads Harmonizer's argument regressor from models/harmonizer (harmonizer.pth, read with "
+                        "weights_only, or a .safetensors conversion). The published weights are CC BY-NC-SA 4.0 "
+                        "(non-commercial) and are not downloaded for you.",
+            inputs=[io.Combo.Input("weights", options=files or [DEFAULT_WEIGHTS],
+                                   tooltip="A file in models/harmonizer: harmonizer.pth from ZHKKKe/Harmonizer "
+                                           "(CC BY-NC-SA 4.0, non-commercial) or its .safetensors conversion.")],
+            outputs=[Harmonizer.Output(display_name="harmonizer")],
+        )
+
+    @classmethod
+    def execute(cls, weights: str) -> io.NodeOutput:
+        path = folder_paths.get_full_path(HARMONIZER_FOLDER, weights)
+        if path is None:
+            folders = ", ".join(folder_paths.get_folder_paths(HARMONIZER_FOLDER))
+            raise FileNotFoundError(
+                f"Harmonizer weights '{weights}' not found in the '{HARMONIZER_FOLDER}' model folder ({folders}). "
+                f"Download {DEFAULT_WEIGHTS} yourself and put it there. {LICENCE_NOTE}. Without weights, "
+                "leave DRIVE_Harmonize's harmonizer input unconnected: it falls back to a weight-free Lab match.")
+        model = build_harmonizer(load_state_dict_file(path))
+        patcher = comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
+                                                   offload_device=mm.unet_offload_device())
+        return io.NodeOutput(patcher)
+
+
+class Harmonize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_Harmonize",
+            display_name="Harmonize (DRIVE)",
+            category="DRIVE/composite",
+            description="Harmonises the composited object's colours with its background: Harmonizer's regressor "
+                        "predicts six filter arguments per frame (or, without a HARMONIZER, the foreground's Lab "
+                        "statistics are matched to the background's), smoothed over time, applied inside the mask. "
+                        "Also outputs the per-frame arguments as JSON.",
+            inputs=[
+                io.Image.Input("image", tooltip="The composite frames (e.g. from Composite Background)."),
+                io.Mask.Input("mask", tooltip="The foreground mask, one per frame or one frame, at the frames' size "
+                                              "or at the loader's working size of them."),
+                io.Float.Input("strength", default=1.0, min=0.0, max=2.0, step=0.05,
+                               tooltip="Scales the (clamped) filter arguments; 0 = unchanged. Lab fallback: 1 "
+                                       "moves the foreground's Lab mean and spread halfway to the background's."),
+                io.Float.Input("temporal_smoothing", default=DEFAULT_EMA, min=0.0, max=0.999, step=0.01,
+                               tooltip="EMA factor for the per-frame arguments as at 25 fps (Harmonizer's video "
+                                       "demo uses 0.96); rescaled to the clip's fps. 0 = per-frame, no smoothing."),
+                io.Float.Input("fps", default=REFERENCE_FPS, min=0.1, max=1000.0, step=0.01,
+                               tooltip="The clip's frame rate (wire it from the video loader), so the smoothing "
+                                       "spans the same time at any frame rate."),
+                io.Int.Input("frames_per_batch", default=8, min=1, max=256,
+                             tooltip="Frames processed at once on the model's device; lower it if memory is short."),
+                Harmonizer.Input("harmonizer", optional=True,
+                                 tooltip="From Load Harmonizer. Leave unconnected for the weight-free Lab match."),
+            ],
+            outputs=[io.Image.Output(display_name="image"),
+                     io.String.Output(display_name="arguments", tooltip="Per-frame arguments as JSON.")],
+        )
+
+    @classmethod
+    def execute(cls, image: torch.Tensor, mask: torch.Tensor, strength: float, temporal_smoothing: float,
+                fps: float, frames_per_batch: int,
+                harmonizer: comfy.model_patcher.ModelPatcher | None = None) -> io.NodeOutput:
+        frames, height, width = image.shape[:3]
+        masks = mask_on_canvas(mask, frames, height, width)
+        model = None
+        device = mm.get_torch_device()
+        if harmonizer is not None:
+            mm.load_models_gpu([harmonizer])
+            model, device = harmonizer.model, harmonizer.load_device
+        ema = ema_for_fps(temporal_smoothing, fps)
+        out, report = harmonize_video(image, masks, model, strength=strength, ema=ema, device=device,
+                                      chunk=frames_per_batch, progress=comfy.utils.ProgressBar(frames).update_absolute)
+        report["fps"] = fps
+        return io.NodeOutput(out.to(mm.intermediate_device()), json.dumps(report))
+
+
+NODES = [CompositeBackground, ColorFilters, HarmonizerLoader, Harmonize]

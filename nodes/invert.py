@@ -1,0 +1,142 @@
+"""Inversion nodes (DRIVE/invert): Invert Video, the EasyInv SAMPLER, and STEM inversion attention.
+
+The samplers and the patches come from ``nodes/patches``; the maths from
+``drive_ops.diffusion`` (schedule, inversion, stem).
+"""
+
+from __future__ import annotations
+
+from comfy_api.latest import io
+
+from ..drive_ops.diffusion import inversion, schedule
+from ..drive_ops.diffusion.stem import INITS
+from .patches.attention import apply_stem_patch
+from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
+from .patches.samplers import ddim_inversion_sampler, easyinv_sampler, run_sampler, sigma_table
+
+INVERT_WINDOW = "EasyInv blends z <- eta*z + (1-eta)*z_prev inside start*steps < i < (start+length)*steps."
+
+
+def easyinv_inputs() -> list:
+    """EasyInv's settings, shared by DRIVE_InvertVideo and DRIVE_EasyInvSampler."""
+    return [
+        io.Float.Input("eta", default=0.5, min=0.0, max=1.0, step=0.01,
+                       tooltip="EasyInv weight of the current latent (SD1.x 0.5, SDXL 0.8; 1 = plain DDIM)."),
+        io.Float.Input("window_start", default=0.05, min=0.0, max=1.0, step=0.01,
+                       tooltip="Start of the EasyInv window, as a fraction of the steps. " + INVERT_WINDOW),
+        io.Float.Input("window_length", default=0.2, min=0.0, max=1.0, step=0.01,
+                       tooltip="Length of the EasyInv window, as a fraction of the steps."),
+        io.Combo.Input("blend", options=list(inversion.BLEND_MODES), default="after",
+                       tooltip="after: blend each step's output (EasyInv README); before: blend the step's "
+                               "input (the authors' SD-1.4 code)."),
+    ]
+
+
+class InvertVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_InvertVideo",
+            display_name="Invert Video (DRIVE)",
+            category="DRIVE/invert",
+            description="Inverts VAE-encoded frames to noise along the DDIM schedule (per frame as RAVE does, or "
+                        "on grids), with EasyInv's latent blending. ControlNets applied to the conditioning "
+                        "are honoured. The result feeds the Masked-CFG Sampler (DRIVE) with the same steps.",
+            inputs=[
+                io.Model.Input("model", tooltip="The diffusion model (SD1.5-style eps model)."),
+                io.Conditioning.Input("conditioning", tooltip="The inversion prompt; DRIVE uses empty text."),
+                io.Latent.Input("latent", tooltip="The video's VAE-encoded frames [T,4,h,w]."),
+                io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Inversion steps; use the sampler's."),
+                io.Combo.Input("method", options=["easyinv", "ddim", "stem"], default="easyinv",
+                               tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending; stem: "
+                                       "DDIM with STEM attention (256 EM bases over the clip's tokens; tune it "
+                                       "with STEM Attention (DRIVE) + method ddim)."),
+                *easyinv_inputs(),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
+                               tooltip="CFG during inversion; 1 uses the inversion prompt alone (DRIVE). "
+                                       "Other values need `negative`."),
+                io.Int.Input("grid_size", default=1, min=1, max=8,
+                             tooltip="1 inverts each frame on its own (RAVE); g > 1 inverts fixed g x g grids."),
+                io.Int.Input("max_grids_per_call", tooltip=MAX_GRIDS_TIP, **MAX_GRIDS),
+                io.Conditioning.Input("negative", optional=True,
+                                      tooltip="Uncond prompt, only used when cfg is not 1."),
+            ],
+            outputs=[io.Latent.Output(display_name="inverted",
+                                      tooltip="Latents at the top of the schedule: sample them with no added noise.")],
+        )
+
+    @classmethod
+    def execute(cls, model, conditioning, latent, steps, method, eta, window_start, window_length, blend, cfg,
+                grid_size, max_grids_per_call, negative=None) -> io.NodeOutput:
+        if cfg != 1.0 and negative is None:
+            raise ValueError("inversion with cfg other than 1 needs a `negative` conditioning; connect one or set cfg 1")
+        patched = apply_grid_patch(model, grid_size, False, 0, max_grids_per_call)
+        sigmas = schedule.ddim_inversion_sigmas(sigma_table(model), steps)
+        if method == "stem":
+            patched = apply_stem_patch(patched)
+        if method in ("ddim", "stem"):
+            sampler = ddim_inversion_sampler()
+        else:
+            sampler = easyinv_sampler(eta, window_start, window_length, blend)
+        latent = {k: v for k, v in latent.items() if k != "noise_mask"}
+        out = run_sampler(patched, conditioning, conditioning if negative is None else negative, latent, cfg, sampler,
+                   sigmas, 0)
+        return io.NodeOutput(out)
+
+
+class EasyInvSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_EasyInvSampler",
+            display_name="EasyInv Sampler (DRIVE)",
+            category="DRIVE/invert",
+            description="A SAMPLER for inversion along flipped sigmas (FlipSigmas): DDIM inversion with "
+                        "EasyInv's latent blending (eta 1 = plain DDIM inversion). Use it with "
+                        "SamplerCustomAdvanced, DisableNoise and cfg 1.",
+            inputs=easyinv_inputs(),
+            outputs=[io.Sampler.Output(display_name="sampler", tooltip="The inversion sampler.")],
+        )
+
+    @classmethod
+    def execute(cls, eta, window_start, window_length, blend) -> io.NodeOutput:
+        return io.NodeOutput(easyinv_sampler(eta, window_start, window_length, blend))
+
+
+class STEMAttention(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_STEMAttention",
+            display_name="STEM Attention (DRIVE)",
+            category="DRIVE/invert",
+            description="STEM inversion ('A Video is Worth 256 Bases'): every self-attention layer attends to a "
+                        "compact basis set estimated by EM over the key tokens of the whole clip (or of chunks of "
+                        "frames), giving spatio-temporal context at linear cost. Use the patched MODEL only for "
+                        "inversion / reconstruction (cfg 1, source prompt), then edit with the unpatched MODEL. "
+                        "Logs its memory estimate per layer size.",
+            inputs=[
+                io.Model.Input("model", tooltip="The model to patch (it is cloned, never changed)."),
+                io.Int.Input("num_bases", default=256, min=1, max=8192,
+                             tooltip="Bases per head (paper: 256). Never more than the tokens of a frame group."),
+                io.Int.Input("iterations", default=5, min=1, max=50, tooltip="EM iterations per layer call (5)."),
+                io.Float.Input("temperature", default=0.01, min=0.0001, max=10.0, step=0.0001,
+                               tooltip="Softmax temperature of the E-step (0.01: nearly hard assignments)."),
+                io.Int.Input("chunk_frames", default=0, min=0, max=4096,
+                             tooltip="Frames sharing one basis set; 0 = the whole batch (paper), 8 = the official "
+                                     "code. Smaller chunks bound the memory."),
+                io.Combo.Input("init", options=list(INITS), default="gaussian",
+                               tooltip="Initial bases: gaussian = Normal(mean, std) of the keys (official code); "
+                                       "tokens = a random subset of the keys."),
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1,
+                             tooltip="Seed of the base initialisation (the same draw at every layer call)."),
+            ],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, num_bases, iterations, temperature, chunk_frames, init, seed) -> io.NodeOutput:
+        return io.NodeOutput(apply_stem_patch(model, num_bases, iterations, temperature, chunk_frames, init, seed))
+
+
+NODES: list[type[io.ComfyNode]] = [InvertVideo, EasyInvSampler, STEMAttention]

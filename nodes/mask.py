@@ -1,0 +1,130 @@
+"""Weight-free mask nodes (DRIVE/mask): PropagateMask (DIS optical flow), MaskTools and MaskPreview, over ``drive_ops.masks``."""
+
+from __future__ import annotations
+
+import comfy.model_management as mm
+import comfy.utils
+from comfy_api.latest import io
+
+_COLOURS = {"red": (1.0, 0.15, 0.15), "green": (0.15, 1.0, 0.3), "blue": (0.2, 0.4, 1.0),
+            "yellow": (1.0, 0.9, 0.1), "magenta": (1.0, 0.2, 1.0), "white": (1.0, 1.0, 1.0)}
+
+
+class PropagateMask(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_PropagateMask",
+            display_name="Propagate Mask (DRIVE)",
+            category="DRIVE/mask",
+            description="Carries a mask drawn on one frame through the whole clip with dense optical flow "
+                        "(OpenCV DIS), forwards and backwards, with an occlusion check. Needs no model weights.",
+            inputs=[
+                io.Image.Input("images", tooltip="The video frames [T,H,W,3]."),
+                io.Mask.Input("mask", tooltip="The object's mask on frame_index (a single frame, or one per frame "
+                                              "of which frame_index is used)."),
+                io.Int.Input("frame_index", default=0, min=0, max=1_000_000,
+                             tooltip="The frame the mask belongs to (0 = first)."),
+                io.Combo.Input("flow_quality", options=["auto", "fine", "medium", "fast", "ultrafast"],
+                               default="auto",
+                               tooltip="DIS optical-flow preset. fine refines at full resolution (small frames, "
+                                       "thin objects); medium is faster; auto picks fine below 384 px, else medium."),
+                io.Boolean.Input("occlusion_check", default=True,
+                                 tooltip="Re-decide pixels whose forward and backward flow disagree (background "
+                                         "revealed behind the object) by the motion they follow."),
+                io.Float.Input("threshold", default=0.5, min=0.01, max=0.99, step=0.01,
+                               tooltip="Re-binarisation level of the warped mask at every frame."),
+            ],
+            outputs=[io.Mask.Output(display_name="mask")],
+        )
+
+    @classmethod
+    def execute(cls, images, mask, frame_index: int, flow_quality: str, occlusion_check: bool,
+                threshold: float) -> io.NodeOutput:
+        from ..drive_ops.core.mask_frames import mask_on_frame
+        from ..drive_ops.masks.propagation import propagate_mask
+
+        t, h, w = images.shape[:3]
+        if frame_index >= t:
+            raise ValueError(f"frame_index {frame_index} is past the clip's last frame ({t - 1})")
+        start = mask_on_frame(mask, frame_index, t, h, w)
+        if not bool((start > threshold).any()):
+            raise ValueError(f"the mask is empty on frame {frame_index}; draw the object on that frame")
+        pbar = comfy.utils.ProgressBar(t)
+        out = propagate_mask(images.cpu(), start.cpu(), frame_index, flow_quality, occlusion_check, threshold,
+                             progress=pbar.update_absolute)
+        return io.NodeOutput(out.to(mm.intermediate_device()))
+
+
+class MaskTools(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_MaskTools",
+            display_name="Mask Tools (DRIVE)",
+            category="DRIVE/mask",
+            description="Cleans up video masks in one go: threshold, fill holes, drop small islands, temporal "
+                        "smoothing, grow/shrink, feather and invert (applied in that order).",
+            inputs=[
+                io.Mask.Input("mask", tooltip="Masks [T,H,W] (or a single [H,W])."),
+                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="Binarise at this level first (0 keeps the mask soft)."),
+                io.Boolean.Input("fill_holes", default=False,
+                                 tooltip="Fill background regions enclosed by the object."),
+                io.Int.Input("min_island_px", default=0, min=0, max=1_000_000,
+                             tooltip="Drop foreground islands smaller than this many pixels (0 = keep all)."),
+                io.Int.Input("temporal_radius", default=0, min=0, max=30,
+                             tooltip="Average over 2r+1 neighbouring frames to remove flicker (0 = off)."),
+                io.Int.Input("grow_px", default=0, min=-256, max=256,
+                             tooltip="Grow (positive) or shrink (negative) the mask by this many pixels."),
+                io.Float.Input("feather_px", default=0.0, min=0.0, max=256.0, step=0.5,
+                               tooltip="Soften the edge over about this many pixels (0 = hard edge)."),
+                io.Boolean.Input("invert", default=False, tooltip="Swap object and background at the end."),
+            ],
+            outputs=[io.Mask.Output(display_name="mask")],
+        )
+
+    @classmethod
+    def execute(cls, mask, threshold: float, fill_holes: bool, min_island_px: int, temporal_radius: int,
+                grow_px: int, feather_px: float, invert: bool) -> io.NodeOutput:
+        from ..drive_ops.masks.mask_ops import refine_mask
+
+        m = mask if mask.dim() == 3 else mask.reshape(-1, *mask.shape[-2:])
+        out = refine_mask(m, threshold if threshold > 0 else None, fill_holes, min_island_px, temporal_radius,
+                          grow_px, feather_px, invert)
+        return io.NodeOutput(out.to(mm.intermediate_device()))
+
+
+class MaskPreview(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_MaskPreview",
+            display_name="Mask Preview (DRIVE)",
+            category="DRIVE/mask",
+            description="Overlays video masks on their frames (tint plus outline) to check tracking at a glance; "
+                        "connect it to Preview Image or Save Video.",
+            inputs=[
+                io.Image.Input("images", tooltip="The video frames [T,H,W,3]."),
+                io.Mask.Input("mask", tooltip="Masks [T,H,W], or a single mask for every frame."),
+                io.Combo.Input("color", options=list(_COLOURS), default="red", tooltip="Overlay colour."),
+                io.Float.Input("opacity", default=0.5, min=0.0, max=1.0, step=0.05,
+                               tooltip="How strongly the mask tints the frame."),
+                io.Int.Input("outline_px", default=2, min=0, max=32,
+                             tooltip="Width of the opaque outline along the mask edge (0 = none)."),
+            ],
+            outputs=[io.Image.Output(display_name="images")],
+        )
+
+    @classmethod
+    def execute(cls, images, mask, color: str, opacity: float, outline_px: int) -> io.NodeOutput:
+        from ..drive_ops.core.mask_frames import match_mask_frames
+        from ..drive_ops.core.mask_morphology import overlay_mask
+
+        t, h, w = images.shape[:3]
+        m = match_mask_frames(mask, t, h, w, what="mask to preview")
+        out = overlay_mask(images, m, _COLOURS[color], opacity, outline_px)
+        return io.NodeOutput(out.to(mm.intermediate_device()))
+
+
+NODES = [PropagateMask, MaskTools, MaskPreview]

@@ -1,0 +1,100 @@
+"""The RAVE grid shuffle as a ``CALC_COND_BATCH`` wrapper on a cloned MODEL.
+
+Inside every model call the frames (in frame order outside) are tiled into g x g grids
+with the step's permutation, the ControlNet hints and conditioning masks with the same
+one, the UNet runs a chunk of grids at a time, and the outputs come back in frame order.
+The gridding maths is ``drive_ops.diffusion.rave_grid`` and ``cond_grid``; what is
+ComfyUI's own here is the hint preparation and the memory estimate.
+"""
+
+from __future__ import annotations
+
+import comfy.controlnet
+import comfy.model_management
+import comfy.patcher_extension
+import comfy.utils
+import torch
+
+from ...drive_ops.diffusion import cond_grid, rave_grid, schedule
+from .keys import GRID_WRAPPER_KEY
+
+MEMORY_SAFETY = 1.5
+MAX_GRIDS = dict(default=0, min=0, max=4096)
+MAX_GRIDS_TIP = ("Grids per UNet call (cond and uncond together); 0 sizes it from free memory. Lower it if you "
+                 "run out of VRAM: memory then stays flat in the frame count.")
+
+
+def _frame_hint(control, frames: int, h: int, w: int, device: torch.device) -> torch.Tensor:
+    """The control's hint in frame order at latent*8 resolution, as ComfyUI would prepare it per frame."""
+    if not isinstance(control, comfy.controlnet.ControlNet) or control.vae is not None \
+            or control.latent_format is not None or len(control.extra_concat_orig) > 0:
+        raise ValueError(f"{type(control).__name__} hints cannot follow the DRIVE grid shuffle (only plain "
+                         "pixel-hint ControlNets can); remove it or use grid_size 1 without shuffle")
+    ratio = control.compression_ratio
+    hint = comfy.utils.common_upscale(control.cond_hint_original, w * ratio, h * ratio,
+                                      control.upscale_algorithm, "center")
+    hint = control.preprocess_image(hint)
+    if hint.shape[0] == 1:
+        hint = hint.expand(frames, -1, -1, -1)
+    elif hint.shape[0] != frames:
+        raise ValueError(f"a ControlNet hint has {hint.shape[0]} frames but the video has {frames}; "
+                         "apply the ControlNet with one hint image per frame (or a single image)")
+    dtype = control.manual_cast_dtype if control.manual_cast_dtype is not None else control.control_model.dtype
+    return hint.to(device=device, dtype=dtype)
+
+
+def _grids_per_call(model, x_in: torch.Tensor, conds: list, n_grids: int, grid_size: int,
+                    max_grids_per_call: int) -> int:
+    """Grids per UNet call: the user's cap, or as many as ComfyUI's memory estimate says fit now."""
+    if max_grids_per_call > 0:
+        return min(max_grids_per_call, n_grids)
+    entries = max(1, sum(len(c) for c in conds if c is not None))
+    _, channels, h, w = x_in.shape
+    free = comfy.model_management.get_free_memory(x_in.device)
+    return rave_grid.largest_fitting(
+        n_grids, lambda k: model.memory_required([k * entries, channels, h * grid_size, w * grid_size])
+        * MEMORY_SAFETY, free)
+
+
+def make_grid_wrapper(grid_size: int, shuffle: bool, seed: int, max_grids_per_call: int):
+    """The CALC_COND_BATCH wrapper: frames in, grids through the UNet (chunked), frames out."""
+    def grid_wrapper(executor, model, conds, x_in, timestep, model_options):
+        if x_in.dim() != 4:
+            raise ValueError(f"the DRIVE grid works on image-model latents [T,C,h,w], got {tuple(x_in.shape)}")
+        sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+        if sigmas is None:
+            raise ValueError("the DRIVE grid shuffle needs ComfyUI's sampling loop (sample_sigmas is missing)")
+        frames, _, h, w = x_in.shape
+        step = schedule.step_index(sigmas, timestep)
+        perm = rave_grid.grid_permutation(frames, grid_size, seed, step, shuffle)
+        n_grids = perm.numel() // (grid_size * grid_size)
+        per_call = _grids_per_call(model, x_in, conds, n_grids, grid_size, max_grids_per_call)
+        controls = cond_grid.control_chain(conds)
+        hint_grids = {id(c): rave_grid.compose_grids(_frame_hint(c, frames, h, w, x_in.device), perm, grid_size)
+                      for c in controls}
+        grid_masks = cond_grid.grid_cond_masks(conds, perm, grid_size, frames)
+        saved = [(c, c.cond_hint) for c in controls]
+
+        def run_chunk(grids: torch.Tensor, part: slice) -> list:
+            for control in controls:
+                control.cond_hint = hint_grids[id(control)][part]
+            chunk_conds = cond_grid.conds_for_chunk(conds, grid_masks, part)
+            return executor(model, chunk_conds, grids, timestep[:1].expand(grids.shape[0]), model_options)
+
+        try:
+            return rave_grid.run_on_grids(run_chunk, x_in, perm, grid_size, per_call)
+        finally:
+            for control, hint in saved:
+                control.cond_hint = hint
+
+    return grid_wrapper
+
+
+def apply_grid_patch(model, grid_size: int, shuffle: bool, seed: int, max_grids_per_call: int):
+    """A clone of ``model`` with the RAVE grid wrapper (replacing any earlier one)."""
+    patched = model.clone()
+    wrapper_type = comfy.patcher_extension.WrappersMP.CALC_COND_BATCH
+    patched.remove_wrappers_with_key(wrapper_type, GRID_WRAPPER_KEY)
+    patched.add_wrapper_with_key(wrapper_type, GRID_WRAPPER_KEY,
+                                 make_grid_wrapper(grid_size, shuffle, seed, max_grids_per_call))
+    return patched

@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Build the example workflows with ComfyUI's real frontend.
+
+    python tools/build_workflows.py --url http://127.0.0.1:8188
+
+Needs a running ComfyUI with this pack loaded, Debian's chromium and playwright-core
+(NODE_PATH), and files (empty placeholders do) under the names the workflows use in its
+models and input folders. Each spec below is turned into a graph by the frontend itself
+(tools/frontend.js build), which saves the UI file users drag in
+(workflows/<name>.json) and the API prompt it makes of it
+(tests/workflows/<name>.api.json); /object_info for the node types used goes to
+tests/workflows/object_info.json so CI can check the converter without a server.
+
+For every workflow, with nothing to add to its spec: a template thumbnail
+(workflows/<name>.jpg, what the frontend's template browser shows), and on each node that
+names a file of ``MODEL_FILES`` the download metadata the Missing Models panel reads
+(``properties.models``: name, url, directory). A spec's ``pictures`` (title + node ids)
+become PNGs under workflows/pictures/ at full scale, with the UI workflow and its prompt
+embedded as ComfyUI embeds them (tEXt chunks ``workflow`` and ``prompt``), so dropping one
+onto the canvas restores the whole graph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+UI_DIR = ROOT / "workflows"
+API_DIR = ROOT / "tests" / "workflows"
+PICTURE_DIR = UI_DIR / "pictures"
+
+# The shipped demo clip (tools/make_demo_clip.py, workflows/inputs/): a ball at (120, 300) on frame 0.
+VIDEO = "drive_demo.mp4"
+MASK_IMAGE = "drive_demo_mask.png"
+CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+SAM2_FILE = "sam2.1_hiera_tiny.pt"
+EDIT_PROMPT = "a shiny chrome metal ball, reflections, highly detailed"
+NEGATIVE = "blurry, low quality, distorted, deformed"
+POINTS = '[{"x": 120, "y": 300}, {"x": 100, "y": 280}]'
+NEGATIVE_POINTS = '[{"x": 400, "y": 100}]'
+# Every model file a workflow names: its folder under ComfyUI/models and its official download
+# (README's model table gives the same, with sizes and licences). Nodes naming one get it as properties.models.
+MODEL_FILES = {
+    "v1-5-pruned-emaonly.safetensors": (
+        "checkpoints", "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/"
+                       "v1-5-pruned-emaonly.safetensors"),
+    # Meta's own Hugging Face repositories, the ones sam2's build_sam.from_pretrained downloads from
+    **{f"sam2.1_hiera_{size}.pt": (
+        "sam2", f"https://huggingface.co/facebook/sam2.1-hiera-{size.replace('_', '-')}/resolve/main/sam2.1_hiera_{size}.pt")
+       for size in ("tiny", "small", "base_plus", "large")},
+    "control_v11f1p_sd15_depth.pth": (
+        "controlnet", "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/control_v11f1p_sd15_depth.pth"),
+    "harmonizer.pth": ("harmonizer", "https://drive.google.com/file/d/15XGPQHBppaYGnhsP9l7iOGZudXNw1WbA/view"),
+}
+FIXED_SEED = {"seed": 12345, "control_after_generate": "fixed"}
+NOTE_COLOR, NOTE_BG = "#432", "#653"
+
+
+def node(id_: str, type_: str, col: int, mode: int = 0, title: str | None = None, **widgets) -> dict:
+    """A node in layout column ``col`` (the frontend stacks each column by the nodes' real sizes)."""
+    spec = {"id": id_, "type": type_, "col": col, "widgets": widgets}
+    if mode:
+        spec["mode"] = mode
+    if title:
+        spec["title"] = title
+    return spec
+
+
+def note(id_: str, col: int, text: str, width: int = 400, height: int = 220) -> dict:
+    spec = node(id_, "Note", col, text=text)
+    spec.update(size=[width, height], color=NOTE_COLOR, bgcolor=NOTE_BG)
+    return spec
+
+
+def place(nodes: list[dict], columns: dict[str, int]) -> list[dict]:
+    """Move the named nodes to other layout columns (the blocks' defaults suit the simple graphs)."""
+    for n in nodes:
+        n["col"] = columns.get(n["id"], n["col"])
+    return nodes
+
+
+def source_block(frame_cap: int) -> tuple[list[dict], list[list]]:
+    """Load Video, the checkpoint, and VAE Encode: the start every editing workflow shares."""
+    nodes = [
+        node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=frame_cap, size_policy="fit_longer_side",
+             longer_side=512),
+        node("ckpt", "CheckpointLoaderSimple", 0, ckpt_name=CHECKPOINT),
+        node("encode", "VAEEncode", 1),
+    ]
+    links = [["load", "images", "encode", "pixels"], ["ckpt", "VAE", "encode", "vae"]]
+    return nodes, links
+
+
+def prompts_block(edit_text: str) -> tuple[list[dict], list[list]]:
+    nodes = [
+        node("inv_text", "CLIPTextEncode", 1, title="Inversion prompt (keep empty)", text=""),
+        node("pos", "CLIPTextEncode", 1, title="Edit prompt", text=edit_text),
+        node("neg", "CLIPTextEncode", 1, title="Negative prompt", text=NEGATIVE),
+    ]
+    links = [["ckpt", "CLIP", "inv_text", "clip"], ["ckpt", "CLIP", "pos", "clip"], ["ckpt", "CLIP", "neg", "clip"]]
+    return nodes, links
+
+
+def save_block(col: int, image_src: list, prefix: str) -> tuple[list[dict], list[list]]:
+    nodes = [node("save", "DRIVE_SaveVideo", col, filename_prefix=prefix, format="mp4")]
+    links = [[*image_src, "save", "images"], ["load", "fps", "save", "fps"], ["load", "audio", "save", "audio"]]
+    return nodes, links
+
+
+def drive_instance_edit() -> dict:
+    src, src_links = source_block(frame_cap=36)
+    txt, txt_links = prompts_block(EDIT_PROMPT)
+    nodes = src + txt + [
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
+        node("track", "DRIVE_TrackObject", 0, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
+             samurai_mode=True),
+        node("mask_tools", "DRIVE_MaskTools", 1, fill_holes=True, grow_px=8),
+        node("cn_loader", "ControlNetLoader", 2, mode=4, control_net_name="control_v11f1p_sd15_depth.pth"),
+        node("cn_apply", "ControlNetApplyAdvanced", 2, mode=4, strength=0.6),
+        node("invert", "DRIVE_InvertVideo", 3, steps=50, method="easyinv", cfg=1.0, grid_size=3),
+        node("edit", "DRIVE_MaskedCFGSampler", 3, steps=50, cfg=7.5, grid_size=3, shuffle=True,
+             **FIXED_SEED),
+        node("decode", "VAEDecode", 4),
+        node("composite", "DRIVE_CompositeBackground", 4, grow=8, feather=4.0),
+        node("harm_loader", "DRIVE_HarmonizerLoader", 4, mode=4, weights="harmonizer.pth"),
+        node("harmonize", "DRIVE_Harmonize", 5),
+        note("note_mask", 0,
+             "1. Masks\nClick the object: positive_points / negative_points are pixel coordinates on frame "
+             "frame_index (KJNodes' Points Editor writes this format). samurai_mode adds SAMURAI's motion model, "
+             "good for fast or occluded objects. Put a SAM 2.1 file in models/sam2. No SAM2? Swap Track Object "
+             "for Propagate Mask and draw the mask on one frame."),
+        note("note_edit", 3,
+             "2. Editing\nInvert Video (EasyInv) then the Masked-CFG Sampler with the SAME steps. grid_size 3 "
+             "packs 9 frames per grid (RAVE); keep frame_load_cap a multiple of 9. cfg acts only inside the "
+             "mask; outside it the negative prompt keeps the background. Lower max_grids_per_call if VRAM runs "
+             "out. The depth ControlNet group is bypassed: enable it (Ctrl+B) and feed depth maps for more "
+             "structure."),
+        note("note_out", 5,
+             "3. Composite and harmonise\nThe original background is pasted back bit for bit outside the "
+             "grown mask. Harmonize matches the object's colours to the scene: with harmonizer.pth in "
+             "models/harmonizer (non-commercial licence) enable the loader; without it a weight-free Lab "
+             "match is used. The source audio is kept."),
+    ]
+    save, save_links = save_block(6, ["harmonize", "image"], "DRIVE/instance_edit")
+    nodes = place(nodes + save, {"sam2": 1, "track": 1, "encode": 2, "mask_tools": 2, "inv_text": 2, "pos": 2,
+                                 "neg": 2, "invert": 4, "edit": 4, "decode": 5, "composite": 5, "harm_loader": 5,
+                                 "harmonize": 5, "cn_loader": 3, "cn_apply": 3, "note_edit": 3, "note_out": 6})
+    links = src_links + txt_links + save_links + [
+        ["sam2", "sam2_model", "track", "sam2_model"], ["load", "images", "track", "images"],
+        ["track", "mask", "mask_tools", "mask"],
+        ["cn_loader", 0, "cn_apply", "control_net"], ["load", "images", "cn_apply", "image"],
+        ["pos", 0, "cn_apply", "positive"], ["neg", 0, "cn_apply", "negative"],
+        ["ckpt", "MODEL", "invert", "model"], ["inv_text", 0, "invert", "conditioning"],
+        ["encode", 0, "invert", "latent"],
+        ["ckpt", "MODEL", "edit", "model"], ["cn_apply", 0, "edit", "positive"], ["cn_apply", 1, "edit", "negative"],
+        ["invert", 0, "edit", "latent"], ["mask_tools", "mask", "edit", "mask"],
+        ["edit", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
+        ["decode", 0, "composite", "edited"], ["load", "images", "composite", "original"],
+        ["mask_tools", "mask", "composite", "mask"],
+        ["composite", "image", "harmonize", "image"], ["mask_tools", "mask", "harmonize", "mask"],
+        ["harm_loader", 0, "harmonize", "harmonizer"], ["load", "fps", "harmonize", "fps"],
+    ]
+    groups = [{"title": "Depth ControlNet (optional, bypassed)", "nodes": ["cn_loader", "cn_apply"]},
+              {"title": "Harmonizer weights (optional, bypassed)", "nodes": ["harm_loader"]}]
+    pictures = [
+        {"name": "drive_instance_edit-1-masks", "title": "1. Load the clip, track the object",
+         "nodes": ["load", "ckpt", "note_mask", "sam2", "track"]},
+        {"name": "drive_instance_edit-2-prompts", "title": "2. Prompts, mask clean-up, optional ControlNet",
+         "nodes": ["encode", "inv_text", "pos", "neg", "mask_tools", "cn_loader", "cn_apply", "note_edit"]},
+        {"name": "drive_instance_edit-3-edit", "title": "3. Invert, edit, composite, harmonise, save",
+         "nodes": ["invert", "edit", "decode", "composite", "harm_loader", "harmonize", "save", "note_out"]},
+    ]
+    return {"name": "drive_instance_edit", "nodes": nodes, "links": links, "groups": groups, "pictures": pictures}
+
+
+def rave_global_edit() -> dict:
+    src, src_links = source_block(frame_cap=36)
+    txt, txt_links = prompts_block("a landscape made of origami paper, papercraft")
+    nodes = src + txt + [
+        node("invert", "DRIVE_InvertVideo", 2, steps=50, method="easyinv", cfg=1.0, grid_size=3),
+        node("edit", "DRIVE_MaskedCFGSampler", 2, steps=50, cfg=7.5, grid_size=3, shuffle=True, **FIXED_SEED),
+        node("decode", "VAEDecode", 3),
+        note("note", 0,
+             "RAVE global edit: no mask, so the whole frame follows the edit prompt. The grid shuffle "
+             "(grid_size 3, shuffle on) keeps the frames consistent: each step tiles 9 frames into one "
+             "image and reshuffles them. Use the same steps for inversion and sampling.", height=180),
+    ]
+    save, save_links = save_block(3, ["decode", 0], "DRIVE/rave_global")
+    links = src_links + txt_links + save_links + [
+        ["ckpt", "MODEL", "invert", "model"], ["inv_text", 0, "invert", "conditioning"], ["encode", 0, "invert", "latent"],
+        ["ckpt", "MODEL", "edit", "model"], ["pos", 0, "edit", "positive"], ["neg", 0, "edit", "negative"],
+        ["invert", 0, "edit", "latent"], ["edit", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
+    ]
+    return {"name": "rave_global_edit", "nodes": nodes + save, "links": links}
+
+
+def inversion_roundtrip() -> dict:
+    src, src_links = source_block(frame_cap=16)
+    nodes = src + [
+        node("inv_text", "CLIPTextEncode", 1, title="Inversion prompt (keep empty)", text=""),
+        node("invert", "DRIVE_InvertVideo", 2, steps=50, method="easyinv", cfg=1.0, grid_size=1),
+        node("reconstruct", "DRIVE_MaskedCFGSampler", 2, title="Reconstruct (same prompt, cfg 1)",
+             steps=50, cfg=1.0, grid_size=1, shuffle=False, **FIXED_SEED),
+        node("decode", "VAEDecode", 3),
+        node("report", "DRIVE_EditReport", 3),
+        node("plot", "PreviewImage", 4),
+        node("summary", "PreviewAny", 4),
+        note("note", 0,
+             "Inversion round trip: invert, then sample back with the same (empty) prompt at cfg 1 and no "
+             "shuffle. The result should match the input up to the VAE's own loss: a check of a checkpoint "
+             "and of the step count. The report's background PSNR measures the match; try method ddim vs "
+             "easyinv and more steps.", height=200),
+    ]
+    save, save_links = save_block(5, ["decode", 0], "DRIVE/inversion_roundtrip")
+    links = src_links + save_links + [
+        ["ckpt", "CLIP", "inv_text", "clip"],
+        ["ckpt", "MODEL", "invert", "model"], ["inv_text", 0, "invert", "conditioning"], ["encode", 0, "invert", "latent"],
+        ["ckpt", "MODEL", "reconstruct", "model"], ["inv_text", 0, "reconstruct", "positive"],
+        ["inv_text", 0, "reconstruct", "negative"], ["invert", 0, "reconstruct", "latent"],
+        ["reconstruct", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
+        ["load", "images", "report", "original"], ["decode", 0, "report", "edited"],
+        ["report", "plot", "plot", "images"], ["report", "summary", "summary", "source"],
+    ]
+    return {"name": "inversion_roundtrip", "nodes": nodes + save, "links": links}
+
+
+def mask_only() -> dict:
+    nodes = [
+        node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=0, size_policy="fit_longer_side",
+             longer_side=512),
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
+        node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
+             samurai_mode=True),
+        node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, min_island_px=64),
+        node("preview", "DRIVE_MaskPreview", 3),
+        node("save_preview", "DRIVE_SaveVideo", 4, title="Save overlay", filename_prefix="DRIVE/mask_overlay"),
+        node("to_image", "MaskToImage", 3),
+        node("save_mask", "DRIVE_SaveVideo", 4, title="Save mask video", filename_prefix="DRIVE/mask",
+             format="png"),
+        note("note", 0,
+             "Track an object and save its mask: the overlay as mp4 to check the tracking, the mask itself "
+             "as a PNG sequence (lossless) for other workflows. Points are pixel coordinates on frame "
+             "frame_index.", height=160),
+    ]
+    links = [
+        ["sam2", "sam2_model", "track", "sam2_model"], ["load", "images", "track", "images"],
+        ["track", "mask", "mask_tools", "mask"],
+        ["load", "images", "preview", "images"], ["mask_tools", "mask", "preview", "mask"],
+        ["preview", "images", "save_preview", "images"], ["load", "fps", "save_preview", "fps"],
+        ["mask_tools", "mask", "to_image", "mask"], ["to_image", 0, "save_mask", "images"],
+        ["load", "fps", "save_mask", "fps"],
+    ]
+    return {"name": "mask_only", "nodes": nodes, "links": links}
+
+
+def patch_nodes_ksampler() -> dict:
+    src, src_links = source_block(frame_cap=16)
+    txt, txt_links = prompts_block(EDIT_PROMPT)
+    nodes = src + txt + [
+        node("propagate", "DRIVE_PropagateMask", 0),
+        node("mask_in", "LoadImageMask", 0, image=MASK_IMAGE, channel="red"),
+        node("sched", "BasicScheduler", 2, scheduler="ddim_uniform", steps=30),
+        node("flip", "FlipSigmas", 2),
+        node("easyinv", "DRIVE_EasyInvSampler", 2),
+        node("no_noise", "DisableNoise", 2),
+        node("inv_guider", "CFGGuider", 2, cfg=1.0),
+        node("invert", "SamplerCustomAdvanced", 3, title="Invert (EasyInv on flipped sigmas)"),
+        node("grid", "DRIVE_RAVEGridPatch", 3, grid_size=2, shuffle=True, **FIXED_SEED),
+        node("masked_cfg", "DRIVE_MaskedCFGPatch", 3),
+        node("ksampler", "KSamplerAdvanced", 4, add_noise="disable", steps=30, cfg=7.5, sampler_name="ddim",
+             scheduler="ddim_uniform", noise_seed=0, control_after_generate="fixed"),
+        node("decode", "VAEDecode", 5),
+        note("note", 0,
+             "The same mechanics as composable patches for core samplers. Inversion: EasyInv Sampler (DRIVE) on "
+             "flipped ddim_uniform sigmas, no noise, cfg 1. Editing: RAVE Grid Patch and Masked-CFG Patch on "
+             "the MODEL, then core KSampler (Advanced) with ddim / ddim_uniform, add_noise disabled and the "
+             "SAME steps. Here the mask comes from one drawn frame (the demo clip's mask, shipped in the "
+             "pack's workflows/inputs; it must be the frames' size) carried through the clip by optical flow: "
+             "no SAM2 needed.", width=420, height=240),
+    ]
+    save, save_links = save_block(5, ["decode", 0], "DRIVE/patch_ksampler")
+    links = src_links + txt_links + save_links + [
+        ["load", "images", "propagate", "images"], ["mask_in", 0, "propagate", "mask"],
+        ["ckpt", "MODEL", "sched", "model"], ["sched", 0, "flip", "sigmas"],
+        ["ckpt", "MODEL", "inv_guider", "model"], ["inv_text", 0, "inv_guider", "positive"],
+        ["inv_text", 0, "inv_guider", "negative"],
+        ["no_noise", 0, "invert", "noise"], ["inv_guider", 0, "invert", "guider"], ["easyinv", 0, "invert", "sampler"],
+        ["flip", 0, "invert", "sigmas"], ["encode", 0, "invert", "latent_image"],
+        ["ckpt", "MODEL", "grid", "model"], ["grid", 0, "masked_cfg", "model"], ["propagate", "mask", "masked_cfg", "mask"],
+        ["masked_cfg", 0, "ksampler", "model"], ["pos", 0, "ksampler", "positive"], ["neg", 0, "ksampler", "negative"],
+        ["invert", 0, "ksampler", "latent_image"], ["ksampler", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
+    ]
+    nodes = place(nodes + save, {"propagate": 1, "mask_in": 0, "encode": 1, "inv_text": 1, "pos": 1, "neg": 1})
+    return {"name": "patch_nodes_ksampler", "nodes": nodes, "links": links}
+
+
+SPECS = [drive_instance_edit, rave_global_edit, inversion_roundtrip, mask_only, patch_nodes_ksampler]
+
+
+def with_model_metadata(spec: dict) -> dict:
+    """Give every node that names a file of MODEL_FILES its ``models`` entry (properties.models)."""
+    for n in spec["nodes"]:
+        named = [v for v in n["widgets"].values() if isinstance(v, str) and v in MODEL_FILES]
+        if named:
+            n["models"] = [{"name": v, "url": MODEL_FILES[v][1], "directory": MODEL_FILES[v][0]} for v in named]
+    return spec
+
+
+def png_with_workflow(png: bytes, workflow: dict, prompt: dict) -> bytes:
+    """The PNG with tEXt chunks ``workflow`` and ``prompt`` after IHDR, as ComfyUI's SaveImage writes them."""
+    def chunk(key: str, data: dict) -> bytes:
+        body = key.encode("latin-1") + b"\0" + json.dumps(data).encode("latin-1")
+        return struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+
+    cut = 8 + 25  # signature + IHDR
+    return png[:cut] + chunk("workflow", workflow) + chunk("prompt", prompt) + png[cut:]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", default="http://127.0.0.1:8188")
+    ap.add_argument("--only", nargs="*", help="names of the workflows to rebuild (default: all)")
+    args = ap.parse_args()
+    specs = [with_model_metadata(s()) for s in SPECS if not args.only or s.__name__ in args.only]
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_file, out = Path(tmp) / "specs.json", Path(tmp) / "out"
+        spec_file.write_text(json.dumps(specs))
+        subprocess.run(["node", str(ROOT / "tools" / "frontend.js"), "build", args.url + "/", str(spec_file),
+                        str(out)], check=True, env=dict(os.environ))
+        UI_DIR.mkdir(exist_ok=True)
+        API_DIR.mkdir(parents=True, exist_ok=True)
+        PICTURE_DIR.mkdir(exist_ok=True)
+        for spec in specs:
+            ui_text, api_text = (out / f"{spec['name']}.json").read_text(), (out / f"{spec['name']}.api.json").read_text()
+            (UI_DIR / f"{spec['name']}.json").write_text(ui_text)
+            (API_DIR / f"{spec['name']}.api.json").write_text(api_text)
+            (UI_DIR / f"{spec['name']}.jpg").write_bytes((out / f"{spec['name']}.jpg").read_bytes())
+            for pic in spec.get("pictures", []):
+                png = (out / f"{pic['name']}.png").read_bytes()
+                (PICTURE_DIR / f"{pic['name']}.png").write_bytes(
+                    png_with_workflow(png, json.loads(ui_text), json.loads(api_text)))
+    used = sorted({n["type"] for p in UI_DIR.glob("*.json") for n in json.loads(p.read_text())["nodes"]} - {"Note"})
+    with urllib.request.urlopen(f"{args.url}/object_info", timeout=120) as resp:
+        info = json.loads(resp.read())
+    (API_DIR / "object_info.json").write_text(json.dumps({t: info[t] for t in used}, indent=1, sort_keys=True) + "\n")
+    print(f"built {len(specs)} workflows; object_info for {len(used)} node types", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
