@@ -75,7 +75,7 @@ def grid_generation_accuracy(tb: load.Testbed, captions: list[str], steps: int =
 @torch.no_grad()
 def inversion_psnr(tb: load.Testbed, n: int = 16, steps: int = 50, offset: int = 0) -> dict:
     """DDIM inversion (cfg 1, the frame's own caption) then DDIM sampling back, on ``n`` held-out frames."""
-    from drive_ops import inversion, schedule
+    from drive_ops.diffusion import inversion, schedule
 
     frames, captions = world.image_batch(world.heldout_seeds(n, offset), 64)
     frames_t = torch.from_numpy(frames)

@@ -11,7 +11,7 @@
 Units (SD's and ComfyUI's): a LATENT holds the autoencoder's raw latents; the UNet sees
 ``raw * SD_LATENT_SCALE`` (0.18215), which has about unit std on the world's frames. The
 k-diffusion ``x`` of :meth:`Testbed.denoiser` is in those UNet units times ``sqrt(1 + sigma^2)``
-(variance-exploding), exactly what ``drive_ops.inversion`` samplers and ComfyUI use.
+(variance-exploding), exactly what ``drive_ops.diffusion.inversion`` samplers and ComfyUI use.
 """
 
 from __future__ import annotations
@@ -61,22 +61,49 @@ def load_weights(module: torch.nn.Module, path: Path) -> torch.nn.Module:
     return module
 
 
+RETRAIN_COMMAND = "python -m testbed.train --seed 0 --out testbed/weights"
+"""What rewrites every weight file and ``record.json`` (about 3 h on one shared CPU core)."""
+
+
+class WeightsError(RuntimeError):
+    """A testbed weight file (or its record) is missing or is not the recorded one."""
+
+
+def _fix(weights_dir: Path) -> str:
+    return (f"restore the committed files (`git checkout -- {weights_dir}`; a Git LFS pointer needs `git lfs pull`) "
+            f"or retrain them with `{RETRAIN_COMMAND}`")
+
+
 def expected_sha256(weights_dir: Path = WEIGHTS_DIR) -> dict[str, str]:
-    """The sha256 recorded in ``record.json`` for each weight file."""
-    record = json.loads((weights_dir / RECORD).read_text())
-    return {name: record["files"][fname]["sha256"] for name, fname in FILES.items()}
+    """The sha256 recorded in ``record.json`` for each weight file; :class:`WeightsError` if one is not recorded."""
+    path = Path(weights_dir) / RECORD
+    if not path.is_file():
+        raise WeightsError(f"{path} is missing: {_fix(Path(weights_dir))}")
+    files = json.loads(path.read_text()).get("files", {})
+    unrecorded = [fname for fname in FILES.values() if fname not in files]
+    if unrecorded:
+        raise WeightsError(f"{path} records no sha256 for {', '.join(unrecorded)} (training did not finish): "
+                           f"{_fix(Path(weights_dir))}")
+    return {name: files[fname]["sha256"] for name, fname in FILES.items()}
+
+
+def missing_files(weights_dir: Path = WEIGHTS_DIR) -> list[Path]:
+    """The weight files (and record) absent from ``weights_dir``: what a test may skip on outside CI."""
+    weights_dir = Path(weights_dir)
+    return [p for p in [weights_dir / RECORD, *(weights_dir / f for f in FILES.values())] if not p.is_file()]
 
 
 def check_files(weights_dir: Path = WEIGHTS_DIR) -> None:
-    """Raise ``RuntimeError`` if a weight file is missing or its sha256 differs from the record."""
+    """Raise :class:`WeightsError` naming the fix if a weight file is missing or its sha256 differs from the record."""
+    weights_dir = Path(weights_dir)
     for name, digest in expected_sha256(weights_dir).items():
         path = weights_dir / FILES[name]
         if not path.is_file():
-            raise RuntimeError(f"{path} is missing (the committed testbed weights; see {weights_dir / 'README.md'})")
+            raise WeightsError(f"{path} is missing: {_fix(weights_dir)}")
         got = sha256(path)
         if got != digest:
-            raise RuntimeError(f"{path}: sha256 {got} differs from the recorded {digest}; the weights changed "
-                               "(or are a Git LFS pointer): restore them or retrain and update record.json")
+            raise WeightsError(f"{path} has sha256 {got}, not the recorded {digest} (changed, truncated or a Git "
+                               f"LFS pointer): {_fix(weights_dir)}")
 
 
 def load_autoencoder(weights_dir: Path = WEIGHTS_DIR):
@@ -135,12 +162,12 @@ class Testbed:
     def denoiser(self, context: torch.Tensor, uncond: torch.Tensor | None = None, cfg: float = 1.0):
         """k-diffusion model ``model(x, sigma) -> denoised`` with classifier-free guidance.
 
-        ``x`` is variance-exploding (ComfyUI's units, ``drive_ops.schedule``); the UNet sees
+        ``x`` is variance-exploding (ComfyUI's units, ``drive_ops.diffusion.schedule``); the UNet sees
         ``x / sqrt(1+sigma^2)`` at the nearest training timestep. ``context`` is ``[1,L,D]``
         (shared by every latent of the batch) or ``[B,L,D]``; ``uncond`` defaults to the
         empty prompt. With ``cfg == 1`` only the conditional branch runs.
         """
-        from drive_ops import schedule
+        from drive_ops.diffusion import schedule
 
         if uncond is None:
             uncond = self.text_context("")[0]
@@ -163,7 +190,7 @@ class Testbed:
 
     def branch_denoiser(self, cond: torch.Tensor, uncond: torch.Tensor | None = None):
         """``denoise(x, sigma, branch)`` (branch 0: ``cond``, 1: ``uncond``, default the empty prompt),
-        the form ``drive_ops.masked_cfg.guided_denoiser`` takes."""
+        the form ``drive_ops.diffusion.masked_cfg.guided_denoiser`` takes."""
         if uncond is None:
             uncond = self.text_context("")[0]
         models_ = (self.denoiser(cond, cfg=1.0), self.denoiser(uncond, cfg=1.0))
@@ -181,7 +208,7 @@ class Testbed:
         Each caption gets its own noise from ``torch.Generator().manual_seed(seed)`` drawn in
         order (so a batch's latents depend on its length, not on other runs).
         """
-        from drive_ops import inversion, schedule
+        from drive_ops.diffusion import inversion, schedule
 
         h, w = (size, size) if isinstance(size, int) else size
         noise = torch.randn(len(captions), 4, h // 8, w // 8, generator=torch.Generator().manual_seed(seed))
@@ -199,7 +226,7 @@ class Testbed:
 
 def load_testbed(weights_dir: Path | str = WEIGHTS_DIR, check: bool = True) -> Testbed:
     """The committed (or ``weights_dir``'s) trained networks; ``check`` verifies each file's sha256 first."""
-    from drive_ops import schedule
+    from drive_ops.diffusion import schedule
 
     weights_dir = Path(weights_dir)
     if check:

@@ -113,8 +113,8 @@ def build_text_encoder() -> TextEncoder:
 
 
 def alphas_cumprod() -> torch.Tensor:
-    """SD1.5's ``alphas_cumprod`` [1000] (scaled-linear betas), float32, as ``drive_ops.schedule`` builds it."""
-    from drive_ops import schedule
+    """SD1.5's ``alphas_cumprod`` [1000] (scaled-linear betas), float32, as ``drive_ops.diffusion.schedule`` builds it."""
+    from drive_ops.diffusion import schedule
 
     return schedule.scaled_linear_alphas_cumprod(BETA_START, BETA_END, TRAIN_STEPS)
 

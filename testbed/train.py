@@ -249,7 +249,7 @@ def encode_pool(args, ae) -> tuple[torch.Tensor, list[str], list[str]]:
 def training_batch(pool: torch.Tensor, step: int, batch: int, grid_every: int, gen: torch.Generator):
     """Scene indices and UNet-unit latents of one step: single frames, or (every ``grid_every``-th
     step) 2x2 grids of 4 frames of one scene in a random order (``batch // 4`` of them)."""
-    from drive_ops import rave_grid
+    from drive_ops.diffusion import rave_grid
 
     if grid_every > 0 and step % grid_every == grid_every - 1:
         n = batch // POOL_FRAMES

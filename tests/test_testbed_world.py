@@ -95,6 +95,16 @@ def test_replace_object_keeps_the_motion():
     assert edited.caption == scene.caption.replace(scene.objects[0].colour, new_colour, 1)
 
 
+def test_training_pool_frames_are_the_clips_frames():
+    frames, scene, times = world.sample_frames(11, count=4)
+    again, _, times_again = world.sample_frames(11, count=4)
+    assert np.array_equal(frames, again) and times == times_again
+    assert frames.shape == (4, 64, 64, 3) and len(set(times)) == 4 and times == sorted(times)
+    clip = world.render_clip(scene)
+    assert clip.frames.shape[0] == world.TRAIN_CLIP_FRAMES
+    assert np.array_equal(frames, clip.frames[times])
+
+
 def test_train_and_heldout_seeds_are_disjoint():
     assert min(world.heldout_seeds(3)) == world.HELDOUT_START
     img = world.sample_image(7)
