@@ -1,4 +1,5 @@
-"""Quality gates of the committed testbed weights (loaded, never retrained), through drive_ops.
+"""The committed testbed weights (loaded, never retrained): the sha256 check and its errors, and
+quality gates through drive_ops.
 
 Thresholds come from numbers measured on these weights (testbed/weights/record.json), with
 margin; the issue's bars (AE PSNR >= 28 dB, colour right in >= 90% of samples) are never
@@ -135,9 +136,13 @@ def test_generation_renders_the_captioned_colour(generations):
     assert r["shape_accuracy"] >= SHAPE_FLOOR, r["shape_accuracy"]
 
 
-def test_classifier_free_guidance_helps(generations):
-    assert generations[7.5]["colour_accuracy"] >= generations[1.0]["colour_accuracy"] + CFG_GAIN, \
-        (generations[7.5]["colour_accuracy"], generations[1.0]["colour_accuracy"])
+def test_classifier_free_guidance_sharpens_shapes(generations):
+    """Measured: cfg 1 already renders the captioned colour (20/20 here, 120/120 at 50 steps), so guidance
+    cannot raise colour accuracy; what it raises is shape accuracy (18/20 -> 20/20; 0.883 -> 1.0 at 50 steps)."""
+    with_cfg, without = generations[7.5], generations[1.0]
+    assert with_cfg["colour_accuracy"] >= without["colour_accuracy"]
+    assert with_cfg["shape_accuracy"] >= without["shape_accuracy"] + CFG_SHAPE_GAIN, \
+        (with_cfg["shape_accuracy"], without["shape_accuracy"])
 
 
 def test_ddim_inversion_reconstructs(tb):
@@ -145,7 +150,8 @@ def test_ddim_inversion_reconstructs(tb):
     assert r["psnr_vs_ae_roundtrip_db"] >= INVERSION_FLOOR_DB, r
 
 
-# measured on the committed weights (see the report); floors with margin
-SHAPE_FLOOR = 0.5
-CFG_GAIN = 0.1
-INVERSION_FLOOR_DB = 20.0
+# Floors from the committed weights with margin (measured with these tests' settings: 20 held-out
+# captions, 20 DDIM steps; inversion 4 frames, 20 steps), see testbed/weights/record.json for 50 steps.
+SHAPE_FLOOR = 0.85         # measured 1.0 (20/20)
+CFG_SHAPE_GAIN = 0.05      # measured +0.10 (1.0 vs 0.9)
+INVERSION_FLOOR_DB = 35.0  # measured 39.0 dB against the AE round trip (27.5 dB against the frames)
