@@ -132,4 +132,30 @@ full = edit_nodes.MaskedCFGSampler.execute(full_model, pos, twin, {"samples": la
                                            "nearest", 0.5, mask).args[0]["samples"]
 assert branches_per_step(full_log) == [(0, 1)] * STEPS
 compare("one-box, positive is negative, cfg 7.5 + mask", same, full, exact=False)
+# 8. auto chunking (max_grids_per_call 0) takes the largest chunk that ComfyUI's own estimate fits into the free
+#    memory, counting the branches that actually run: with room for 6 UNet rows, cfg 7.5 sends 3 grids a call
+#    (cond + uncond = 6 rows) and cfg 1 without a mask 6 grids (cond only); ComfyUI never splits them again
+import comfy.model_management as mm  # noqa: E402
+
+rows_fit = 6
+budget = model.model.memory_required([rows_fit, 4, h, w]) * grid_wrapper.MEMORY_SAFETY + 1
+real_free = mm.get_free_memory
+
+
+def tight_free_memory(dev=None, torch_free_too=False):
+    return (budget, budget) if torch_free_too else budget
+
+
+mm.get_free_memory = tight_free_memory
+try:
+    for cfg, expected in ((7.5, [6, 6, 4]), (1.0, [6, 2])):
+        patched = cfg_hook.apply_masked_cfg_patch(grid_wrapper.apply_grid_patch(model, 1, False, 0, 0), None, -1.0,
+                                                  "nearest", 0.5)
+        watched, log = recorded(patched)
+        sample(watched, cfg=cfg)
+        per_step = [r for step, _, r in log if step == 0]
+        print(f"auto chunking, room for {rows_fit} rows, cfg {cfg}: UNet batches {per_step}")
+        assert per_step == expected, (cfg, per_step)
+finally:
+    mm.get_free_memory = real_free
 print("ALL CHECKS PASSED")
