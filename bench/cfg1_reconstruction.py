@@ -11,8 +11,10 @@ prompt on both inputs at cfg 1. Core KSamplerAdvanced then runs one UNet pass pe
 - ``drive_shortcut_off``: that run with ``disable_cfg1_optimization`` forced on the MODEL, i.e.
   what the pack did before the gate (two passes at every step).
 
-Prints seconds per step (best of ``--repeats`` interleaved rounds) and each variant's ratio
-to KSamplerAdvanced. Random weights: only the timing means anything.
+Prints the UNet passes per step each variant runs (batch rows / frames), wall and CPU seconds
+per step (best of ``--repeats`` interleaved rounds; on one thread CPU seconds are the steadier
+measure on a busy machine) and their ratios to KSamplerAdvanced. Random weights: only the
+timing means anything.
 
     COMFYUI_DIR=/path/to/ComfyUI python -m bench.cfg1_reconstruction [--full] [--size 64] [--frames 8]
 """
@@ -50,6 +52,13 @@ def main() -> None:
                                      generator=torch.Generator().manual_seed(0))}
     prompt = [[torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(1)), {}]]
     empty = [[torch.zeros(1, 77, 768), {}]]
+    rows: list[int] = []
+
+    def count_rows(apply_model, a):
+        rows.append(int(a["input"].shape[0]))
+        return apply_model(a["input"], a["timestep"], **a["c"])
+
+    model.set_model_unet_function_wrapper(count_rows)
     forced = model.clone()
     forced.model_options["disable_cfg1_optimization"] = True
 
@@ -69,21 +78,27 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for run in variants.values():  # warm-up: model load, kernels
+    passes = {}
+    for name, run in variants.items():  # warm-up (model load, kernels) and the UNet rows each variant sends
+        rows.clear()
         run()
+        passes[name] = sum(rows) / (opts.frames * opts.steps)
     best = {name: float("inf") for name in variants}
+    best_cpu = dict(best)
     for _ in range(opts.repeats):
         for name, run in variants.items():  # interleaved: drift on a shared machine hits every variant alike
             sync()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
             sync()
             best[name] = min(best[name], (time.perf_counter() - start) / opts.steps)
+            best_cpu[name] = min(best_cpu[name], (time.process_time() - start_cpu) / opts.steps)
     print(f"device {device}, {'SD1.5' if opts.full else 'tiny'} UNet, {opts.frames} frames {opts.size}px, "
-          f"{opts.steps} steps, cfg 1, best of {opts.repeats}")
-    print("variant            | s/step | ratio to KSamplerAdvanced")
-    for name, seconds in best.items():
-        print(f"{name:18s} | {seconds:6.3f} | {seconds / best['ksampler_advanced']:5.3f}")
+          f"{opts.steps} steps, cfg 1, best of {opts.repeats}, {opts.threads} thread(s)")
+    print("variant            | UNet passes/step | s/step | ratio | CPU s/step | ratio  (ratios to KSamplerAdvanced)")
+    for name in variants:
+        print(f"{name:18s} | {passes[name]:16.2f} | {best[name]:6.3f} | {best[name] / best['ksampler_advanced']:5.3f} | "
+              f"{best_cpu[name]:10.3f} | {best_cpu[name] / best_cpu['ksampler_advanced']:5.3f}")
 
 
 if __name__ == "__main__":
