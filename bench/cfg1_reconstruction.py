@@ -5,7 +5,7 @@ prompt on both inputs at cfg 1. Core KSamplerAdvanced then runs one UNet pass pe
 (ComfyUI's cfg-1 shortcut). Variants, all on the same model, latents and steps:
 
 - ``ksampler_advanced``: core KSamplerAdvanced (ddim / ddim_uniform, no added noise);
-- ``drive_same_prompt``: DRIVE Masked-CFG Sampler, one prompt wired to both inputs (the workflow);
+- ``drive_same_prompt``: Masked-CFG Sampler (DRIVE), one prompt wired to both inputs (the workflow);
 - ``drive_no_mask``: the same with a separate (empty) negative and no mask, cfg_start 0: the
   gate keeps the shortcut except at the unguided first step;
 - ``drive_shortcut_off``: that run with ``disable_cfg1_optimization`` forced on the MODEL, i.e.
