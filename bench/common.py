@@ -23,12 +23,14 @@ class PeakMemory:
     The same meaning on every device: on CUDA the allocator's peak during the block minus
     what was allocated when it began; on the CPU the process's resident set, sampled every
     ``interval`` seconds and once more at the end, minus the resident set when it began.
+    ``total`` is the peak itself, the start level (model weights, caches) included.
     """
 
     def __init__(self, device: torch.device | str = "cpu", interval: float = 0.005):
         self.device = torch.device(device)
         self.interval = interval
         self.peak = 0
+        self._start = 0
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
@@ -65,6 +67,10 @@ class PeakMemory:
     @property
     def mib(self) -> float:
         return self.peak / 2**20
+
+    @property
+    def total(self) -> int:
+        return self._start + self.peak
 
 
 def load_clip(name: str | Path, frames: int = 0, size: int = 512, square: bool = False) -> torch.Tensor:
