@@ -24,6 +24,9 @@ Figures (full sizes; ``--small`` shrinks them, see SIZES):
 - ``video_io``: Load Video and Save Video (h264 crf 23) fps at 1080p, 300 frames.
 - ``harmonize``: Harmonize fps at 1080p (Harmonizer and the Lab fallback). Goal >= 100 fps.
 - ``masks``: Propagate Mask and Track Object fps at 512 px.
+- ``tuning``: Tune-A-Video seconds per tuning step and peak memory at 512x512 for 8, 16 and 24
+  frames (bf16 on CUDA, gradient checkpointing, the whole clip per step; bench.tune_a_video has
+  the other settings); a frame count that runs out of memory says so.
 
 Adding a figure (issue 14's fill, issue 19's tuning): one function ``fig_x(ctx) -> list[dict]``
 (rows from :func:`row`) under ``@figure("x", needs=("DRIVE_NodeId",))``; it is skipped with a
@@ -49,17 +52,18 @@ from bench.common import REPO, PeakMemory, ensure_comfyui
 SIZES = {
     "full": dict(px=512, frames=16, grid=3, steps=3, vram_frames=(16, 48, 96, 300), invert_frames=36,
                  invert_steps=5, flow_frames=36, flow_steps=50, io_size=(1080, 1920), io_frames=300,
-                 harmonize_frames=60, mask_px=512, mask_frames=32, sam2_image_size=1024),
+                 harmonize_frames=60, mask_px=512, mask_frames=32, sam2_image_size=1024,
+                 tune_frames=(8, 16, 24), tune_steps=3),
     "small": dict(px=64, frames=8, grid=2, steps=2, vram_frames=(4, 8, 16, 24), invert_frames=8,
                   invert_steps=2, flow_frames=8, flow_steps=3, io_size=(270, 480), io_frames=30,
-                  harmonize_frames=8, mask_px=128, mask_frames=8, sam2_image_size=256),
+                  harmonize_frames=8, mask_px=128, mask_frames=8, sam2_image_size=256,
+                  tune_frames=(2, 4), tune_steps=1),
 }
 MEMORY_KIND = {"cuda": "allocated above the start", "cpu": "sampled RSS above the start (noise at small sizes)"}
 SAMPLER_ROUNDS = 3
 """Sampler and floor timings alternate this many times; each takes its best (drift hits both alike)."""
 PENDING = {
     "fill": "Fill Background fps: issue 14's node is not in this checkout yet",
-    "tuning": "Tune-A-Video tuning step time: issue 19's node is not in this checkout yet",
 }
 
 
@@ -392,6 +396,28 @@ def fig_harmonize(ctx: Context) -> list[dict]:
         seconds = ctx.timed(run)[0]
         rows.append(row("harmonize", f"Harmonize, {label}", count / seconds, "fps",
                         ">= 100" if model is not None else "", f"{count} frames {width}x{height}"))
+    return rows
+
+
+@figure("tuning", needs=("DRIVE_TuneAVideo",))
+def fig_tuning(ctx: Context) -> list[dict]:
+    import comfy.model_management as mm
+
+    from bench.tune_a_video import tuning_step_time
+
+    s, rows = ctx.size, []
+    dtype = "bf16" if ctx.device.type == "cuda" else "fp32"
+    for frames in s["tune_frames"]:
+        try:
+            r = tuning_step_time(ctx.model(), frames, s["px"], s["tune_steps"], training_dtype=dtype)
+        except mm.OOM_EXCEPTION:
+            mm.soft_empty_cache(True)
+            rows.append(row("tuning", f"Tune-A-Video step, {frames} frames {s['px']}px", "OOM", "",
+                            note="out of memory with gradient checkpointing, whole clip per step"))
+            continue
+        rows.append(row("tuning", f"Tune-A-Video step, {frames} frames {s['px']}px, {dtype}", r["seconds_per_step"],
+                        "s/step", note=f"peak {r['peak_bytes'] / 2**30:.2f} GiB ({MEMORY_KIND[ctx.device.type]}), "
+                                       f"{r['trainable_parameters'] / 1e6:.1f} M trained"))
     return rows
 
 

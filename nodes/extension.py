@@ -2,12 +2,13 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import composite, consistency, edit, evaluate, invert, mask, track, video
+from . import composite, consistency, edit, evaluate, invert, mask, track, tune, video
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     *video.NODES,        # DRIVE/video: Load Video, Save Video
     *track.NODES,        # DRIVE/track: Load SAM2 Model, Track Object
     *mask.NODES,         # DRIVE/mask: Propagate Mask, Mask Tools, Mask Preview
+    *tune.NODES,         # DRIVE/tune: Tune-A-Video, Save / Load Tuned Video Model
     *invert.NODES,       # DRIVE/invert: Invert Video, EasyInv Sampler, STEM Attention
     *edit.NODES,         # DRIVE/edit: Masked-CFG Sampler, RAVE Grid Patch, Masked-CFG Patch
     *consistency.NODES,  # DRIVE/consistency: Cross-Frame Attention, Pix2Video Sampler

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 OPS = REPO / "drive_ops"
 NODES = REPO / "nodes"
 STAGES = ("core", "video", "masks", "diffusion", "composite", "evaluate")
-CATEGORIES = ("video", "track", "mask", "invert", "edit", "consistency", "composite", "evaluate")
+CATEGORIES = ("video", "track", "mask", "tune", "invert", "edit", "consistency", "composite", "evaluate")
 
 
 def _module_name(path: Path) -> str:

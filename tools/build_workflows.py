@@ -303,7 +303,46 @@ def patch_nodes_ksampler() -> dict:
     return {"name": "patch_nodes_ksampler", "nodes": nodes, "links": links}
 
 
-SPECS = [drive_instance_edit, rave_global_edit, inversion_roundtrip, mask_only, patch_nodes_ksampler]
+def tune_a_video_edit() -> dict:
+    src, src_links = source_block(frame_cap=24)
+    txt, txt_links = prompts_block("an orange cube rolling over a grassy field, highly detailed")
+    nodes = src + txt + [
+        node("caption", "CLIPTextEncode", 1, title="Caption (what the clip shows)",
+             text="an orange ball rolling over a grassy field"),
+        node("tune", "DRIVE_TuneAVideo", 2, control_after_generate="fixed"),
+        node("save_tuned", "DRIVE_SaveTunedVideoModel", 3, filename_prefix="tune_a_video/wolf"),
+        node("loss", "PreviewImage", 3, title="Loss curve"),
+        node("summary", "PreviewAny", 3, title="Tuning numbers"),
+        node("invert", "DRIVE_InvertVideo", 3, steps=50, method="ddim", cfg=1.0, grid_size=1),
+        node("edit", "DRIVE_MaskedCFGSampler", 4, steps=50, cfg=12.5, cfg_start=-1.0, grid_size=1, shuffle=False,
+             **FIXED_SEED),
+        node("decode", "VAEDecode", 4),
+        note("note", 0,
+             "Tune-A-Video: the MODEL is first tuned on this clip with its caption (temporal attention layers "
+             "plus the attn1/attn2 to_q projections, 500 steps, about 10-15 min for 24 frames at 512x512 on an "
+             "A100; lower frames_per_step or keep gradient_checkpointing on if memory runs out). Then the clip is "
+             "inverted (DDIM, empty prompt, cfg 1) and sampled with the edit prompt (cfg 12.5) by the TUNED "
+             "model, which keeps the motion for shape edits. The temporal layers need the frames in order: "
+             "grid_size 1 and shuffle off. Save Tuned Video Model keeps the weights (models/drive_tuned) for "
+             "Load Tuned Video Model; the source audio is kept.", width=440, height=300),
+    ]
+    save, save_links = save_block(5, ["decode", 0], "DRIVE/tune_a_video")
+    nodes = place(nodes + save, {"inv_text": 1, "pos": 1, "neg": 1})
+    links = src_links + txt_links + save_links + [
+        ["ckpt", "CLIP", "caption", "clip"],
+        ["ckpt", "MODEL", "tune", "model"], ["encode", 0, "tune", "latent"], ["caption", 0, "tune", "conditioning"],
+        ["tune", "model", "save_tuned", "model"], ["tune", "loss_curve", "loss", "images"],
+        ["tune", "summary", "summary", "source"],
+        ["tune", "model", "invert", "model"], ["inv_text", 0, "invert", "conditioning"],
+        ["encode", 0, "invert", "latent"],
+        ["tune", "model", "edit", "model"], ["pos", 0, "edit", "positive"], ["neg", 0, "edit", "negative"],
+        ["invert", 0, "edit", "latent"], ["edit", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
+    ]
+    return {"name": "tune_a_video_edit", "nodes": nodes, "links": links}
+
+
+SPECS = [drive_instance_edit, rave_global_edit, inversion_roundtrip, mask_only, patch_nodes_ksampler,
+         tune_a_video_edit]
 
 
 def with_model_metadata(spec: dict) -> dict:

@@ -46,6 +46,8 @@ class Placeholder:
         pass
 
     def __getattr__(self, name: str) -> "Placeholder":
+        if name.startswith("__"):  # protocol look-ups (``__mro_entries__`` when a node module subclasses comfy's)
+            raise AttributeError(name)
         return Placeholder()
 
     def __call__(self, *args, **kwargs) -> "Placeholder":

@@ -4,7 +4,9 @@ Inside every model call the frames (in frame order outside) are tiled into g x g
 with the step's permutation, the ControlNet hints and conditioning masks with the same
 one, the UNet runs a chunk of grids at a time, and the outputs come back in frame order.
 The gridding maths is ``drive_ops.diffusion.rave_grid`` and ``cond_grid``; what is
-ComfyUI's own here is the hint preparation and the memory estimate.
+ComfyUI's own here is the hint preparation and the memory estimate. A MODEL whose layers
+need the frames in order (``FRAME_ORDER_REQUIRED_KEY``, Tune-A-Video's temporal layers)
+gets all frames in one call, and the shuffle, grids or a chunk cap are refused up front.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import comfy.utils
 import torch
 
 from ...drive_ops.diffusion import cond_grid, rave_grid, schedule
-from .keys import GRID_WRAPPER_KEY
+from .keys import FRAME_ORDER_REQUIRED_KEY, GRID_WRAPPER_KEY
 
 MEMORY_SAFETY = 1.5
 MAX_GRIDS = dict(default=0, min=0, max=4096)
@@ -68,7 +70,11 @@ def make_grid_wrapper(grid_size: int, shuffle: bool, seed: int, max_grids_per_ca
         step = schedule.step_index(sigmas, timestep)
         perm = rave_grid.grid_permutation(frames, grid_size, seed, step, shuffle)
         n_grids = perm.numel() // (grid_size * grid_size)
-        per_call = _grids_per_call(model, x_in, conds, n_grids, grid_size, max_grids_per_call)
+        required = model_options.get("transformer_options", {}).get(FRAME_ORDER_REQUIRED_KEY)
+        if required and (grid_size > 1 or shuffle or 0 < max_grids_per_call < n_grids):
+            raise ValueError(required)
+        per_call = n_grids if required else _grids_per_call(model, x_in, conds, n_grids, grid_size,
+                                                              max_grids_per_call)
         controls = cond_grid.control_chain(conds)
         hint_grids = {id(c): rave_grid.compose_grids(_frame_hint(c, frames, h, w, x_in.device), perm, grid_size)
                       for c in controls}

@@ -8,6 +8,9 @@
 | cross-frame attention | ``set_model_attn1_patch`` + ``WrappersMP.PREDICT_NOISE`` / ``APPLY_MODEL`` wrappers | ``CROSS_FRAME_WRAPPER_KEY`` | other attn1 patches (they run in turn); refuses a re-batched UNet call (the grid shuffle with grid_size > 1 or shuffle, context windows) |
 | frame-order flag | ``transformer_options[FRAME_ORDER_KEY]``, set per UNet call by the APPLY_MODEL wrapper, read by the attn1 patch | ``FRAME_ORDER_KEY`` | - |
 | STEM attention | ``set_model_attn1_replace`` on every self-attention block | none (per block) | replaces any earlier attn1 replacement of those blocks (the last one set wins) |
+| Tune-A-Video temporal layers | ``add_object_patch`` of every transformer block (the same block plus ``TEMPORAL_MODULE``) + the frame-order wrappers | ``TEMPORAL_WRAPPER_KEY`` | every patch of the blocks' own layers (same parameter names); refuses a re-batched UNet call like cross-frame attention |
+| frame-order requirement | ``transformer_options[FRAME_ORDER_REQUIRED_KEY]`` = the refusal message, read by the grid wrapper before it grids or chunks | ``FRAME_ORDER_REQUIRED_KEY`` | - |
+| tuned weights | ``set_attachments`` (what Save Tuned Video Model writes) | ``TUNED_ATTACHMENT_KEY`` | one per MODEL; a MODEL that has one cannot be tuned or loaded onto again |
 
 The samplers (``patches.samplers``) are KSAMPLER objects and set nothing on the MODEL.
 """
@@ -16,3 +19,7 @@ GRID_WRAPPER_KEY = "drive_rave_grid"
 MASKED_CFG_WRAPPER_KEY = "drive_masked_cfg"
 CROSS_FRAME_WRAPPER_KEY = "drive_cross_frame"
 FRAME_ORDER_KEY = "drive_frame_order"
+TEMPORAL_WRAPPER_KEY = "drive_temporal"
+FRAME_ORDER_REQUIRED_KEY = "drive_frame_order_required"
+TUNED_ATTACHMENT_KEY = "drive_tuned_video"
+TEMPORAL_MODULE = "attn_temp"

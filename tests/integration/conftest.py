@@ -41,7 +41,7 @@ def comfy(tmp_path_factory) -> ComfyClient:
     fcntl.flock(lock, fcntl.LOCK_EX)
     base = tmp_path_factory.mktemp("comfy")
     for sub in ("input", "output", "temp", "models/sam2", "models/harmonizer", "models/checkpoints",
-                "models/controlnet"):
+                "models/controlnet", "models/drive_tuned"):
         (base / sub).mkdir(parents=True)
     models = base / "models"
     server = Server(f"http://127.0.0.1:{_free_port()}")
@@ -50,7 +50,8 @@ def comfy(tmp_path_factory) -> ComfyClient:
             comfy_dir, os.environ.get("COMFYUI_PYTHON", sys.executable), READY_TIMEOUT_S, workdir=base,
             model_paths={"checkpoints": [comfy_dir / "models" / "checkpoints", models / "checkpoints"],
                          "controlnet": [comfy_dir / "models" / "controlnet", models / "controlnet"],
-                         "sam2": [models / "sam2"], "harmonizer": [models / "harmonizer"]},
+                         "sam2": [models / "sam2"], "harmonizer": [models / "harmonizer"],
+                         "drive_tuned": [models / "drive_tuned"]},
             extra_args=["--cpu", "--input-directory", str(base / "input"), "--output-directory",
                         str(base / "output"), "--temp-directory", str(base / "temp")])
         text = log_path.read_text()
