@@ -139,3 +139,16 @@ def test_chunks_out_of_order_are_refused():
     carry = ChunkCarry(source_frames(4, "pix2video"))
     with pytest.raises(RuntimeError, match="outward from the anchor"):
         carry.gather("layer", torch.zeros(2, 3, 2), torch.zeros(2, 3, 2), 2)
+
+
+def test_carried_keys_shared_with_values_are_kept_once():
+    index = source_frames(6, "pix2video", 0)
+    tokens = torch.randn(6, 3, 4, generator=torch.Generator().manual_seed(2))
+    carry, kept = ChunkCarry(index), 0
+    for part in chunks_outward(6, 2, 0):
+        chunk = tokens[part]
+        ctx, val = carry.gather("layer", chunk, chunk, part.start)
+        assert val is ctx and torch.equal(ctx, gather_context(tokens, 1, index)[part])
+        assert all(k is v for k, v in carry.kept["layer"].values())
+        kept += len(carry.kept["layer"])
+    assert kept > 0

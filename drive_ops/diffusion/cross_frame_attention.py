@@ -130,7 +130,9 @@ class ChunkCarry:
         """Context for frames ``start:start+F`` of one branch: keys/values [F, N, C] -> each [F, k*N, C].
 
         Equal, bit for bit, to :func:`gather_context` on the whole clip for those frames.
+        Passing the same tensor as keys and values (the usual case) keeps one copy.
         """
+        shared = values is keys
         frames = keys.shape[0]
         span = range(start, start + frames)
         kept = self.kept.setdefault(key, {})
@@ -143,17 +145,19 @@ class ChunkCarry:
                                f"{start + frames - 1}, but no earlier chunk of this step held them; chunks must "
                                "run outward from the anchor frame")
         pool_k = torch.cat([torch.stack([kept[s][0] for s in outside]), keys]) if outside else keys
-        pool_v = torch.cat([torch.stack([kept[s][1] for s in outside]), values]) if outside else values
+        pool_v = pool_k if shared else (
+            torch.cat([torch.stack([kept[s][1] for s in outside]), values]) if outside else values)
         slot = {s: i for i, s in enumerate(outside)}
         slot.update({s: len(outside) + i for i, s in enumerate(span)})
         picked = torch.tensor([[slot[s] for s in row] for row in needed.tolist()], device=keys.device)
         c = keys.shape[-1]
         context = pool_k[picked].reshape(frames, -1, c)
-        value = pool_v[picked].reshape(frames, -1, c)
+        value = context if shared else pool_v[picked].reshape(frames, -1, c)
         done.update(span)
         for s in span:
             if self.users.get(s, set()) - done:
-                kept[s] = (keys[s - start].clone(), values[s - start].clone())  # not a view of the chunk
+                kept_keys = keys[s - start].clone()                        # not a view of the chunk
+                kept[s] = (kept_keys, kept_keys if shared else values[s - start].clone())
         for s in [s for s in kept if not self.users.get(s, set()) - done]:
             del kept[s]
         return context, value

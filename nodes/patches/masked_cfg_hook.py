@@ -1,21 +1,38 @@
-"""DRIVE's masked CFG as a post-CFG function on a cloned MODEL.
+"""DRIVE's masked CFG as a post-CFG function on a cloned MODEL, with an optional background prompt.
 
 ComfyUI calls the function with the CFG result and the uncond prediction in denoised
-space; the blend ``M*cfg + (1-M)*uncond`` and DRIVE's guidance schedule come from
-``drive_ops.diffusion.masked_cfg``.
+space; the blend ``M*cfg + (1-M)*outside`` and DRIVE's guidance schedule come from
+``drive_ops.diffusion.masked_cfg``. ``outside`` is the uncond (negative) prediction, as in
+DRIVE, unless a *background* conditioning is given: then the area outside the mask
+follows that prompt alone (no CFG) and the negative prompt only steers CFG inside.
+
+The background needs a third model evaluation per step, with conditioning ComfyUI has
+prepared like the positive and negative (model conds, ControlNet, areas). An
+OUTER_SAMPLE wrapper adds it to the guider's conds before ComfyUI processes them, a
+PREDICT_NOISE wrapper hands the processed entries to the post-CFG function, which
+evaluates them with ``calc_cond_batch`` (so the grid shuffle and every other
+CALC_COND_BATCH wrapper apply to it too). Hooks set on the background conditioning
+itself (Set CLIP Hooks) are not registered.
 """
 
 from __future__ import annotations
 
+import comfy.patcher_extension
+import comfy.sampler_helpers
+import comfy.samplers
 import torch
 
 from ...drive_ops.core.mask_frames import match_mask_frames
 from ...drive_ops.diffusion import masked_cfg, schedule
+from .keys import BACKGROUND_CONDS_KEY, MASKED_CFG_KEY, MASKED_CFG_STEPS_KEY
+from .step_guard import make_step_guard
 
 
-def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float):
-    """The post-CFG function: DRIVE's guidance schedule, then ``M*cfg + (1-M)*uncond`` (a closure, so
-    clones share the mask instead of deep-copying it)."""
+def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float,
+                    schedule_steps: int | None = None):
+    """The post-CFG function: DRIVE's guidance schedule, then ``M*cfg + (1-M)*outside`` (a closure, so
+    clones share the mask instead of deep-copying it). ``schedule_steps``: the full schedule a
+    partial edit is the tail of, which ``cfg_start`` is measured on."""
     cache: dict[tuple, torch.Tensor] = {}
 
     def latent_mask(shape: torch.Size) -> torch.Tensor:
@@ -30,21 +47,57 @@ def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, thre
         if uncond is None:
             raise ValueError("masked CFG needs the uncond prediction; the patch disables ComfyUI's cfg=1 "
                              "shortcut, so another node must have removed that setting")
-        sigmas = args["model_options"].get("transformer_options", {}).get("sample_sigmas")
-        if sigmas is not None:
+        options = args["model_options"]
+        outside = uncond
+        background = options.get(BACKGROUND_CONDS_KEY)
+        if mask is not None and background is not None:
+            outside = comfy.samplers.calc_cond_batch(args["model"], [background], args["input"], args["sigma"],
+                                                     options)[0]
+        sigmas = options.get("transformer_options", {}).get("sample_sigmas")
+        if sigmas is not None and cfg_start >= 0:
             step = schedule.step_index(sigmas, args["sigma"])
-            if not masked_cfg.guidance_active(step, len(sigmas) - 1, cfg_start):
-                return uncond
+            if not masked_cfg.guidance_active(step, len(sigmas) - 1, cfg_start, schedule_steps):
+                denoised = uncond
         if mask is None:
             return denoised
-        return masked_cfg.masked_cfg_blend(denoised, uncond, latent_mask(denoised.shape))
+        return masked_cfg.masked_cfg_blend(denoised, outside, latent_mask(denoised.shape))
 
     return post_cfg
 
 
-def apply_masked_cfg_patch(model, mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float):
-    """A clone of ``model`` with DRIVE's masked CFG as a post-CFG function."""
+def make_background_wrappers(background: list):
+    """(OUTER_SAMPLE, PREDICT_NOISE) wrappers that put ``background`` among the guider's conds and hand the
+    processed entries to the post-CFG function."""
+    def outer_sample(executor, *args, **kwargs):
+        guider = executor.class_obj
+        guider.conds[BACKGROUND_CONDS_KEY] = [c.copy() for c in comfy.sampler_helpers.convert_cond(background)]
+        return executor(*args, **kwargs)
+
+    def predict_noise(executor, x, timestep, model_options, seed):
+        conds = getattr(executor.class_obj, "conds", {}).get(BACKGROUND_CONDS_KEY)
+        return executor(x, timestep, dict(model_options, **{BACKGROUND_CONDS_KEY: conds}), seed)
+
+    return outer_sample, predict_noise
+
+
+def apply_masked_cfg_patch(model, mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float,
+                           background: list | None = None, schedule_steps: int | None = None):
+    """A clone of ``model`` with DRIVE's masked CFG as a post-CFG function (and the background prompt's wrappers).
+
+    With ``cfg_start`` >= 0 the guidance depends on the step, so samplers that evaluate the
+    model twice per step are refused (``step_guard``).
+    """
     patched = model.clone()
-    patched.set_model_sampler_post_cfg_function(make_masked_cfg(mask, cfg_start, mode, threshold),
+    patched.set_model_sampler_post_cfg_function(make_masked_cfg(mask, cfg_start, mode, threshold, schedule_steps),
                                                 disable_cfg1_optimization=True)
+    wrappers = comfy.patcher_extension.WrappersMP
+    patched.remove_wrappers_with_key(wrappers.OUTER_SAMPLE, MASKED_CFG_KEY)
+    patched.remove_wrappers_with_key(wrappers.PREDICT_NOISE, MASKED_CFG_KEY)
+    if cfg_start >= 0:
+        patched.add_wrapper_with_key(wrappers.PREDICT_NOISE, MASKED_CFG_KEY,
+                                     make_step_guard(MASKED_CFG_STEPS_KEY, "masked CFG's cfg_start schedule"))
+    if background is not None and mask is not None:
+        outer_sample, predict_noise = make_background_wrappers(background)
+        patched.add_wrapper_with_key(wrappers.OUTER_SAMPLE, MASKED_CFG_KEY, outer_sample)
+        patched.add_wrapper_with_key(wrappers.PREDICT_NOISE, MASKED_CFG_KEY, predict_noise)
     return patched
