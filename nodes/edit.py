@@ -41,7 +41,7 @@ BACKGROUND_TIP = ("What drives the area outside the mask (no CFG there). Not con
 NOISE_MASK_REFUSAL = (
     "this latent has a noise_mask (Set Latent Noise Mask) but no record of its source: with the zero noise an "
     "inverted latent is sampled with, ComfyUI would pin the area outside the mask to the inverted noise, which "
-    "decodes as noise. Set the noise mask on the latent before or after DRIVE Invert Video (which records the "
+    "decodes as noise. Set the noise mask on the latent before or after Invert Video (DRIVE) (which records the "
     "source), or drop it and use this node's `mask` input; Composite Background keeps the original outside the "
     "mask bit for bit.")
 
@@ -65,7 +65,7 @@ class MaskedCFGSampler(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_MaskedCFGSampler",
-            display_name="DRIVE Masked-CFG Sampler (RAVE)",
+            display_name="Masked-CFG Sampler (DRIVE)",
             category="DRIVE/edit",
             description="DRIVE's editing sampler: DDIM from the inverted latents with the RAVE grid shuffle "
                         "and mask-guided CFG: inside the mask CFG of positive against negative, outside the "
@@ -78,7 +78,7 @@ class MaskedCFGSampler(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="The uncond prompt of CFG inside the mask; DRIVE uses empty "
                                                           "text. Without `background` it also drives the area "
                                                           "outside the mask, so a real negative prompt changes it."),
-                io.Latent.Input("latent", tooltip="Inverted latents from DRIVE Invert Video (same steps and denoise: "
+                io.Latent.Input("latent", tooltip="Inverted latents from Invert Video (DRIVE) (same steps and denoise: "
                                                   "they record them, and a mismatch is an error). A noise_mask on "
                                                   "them keeps the source latent outside it."),
                 io.Int.Input("steps", default=50, min=1, max=1000,
@@ -137,7 +137,7 @@ class RAVEGridPatch(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_RAVEGridPatch",
-            display_name="DRIVE RAVE Grid Patch",
+            display_name="RAVE Grid Patch (DRIVE)",
             category="DRIVE/edit",
             description="Patches a MODEL so every UNet call sees the frames tiled into g x g grids, reshuffled "
                         "each step (ControlNet hints follow). For core KSampler / SamplerCustomAdvanced; with "
@@ -164,7 +164,7 @@ class MaskedCFGPatch(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_MaskedCFGPatch",
-            display_name="DRIVE Masked CFG Patch",
+            display_name="Masked-CFG Patch (DRIVE)",
             category="DRIVE/edit",
             description="Patches a MODEL with DRIVE's mask-guided CFG: the CFG result inside the mask; outside, "
                         "the `background` prompt's prediction, or the negative prompt's when it is not connected "
