@@ -113,7 +113,7 @@ def step_index(sigmas: torch.Tensor, sigma: torch.Tensor | float, rtol: float = 
 
 
 INVERSION_RECORD_KEY = "drive_inversion"
-"""The LATENT key under which DRIVE Invert Video records the schedule it inverted along."""
+"""The LATENT key under which Invert Video (DRIVE) records the schedule it inverted along."""
 
 
 def inversion_record(steps: int, denoise: float, final_sigma: float, method: str,

@@ -145,7 +145,7 @@ def group_aligned_chunk(per_call: int, total: int, chunk_frames: int, user_cap: 
         if 0 < user_cap < total:
             raise ValueError(f"STEM (chunk_frames 0) estimates its bases over the whole clip, so all {total} "
                              f"frames (or grids) must go through the UNet together, but max_grids_per_call "
-                             f"{user_cap} splits them; set max_grids_per_call to 0, or give DRIVE STEM Attention "
+                             f"{user_cap} splits them; set max_grids_per_call to 0, or give STEM Attention (DRIVE) "
                              f"a chunk_frames (e.g. {max(1, user_cap)}) so each call holds whole frame groups")
         return total
     if 0 < user_cap < min(chunk_frames, total):
