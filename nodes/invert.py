@@ -14,7 +14,10 @@ from .patches.attention import apply_stem_patch
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.samplers import ddim_inversion_sampler, easyinv_sampler, run_sampler, sigma_table
 
-INVERT_WINDOW = "EasyInv blends z <- eta*z + (1-eta)*z_prev inside start*steps < i < (start+length)*steps."
+EASYINV_FROM = inversion.easyinv_first_steps(0.05, 0.2)
+INVERT_WINDOW = ("EasyInv blends z <- eta*z + (1-eta)*z_prev inside start*steps < i < (start+length)*steps "
+                 f"(step 0 never). With the default window it acts from {EASYINV_FROM} steps on (50 steps: "
+                 f"steps 3-12); with fewer steps no step falls inside and the result is plain DDIM.")
 SDXL_RULE = (" Left at the SD1.x defaults (0.5, 0.05, 0.2) all three become SDXL's (0.8, 0.85, 0.1) on an SDXL "
              "model; change any of them and all three are used as set.")
 SD1_ETA, SD1_START, SD1_LENGTH = inversion.EASYINV_SD1
@@ -60,10 +63,12 @@ class InvertVideo(io.ComfyNode):
                                      "ddim_uniform picks the same grid only when steps divides 1000 (10, 20, 25, "
                                      "40, 50, 100, ...); at other counts it runs one extra step."),
                 io.Combo.Input("method", options=["easyinv", "ddim", "stem"], default="easyinv",
-                               tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending; stem: "
-                                       "DDIM with STEM attention (256 EM bases over the whole clip's tokens, so the "
-                                       "clip goes through the UNet in one call: keep max_grids_per_call 0; tune it, "
-                                       "e.g. frame groups, with STEM Attention (DRIVE) + method ddim)."),
+                               tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending (it "
+                                       f"acts from {EASYINV_FROM} steps on with the default window; below that it "
+                                       "equals ddim); stem: DDIM with STEM attention (256 EM bases over the whole "
+                                       "clip's tokens, so the clip goes through the UNet in one call: keep "
+                                       "max_grids_per_call 0; tune it, e.g. frame groups, with STEM Attention (DRIVE) "
+                                       "+ method ddim)."),
                 *easyinv_inputs(),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
                                tooltip="CFG during inversion; 1 uses the inversion prompt alone (DRIVE). "

@@ -3,7 +3,9 @@
 | patch | ComfyUI mechanism | key | stacks with |
 |---|---|---|---|
 | RAVE grid shuffle | ``WrappersMP.CALC_COND_BATCH`` wrapper (+ a ``PREDICT_NOISE`` step guard with shuffle on) | ``GRID_WRAPPER_KEY`` | one per MODEL: a second grid patch replaces the first (``remove_wrappers_with_key`` first); other packs' wrappers under other keys stay |
-| masked CFG | ``set_model_sampler_post_cfg_function`` (``disable_cfg1_optimization``); ``OUTER_SAMPLE`` + ``PREDICT_NOISE`` wrappers for the background prompt and the step guard | none (a list) / ``MASKED_CFG_KEY`` | every other post-CFG function, in the order they were added; one background per MODEL (a later masked-CFG patch's wrappers replace an earlier one's) |
+| masked CFG | ``set_model_sampler_post_cfg_function`` | none (a list) | every other post-CFG function, in the order they were added |
+| masked CFG's cfg-1 gate | ``WrappersMP.PREDICT_NOISE`` wrapper setting ``disable_cfg1_optimization`` per call, only at steps that read uncond | ``MASKED_CFG_WRAPPER_KEY`` | one per masked-CFG patch (each only turns the shortcut off); a static ``disable_cfg1_optimization`` set by another patch stays in force |
+| masked CFG's step guard and background prompt | ``PREDICT_NOISE`` (step guard, background hand-over) + ``OUTER_SAMPLE`` (background among the guider's conds) wrappers | ``MASKED_CFG_GUARD_KEY``, ``MASKED_CFG_BACKGROUND_KEY`` | one per MODEL: a later masked-CFG patch's replace an earlier one's (one background per MODEL) |
 | cross-frame attention | ``set_model_attn1_patch`` + ``WrappersMP.PREDICT_NOISE`` / ``APPLY_MODEL`` wrappers | ``CROSS_FRAME_WRAPPER_KEY`` | other attn1 patches (they run in turn); refuses a UNet batch that is not the clip, or a run of it, in frame order (the grid shuffle with grid_size > 1 or shuffle, context windows) |
 | STEM attention | ``set_model_attn1_replace`` on every self-attention block + a ``PREDICT_NOISE`` wrapper | ``STEM_WRAPPER_KEY`` | replaces any earlier attn1 replacement of those blocks (the last one set wins) |
 
@@ -30,7 +32,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 GRID_WRAPPER_KEY = "drive_rave_grid"
-MASKED_CFG_KEY = "drive_masked_cfg"
+MASKED_CFG_WRAPPER_KEY = "drive_masked_cfg"
+MASKED_CFG_GUARD_KEY = "drive_masked_cfg_guard"
+MASKED_CFG_BACKGROUND_KEY = "drive_masked_cfg_background"
 CROSS_FRAME_WRAPPER_KEY = "drive_cross_frame"
 STEM_WRAPPER_KEY = "drive_stem"
 

@@ -1,4 +1,5 @@
-"""DRIVE's masked CFG as a post-CFG function on a cloned MODEL, with an optional background prompt.
+"""DRIVE's masked CFG as a post-CFG function on a cloned MODEL, with an optional background prompt
+and the gate that keeps ComfyUI's cfg-1 shortcut.
 
 ComfyUI calls the function with the CFG result and the uncond prediction in denoised
 space; the blend ``M*cfg + (1-M)*outside`` and DRIVE's guidance schedule come from
@@ -13,19 +14,37 @@ PREDICT_NOISE wrapper hands the processed entries to the post-CFG function, whic
 evaluates them with ``calc_cond_batch`` (so the grid shuffle and every other
 CALC_COND_BATCH wrapper apply to it too). Hooks set on the background conditioning
 itself (Set CLIP Hooks) are not registered.
+
+At cfg 1 ComfyUI skips the uncond UNet pass unless ``disable_cfg1_optimization`` is set; a
+PREDICT_NOISE wrapper sets it only for the steps whose result reads uncond
+(``masked_cfg.uncond_needed``), so a reconstruction without a mask costs one pass per step,
+as with KSampler.
 """
 
 from __future__ import annotations
 
-import comfy.patcher_extension
 import comfy.sampler_helpers
 import comfy.samplers
 import torch
+from comfy.patcher_extension import WrappersMP
 
 from ...drive_ops.core.mask_frames import match_mask_frames
 from ...drive_ops.diffusion import masked_cfg, schedule
-from .keys import BACKGROUND_CONDS_KEY, MASKED_CFG_KEY, MASKED_CFG_STEPS_KEY
+from .keys import BACKGROUND_CONDS_KEY, MASKED_CFG_BACKGROUND_KEY, MASKED_CFG_GUARD_KEY, MASKED_CFG_STEPS_KEY, \
+    MASKED_CFG_WRAPPER_KEY
 from .step_guard import make_step_guard
+
+NO_UNCOND = ("masked CFG needs the negative prompt's prediction at this step, but the sampler ran no uncond pass "
+             "(a guider without a negative prompt, or a node that removed DRIVE's cfg-1 gate); use KSampler / "
+             "CFGGuider with a negative prompt")
+
+
+def _step(model_options: dict, sigma: torch.Tensor) -> tuple[int, int] | None:
+    """(step, steps) of this model call in the sampling loop, or None outside one."""
+    sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
+    if sigmas is None:
+        return None
+    return schedule.step_index(sigmas, sigma), len(sigmas) - 1
 
 
 def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float,
@@ -44,25 +63,41 @@ def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, thre
 
     def post_cfg(args: dict) -> torch.Tensor:
         denoised, uncond = args["denoised"], args["uncond_denoised"]
-        if uncond is None:
-            raise ValueError("masked CFG needs the uncond prediction; the patch disables ComfyUI's cfg=1 "
-                             "shortcut, so another node must have removed that setting")
+        skipped = args.get("uncond") is None  # ComfyUI ran no uncond pass (cfg-1 shortcut, or no negative)
         options = args["model_options"]
-        outside = uncond
-        background = options.get(BACKGROUND_CONDS_KEY)
-        if mask is not None and background is not None:
-            outside = comfy.samplers.calc_cond_batch(args["model"], [background], args["input"], args["sigma"],
-                                                     options)[0]
-        sigmas = options.get("transformer_options", {}).get("sample_sigmas")
-        if sigmas is not None and cfg_start >= 0:
-            step = schedule.step_index(sigmas, args["sigma"])
-            if not masked_cfg.guidance_active(step, len(sigmas) - 1, cfg_start, schedule_steps):
-                denoised = uncond
+        where = _step(options, args["sigma"])
+        if where is not None and not masked_cfg.guidance_active(where[0], where[1], cfg_start, schedule_steps):
+            if skipped:
+                raise ValueError(NO_UNCOND)
+            denoised = uncond
         if mask is None:
             return denoised
+        if skipped:
+            raise ValueError(NO_UNCOND)
+        outside = uncond
+        background = options.get(BACKGROUND_CONDS_KEY)
+        if background is not None:
+            outside = comfy.samplers.calc_cond_batch(args["model"], [background], args["input"], args["sigma"],
+                                                     options)[0]
         return masked_cfg.masked_cfg_blend(denoised, outside, latent_mask(denoised.shape))
 
     return post_cfg
+
+
+def make_cfg1_gate(has_mask: bool, cfg_start: float, schedule_steps: int | None = None):
+    """PREDICT_NOISE wrapper: ComfyUI's cfg-1 shortcut stays on except at steps whose result reads uncond.
+
+    It only ever turns the shortcut off (for one call, on a shallow copy of the options);
+    another patch that disabled it keeps it disabled. At cfg other than 1 the flag is unused.
+    """
+    def gate(executor, x, timestep, model_options, seed):
+        if not model_options.get("disable_cfg1_optimization", False):
+            where = _step(model_options, timestep)
+            if where is None or masked_cfg.uncond_needed(where[0], where[1], cfg_start, has_mask, schedule_steps):
+                model_options = {**model_options, "disable_cfg1_optimization": True}
+        return executor(x, timestep, model_options, seed)
+
+    return gate
 
 
 def make_background_wrappers(background: list):
@@ -82,22 +117,26 @@ def make_background_wrappers(background: list):
 
 def apply_masked_cfg_patch(model, mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float,
                            background: list | None = None, schedule_steps: int | None = None):
-    """A clone of ``model`` with DRIVE's masked CFG as a post-CFG function (and the background prompt's wrappers).
+    """A clone of ``model`` with DRIVE's masked CFG as a post-CFG function, its cfg-1 gate, and the
+    background prompt's wrappers.
 
-    With ``cfg_start`` >= 0 the guidance depends on the step, so samplers that evaluate the
-    model twice per step are refused (``step_guard``).
+    A second patch adds a second function and gate: each gate can only turn the shortcut off,
+    so every function still gets the uncond prediction at the steps it needs it. With
+    ``cfg_start`` >= 0 the guidance depends on the step, so samplers that evaluate the model
+    twice per step are refused (``step_guard``); the guard and the background are one per MODEL.
     """
     patched = model.clone()
-    patched.set_model_sampler_post_cfg_function(make_masked_cfg(mask, cfg_start, mode, threshold, schedule_steps),
-                                                disable_cfg1_optimization=True)
-    wrappers = comfy.patcher_extension.WrappersMP
-    patched.remove_wrappers_with_key(wrappers.OUTER_SAMPLE, MASKED_CFG_KEY)
-    patched.remove_wrappers_with_key(wrappers.PREDICT_NOISE, MASKED_CFG_KEY)
+    patched.set_model_sampler_post_cfg_function(make_masked_cfg(mask, cfg_start, mode, threshold, schedule_steps))
+    patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_WRAPPER_KEY,
+                                 make_cfg1_gate(mask is not None, cfg_start, schedule_steps))
+    patched.remove_wrappers_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_GUARD_KEY)
+    patched.remove_wrappers_with_key(WrappersMP.OUTER_SAMPLE, MASKED_CFG_BACKGROUND_KEY)
+    patched.remove_wrappers_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_BACKGROUND_KEY)
     if cfg_start >= 0:
-        patched.add_wrapper_with_key(wrappers.PREDICT_NOISE, MASKED_CFG_KEY,
+        patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_GUARD_KEY,
                                      make_step_guard(MASKED_CFG_STEPS_KEY, "masked CFG's cfg_start schedule"))
     if background is not None and mask is not None:
         outer_sample, predict_noise = make_background_wrappers(background)
-        patched.add_wrapper_with_key(wrappers.OUTER_SAMPLE, MASKED_CFG_KEY, outer_sample)
-        patched.add_wrapper_with_key(wrappers.PREDICT_NOISE, MASKED_CFG_KEY, predict_noise)
+        patched.add_wrapper_with_key(WrappersMP.OUTER_SAMPLE, MASKED_CFG_BACKGROUND_KEY, outer_sample)
+        patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_BACKGROUND_KEY, predict_noise)
     return patched
