@@ -24,21 +24,25 @@ class CrossFrameAttention(io.ComfyNode):
             category="DRIVE/consistency",
             description="Self-attention keys/values taken from other frames of the batch, per CFG branch: "
                         "pix2video (anchor + previous frame, decoder only), sparse_causal (first + previous frame, "
-                        "every layer, as Tune-A-Video / FateZero) or anchor_only. Patches a clone of the MODEL; "
-                        "works with core KSampler and the DRIVE samplers. The RAVE grid shuffle reorders frames "
-                        "into grids, so with grid_size > 1 or shuffle on the run stops with an error (grid_size 1 "
-                        "without shuffle keeps frame order and works).",
+                        "every layer, as Tune-A-Video / FateZero) or anchor_only (Text2Video-Zero: the first "
+                        "frame only). Patches a clone of the MODEL; works with core KSampler and the DRIVE "
+                        "samplers. The RAVE grid shuffle reorders frames into grids, so with grid_size > 1 or "
+                        "shuffle on the run stops with an error; grid_size 1 without shuffle keeps frame order and "
+                        "works, also chunked by max_grids_per_call (frames run outward from the anchor, its and "
+                        "the previous frame's keys/values carried across chunks: the same result as one call).",
             inputs=[
                 io.Model.Input("model", tooltip="The model to patch (it is cloned, never changed)."),
                 io.Combo.Input("mode", options=list(MODES), default="pix2video",
                                tooltip="Which frames feed each frame's keys/values: pix2video = anchor + previous, "
-                                       "sparse_causal = first (the anchor) + previous, anchor_only = the anchor."),
+                                       "sparse_causal = first (the anchor) + previous, anchor_only = the anchor "
+                                       "(Text2Video-Zero with anchor 0 and include_self off)."),
                 io.Int.Input("anchor_frame", default=0, min=0, max=4096,
                              tooltip="Index of the anchor frame in the batch; 'previous' means the neighbour "
                                      "toward the anchor."),
                 io.Boolean.Input("include_self", default=False,
-                                 tooltip="Also keep the frame's own tokens in its keys/values (Text2Video-Zero "
-                                         "style). Off reproduces Pix2Video and Tune-A-Video."),
+                                 tooltip="Also keep the frame's own tokens in its keys/values. Off reproduces "
+                                         "Pix2Video, Tune-A-Video and Text2Video-Zero (which attends to the first "
+                                         "frame only)."),
                 io.Combo.Input("layers", options=list(LAYER_CHOICES), default="mode default",
                                tooltip="Self-attention layers to patch: the mode's default (decoder for pix2video, "
                                        "all for the others), the decoder only, or all."),

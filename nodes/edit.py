@@ -14,9 +14,12 @@ DRIVE/invert's. The maths lives in ``drive_ops.diffusion``.
 
 from __future__ import annotations
 
+import comfy.sampler_helpers
+import torch
 from comfy_api.latest import io
 
 from ..drive_ops.diffusion import masked_cfg, schedule
+from ..drive_ops.diffusion.cond_grid import copy_conditioning
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.masked_cfg_hook import apply_masked_cfg_patch
 from .patches.samplers import ddim_sampler, pix2video_sampler, run_sampler, sigma_table
@@ -30,7 +33,32 @@ MASK_THRESHOLD = dict(default=0.5, min=0.0, max=1.0, step=0.01)
 MASK_THRESHOLD_TIP = "Mask binarisation threshold (DRIVE 0.5)."
 CFG_START = dict(default=0.0, min=-1.0, max=1.0, step=0.01)
 CFG_START_TIP = ("DRIVE's cond_step_start: CFG applies only at steps with step/steps > cfg_start; the rest use the "
-                 "negative prompt alone. 0 (DRIVE) leaves the first step unguided; -1 guides every step.")
+                 "negative prompt alone. 0 (DRIVE) leaves the first step unguided; -1 guides every step. With "
+                 "0 or more the sampler must call the model once per step (ddim, euler, dpmpp_2m, ...).")
+BACKGROUND_TIP = ("What drives the area outside the mask (no CFG there). Not connected: the negative prompt, as in "
+                  "DRIVE. Connect the inversion prompt (or a prompt for the background) to use a real negative "
+                  "prompt inside the mask without changing the background. Costs one more model evaluation per "
+                  "step.")
+NOISE_MASK_REFUSAL = (
+    "this latent has a noise_mask (Set Latent Noise Mask) but no record of its source: with the zero noise an "
+    "inverted latent is sampled with, ComfyUI would pin the area outside the mask to the inverted noise, which "
+    "decodes as noise. Set the noise mask on the latent before or after Invert Video (DRIVE) (which records the "
+    "source), or drop it and use this node's `mask` input; Composite Background keeps the original outside the "
+    "mask bit for bit.")
+
+
+def keep_source_outside(out: dict, noise_mask: torch.Tensor, record: dict | None) -> dict:
+    """Honour a noise mask on an inverted latent: outside it, the recorded source latent, exactly."""
+    source = None if record is None else record.get("source")
+    if source is None:
+        raise ValueError(NOISE_MASK_REFUSAL)
+    samples = out["samples"]
+    if tuple(source.shape) != tuple(samples.shape):
+        raise ValueError(f"the latent's noise_mask needs its source latent, but the recorded source is "
+                         f"{tuple(source.shape)} and the latent is {tuple(samples.shape)} (resized or batched after "
+                         "inversion); invert the latent you edit")
+    keep = comfy.sampler_helpers.prepare_mask(noise_mask, samples.shape, samples.device).to(samples.dtype)
+    return dict(out, samples=samples * keep + source.to(samples) * (1 - keep))
 
 
 class MaskedCFGSampler(io.ComfyNode):
@@ -41,15 +69,21 @@ class MaskedCFGSampler(io.ComfyNode):
             display_name="Masked-CFG Sampler (DRIVE)",
             category="DRIVE/edit",
             description="DRIVE's editing sampler: DDIM from the inverted latents with the RAVE grid shuffle "
-                        "and mask-guided CFG (the prompt acts inside the mask, the negative prompt outside). "
-                        "Runs ComfyUI's own sampling on a patched clone, so LoRA/ControlNet/IP-Adapter work.",
+                        "and mask-guided CFG: inside the mask CFG of positive against negative, outside the "
+                        "background prompt alone (the negative prompt when `background` is not connected, as in "
+                        "DRIVE). Runs ComfyUI's own sampling on a patched clone, so LoRA/ControlNet/IP-Adapter work.",
             inputs=[
-                io.Model.Input("model", tooltip="The diffusion model (SD1.5-style eps model)."),
-                io.Conditioning.Input("positive", tooltip="The edit prompt (applied inside the mask)."),
-                io.Conditioning.Input("negative", tooltip="The uncond prompt; DRIVE uses empty text. It also drives "
-                                                          "the background, so a real negative prompt changes it."),
-                io.Latent.Input("latent", tooltip="Inverted latents from Invert Video (DRIVE) (same steps)."),
-                io.Int.Input("steps", default=50, min=1, max=1000, tooltip="DDIM steps (RAVE/DRIVE: 50)."),
+                io.Model.Input("model", tooltip="The diffusion model: a discrete-schedule eps or v-prediction "
+                                                "model (SD1.x, SD2.x, SDXL); flow-matching models are refused."),
+                io.Conditioning.Input("positive", tooltip="The edit prompt (CFG inside the mask)."),
+                io.Conditioning.Input("negative", tooltip="The uncond prompt of CFG inside the mask; DRIVE uses empty "
+                                                          "text. Without `background` it also drives the area "
+                                                          "outside the mask, so a real negative prompt changes it."),
+                io.Latent.Input("latent", tooltip="Inverted latents from Invert Video (DRIVE) (same steps and denoise: "
+                                                  "they record them, and a mismatch is an error). A noise_mask on "
+                                                  "them keeps the source latent outside it."),
+                io.Int.Input("steps", default=50, min=1, max=1000,
+                             tooltip="DDIM steps (RAVE/DRIVE: 50); the inversion's."),
                 io.Float.Input("cfg", default=7.5, min=0.0, max=30.0, step=0.1, tooltip="CFG scale (DRIVE 7.5)."),
                 io.Float.Input("cfg_start", tooltip=CFG_START_TIP, **CFG_START),
                 io.Int.Input("grid_size", tooltip=GRID_SIZE_TIP, **GRID_SIZE),
@@ -66,23 +100,42 @@ class MaskedCFGSampler(io.ComfyNode):
                 io.Float.Input("pix2video_weight", default=0.0, min=0.0, max=10000.0, step=1.0, optional=True,
                                tooltip="Pix2Video latent guidance (0 = off, Pix2Video: 100): for the first 52% "
                                        "of the steps each frame is nudged toward the previous frame's x0."),
+                io.Conditioning.Input("background", optional=True, tooltip=BACKGROUND_TIP),
+                io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01, optional=True,
+                               tooltip="Partial edit (strength): run the last floor(steps*denoise) steps; the "
+                                       "inversion's denoise. cfg_start and Pix2Video's 52% count steps of the full "
+                                       "schedule."),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip="Edited latents in frame order.")],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, latent, steps, cfg, cfg_start, grid_size, shuffle, seed,
-                max_grids_per_call, mask_mode, mask_threshold, mask=None, pix2video_weight=0.0) -> io.NodeOutput:
+                max_grids_per_call, mask_mode, mask_threshold, mask=None, pix2video_weight=0.0, background=None,
+                denoise=1.0) -> io.NodeOutput:
+        sigmas = schedule.ddim_sampling_sigmas(sigma_table(model), steps, denoise=denoise)
+        record = latent.get(schedule.INVERSION_RECORD_KEY)
+        schedule.check_inversion_record(record, steps, denoise, float(sigmas[0]))
+        noise_mask = latent.get("noise_mask")
+        if noise_mask is not None and (record is None or record.get("source") is None):
+            raise ValueError(NOISE_MASK_REFUSAL)
+        if background is not None and background is not negative:
+            background = copy_conditioning(background, {})
+        else:
+            background = None
         patched = apply_grid_patch(model, grid_size, shuffle, seed, max_grids_per_call)
-        if positive is negative:
+        if positive is negative and background is None:
             # One prompt wired to both: uncond == cond, so every step's result is the cond prediction
             # (CFG, the mask blend and unguided steps alike); cfg 1 lets ComfyUI skip the second pass.
             cfg = 1.0
         else:
-            patched = apply_masked_cfg_patch(patched, mask, cfg_start, mask_mode, mask_threshold)
-        sigmas = schedule.ddim_sampling_sigmas(sigma_table(model), steps)
-        sampler = pix2video_sampler(pix2video_weight) if pix2video_weight > 0 else ddim_sampler()
-        return io.NodeOutput(run_sampler(patched, positive, negative, latent, cfg, sampler, sigmas, seed))
+            patched = apply_masked_cfg_patch(patched, mask, cfg_start, mask_mode, mask_threshold, background, steps)
+        sampler = pix2video_sampler(pix2video_weight, schedule_steps=steps) if pix2video_weight > 0 else ddim_sampler()
+        out = run_sampler(patched, positive, negative, latent, cfg, sampler, sigmas, seed)
+        out.pop(schedule.INVERSION_RECORD_KEY, None)
+        if noise_mask is not None:
+            out = keep_source_outside(out, noise_mask, record)
+        return io.NodeOutput(out)
 
 
 class RAVEGridPatch(io.ComfyNode):
@@ -93,8 +146,9 @@ class RAVEGridPatch(io.ComfyNode):
             display_name="RAVE Grid Patch (DRIVE)",
             category="DRIVE/edit",
             description="Patches a MODEL so every UNet call sees the frames tiled into g x g grids, reshuffled "
-                        "each step (ControlNet hints follow). For core KSampler / SamplerCustomAdvanced with "
-                        "samplers that call the model once per step (ddim, euler, euler_ancestral, dpmpp_2m).",
+                        "each step (ControlNet hints follow). For core KSampler / SamplerCustomAdvanced; with "
+                        "shuffle on the sampler must call the model once per step (ddim, euler, euler_ancestral, "
+                        "dpmpp_2m, ...): heun, dpm_2 and other two-call samplers get an error.",
             inputs=[
                 io.Model.Input("model", tooltip="The model to patch (it is cloned, never changed)."),
                 io.Int.Input("grid_size", tooltip=GRID_SIZE_TIP, **GRID_SIZE),
@@ -118,21 +172,24 @@ class MaskedCFGPatch(io.ComfyNode):
             node_id="DRIVE_MaskedCFGPatch",
             display_name="Masked-CFG Patch (DRIVE)",
             category="DRIVE/edit",
-            description="Patches a MODEL with DRIVE's mask-guided CFG: the CFG result inside the mask, the "
-                        "negative-prompt prediction outside. Stacks with other post-CFG patches.",
+            description="Patches a MODEL with DRIVE's mask-guided CFG: the CFG result inside the mask; outside, "
+                        "the `background` prompt's prediction, or the negative prompt's when it is not connected "
+                        "(DRIVE). Stacks with other post-CFG patches; works with core KSampler / "
+                        "SamplerCustomAdvanced.",
             inputs=[
                 io.Model.Input("model", tooltip="The model to patch (it is cloned, never changed)."),
                 io.Mask.Input("mask", tooltip="Object mask [T,H,W] at the video's size (one frame broadcasts)."),
                 io.Float.Input("cfg_start", tooltip=CFG_START_TIP, **CFG_START),
                 io.Combo.Input("mask_mode", tooltip=MASK_MODE_TIP, **MASK_MODE),
                 io.Float.Input("mask_threshold", tooltip=MASK_THRESHOLD_TIP, **MASK_THRESHOLD),
+                io.Conditioning.Input("background", optional=True, tooltip=BACKGROUND_TIP),
             ],
             outputs=[io.Model.Output(display_name="model", tooltip="The patched clone.")],
         )
 
     @classmethod
-    def execute(cls, model, mask, cfg_start, mask_mode, mask_threshold) -> io.NodeOutput:
-        return io.NodeOutput(apply_masked_cfg_patch(model, mask, cfg_start, mask_mode, mask_threshold))
+    def execute(cls, model, mask, cfg_start, mask_mode, mask_threshold, background=None) -> io.NodeOutput:
+        return io.NodeOutput(apply_masked_cfg_patch(model, mask, cfg_start, mask_mode, mask_threshold, background))
 
 
 NODES: list[type[io.ComfyNode]] = [MaskedCFGSampler, RAVEGridPatch, MaskedCFGPatch]

@@ -18,17 +18,22 @@ EASYINV_FROM = inversion.easyinv_first_steps(0.05, 0.2)
 INVERT_WINDOW = ("EasyInv blends z <- eta*z + (1-eta)*z_prev inside start*steps < i < (start+length)*steps "
                  f"(step 0 never). With the default window it acts from {EASYINV_FROM} steps on (50 steps: "
                  f"steps 3-12); with fewer steps no step falls inside and the result is plain DDIM.")
+SDXL_RULE = (" Left at the SD1.x defaults (0.5, 0.05, 0.2) all three become SDXL's (0.8, 0.85, 0.1) on an SDXL "
+             "model; change any of them and all three are used as set.")
+SD1_ETA, SD1_START, SD1_LENGTH = inversion.EASYINV_SD1
 
 
 def easyinv_inputs() -> list:
     """EasyInv's settings, shared by DRIVE_InvertVideo and DRIVE_EasyInvSampler."""
     return [
-        io.Float.Input("eta", default=0.5, min=0.0, max=1.0, step=0.01,
-                       tooltip="EasyInv weight of the current latent (SD1.x 0.5, SDXL 0.8; 1 = plain DDIM)."),
-        io.Float.Input("window_start", default=0.05, min=0.0, max=1.0, step=0.01,
-                       tooltip="Start of the EasyInv window, as a fraction of the steps. " + INVERT_WINDOW),
-        io.Float.Input("window_length", default=0.2, min=0.0, max=1.0, step=0.01,
-                       tooltip="Length of the EasyInv window, as a fraction of the steps."),
+        io.Float.Input("eta", default=SD1_ETA, min=0.0, max=1.0, step=0.01,
+                       tooltip="EasyInv weight of the current latent (SD1.x 0.5, SDXL 0.8; 1 = plain DDIM)."
+                               + SDXL_RULE),
+        io.Float.Input("window_start", default=SD1_START, min=0.0, max=1.0, step=0.01,
+                       tooltip="Start of the EasyInv window, as a fraction of the steps (SD1.x 0.05, SDXL 0.85). "
+                               + INVERT_WINDOW),
+        io.Float.Input("window_length", default=SD1_LENGTH, min=0.0, max=1.0, step=0.01,
+                       tooltip="Length of the EasyInv window, as a fraction of the steps (SD1.x 0.2, SDXL 0.1)."),
         io.Combo.Input("blend", options=list(inversion.BLEND_MODES), default="after",
                        tooltip="after: blend each step's output (EasyInv README); before: blend the step's "
                                "input (the authors' SD-1.4 code)."),
@@ -46,15 +51,24 @@ class InvertVideo(io.ComfyNode):
                         "on grids), with EasyInv's latent blending. ControlNets applied to the conditioning "
                         "are honoured. The result feeds the Masked-CFG Sampler (DRIVE) with the same steps.",
             inputs=[
-                io.Model.Input("model", tooltip="The diffusion model (SD1.5-style eps model)."),
+                io.Model.Input("model", tooltip="The diffusion model: a discrete-schedule eps or v-prediction "
+                                                "model (SD1.x, SD2.x, SDXL); flow-matching models (SD3, Flux) are "
+                                                "refused."),
                 io.Conditioning.Input("conditioning", tooltip="The inversion prompt; DRIVE uses empty text."),
-                io.Latent.Input("latent", tooltip="The video's VAE-encoded frames [T,4,h,w]."),
-                io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Inversion steps; use the sampler's."),
+                io.Latent.Input("latent", tooltip="The video's VAE-encoded frames [T,4,h,w]. A noise_mask on it is "
+                                                  "kept for the sampler (outside it the edit returns the source)."),
+                io.Int.Input("steps", default=50, min=1, max=1000,
+                             tooltip="Inversion steps on the pack's DDIM grid (k*(1000//steps)+1); the sampler must "
+                                     "use the same (the inverted latent records it and the sampler checks). Core "
+                                     "ddim_uniform picks the same grid only when steps divides 1000 (10, 20, 25, "
+                                     "40, 50, 100, ...); at other counts it runs one extra step."),
                 io.Combo.Input("method", options=["easyinv", "ddim", "stem"], default="easyinv",
                                tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending (it "
                                        f"acts from {EASYINV_FROM} steps on with the default window; below that it "
-                                       "equals ddim); stem: DDIM with STEM attention (256 EM bases over the clip's "
-                                       "tokens; tune it with STEM Attention (DRIVE) + method ddim)."),
+                                       "equals ddim); stem: DDIM with STEM attention (256 EM bases over the whole "
+                                       "clip's tokens, so the clip goes through the UNet in one call: keep "
+                                       "max_grids_per_call 0; tune it, e.g. frame groups, with STEM Attention (DRIVE) "
+                                       "+ method ddim)."),
                 *easyinv_inputs(),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
                                tooltip="CFG during inversion; 1 uses the inversion prompt alone (DRIVE). "
@@ -64,27 +78,34 @@ class InvertVideo(io.ComfyNode):
                 io.Int.Input("max_grids_per_call", tooltip=MAX_GRIDS_TIP, **MAX_GRIDS),
                 io.Conditioning.Input("negative", optional=True,
                                       tooltip="Uncond prompt, only used when cfg is not 1."),
+                io.Float.Input("denoise", default=1.0, min=0.01, max=1.0, step=0.01, optional=True,
+                               tooltip="Partial edit (strength): invert only the first floor(steps*denoise) steps; "
+                                       "give the sampler the same steps and denoise. The EasyInv window stays a "
+                                       "fraction of the full steps."),
             ],
             outputs=[io.Latent.Output(display_name="inverted",
-                                      tooltip="Latents at the top of the schedule: sample them with no added noise.")],
+                                      tooltip="Latents at the end of the inversion: sample them with no added noise. "
+                                              "They record the schedule (steps, denoise, final sigma, method) for "
+                                              "the sampler to check.")],
         )
 
     @classmethod
     def execute(cls, model, conditioning, latent, steps, method, eta, window_start, window_length, blend, cfg,
-                grid_size, max_grids_per_call, negative=None) -> io.NodeOutput:
+                grid_size, max_grids_per_call, negative=None, denoise=1.0) -> io.NodeOutput:
         if cfg != 1.0 and negative is None:
             raise ValueError("inversion with cfg other than 1 needs a `negative` conditioning; connect one or set cfg 1")
         patched = apply_grid_patch(model, grid_size, False, 0, max_grids_per_call)
-        sigmas = schedule.ddim_inversion_sigmas(sigma_table(model), steps)
+        sigmas = schedule.ddim_inversion_sigmas(sigma_table(model), steps, denoise=denoise)
         if method == "stem":
             patched = apply_stem_patch(patched)
         if method in ("ddim", "stem"):
             sampler = ddim_inversion_sampler()
         else:
-            sampler = easyinv_sampler(eta, window_start, window_length, blend)
-        latent = {k: v for k, v in latent.items() if k != "noise_mask"}
+            sampler = easyinv_sampler(eta, window_start, window_length, blend, schedule_steps=steps)
         out = run_sampler(patched, conditioning, conditioning if negative is None else negative, latent, cfg, sampler,
-                   sigmas, 0)
+                          sigmas, 0)
+        out[schedule.INVERSION_RECORD_KEY] = schedule.inversion_record(steps, denoise, float(sigmas[-1]), method,
+                                                                        latent["samples"])
         return io.NodeOutput(out)
 
 
@@ -97,7 +118,8 @@ class EasyInvSampler(io.ComfyNode):
             category="DRIVE/invert",
             description="A SAMPLER for inversion along flipped sigmas (FlipSigmas): DDIM inversion with "
                         "EasyInv's latent blending (eta 1 = plain DDIM inversion). Use it with "
-                        "SamplerCustomAdvanced, DisableNoise and cfg 1.",
+                        "SamplerCustomAdvanced, DisableNoise and cfg 1. Its window is a fraction of the sigmas it "
+                        "is given; it refuses models other than discrete-schedule eps / v-prediction ones.",
             inputs=easyinv_inputs(),
             outputs=[io.Sampler.Output(display_name="sampler", tooltip="The inversion sampler.")],
         )
@@ -127,8 +149,10 @@ class STEMAttention(io.ComfyNode):
                 io.Float.Input("temperature", default=0.01, min=0.0001, max=10.0, step=0.0001,
                                tooltip="Softmax temperature of the E-step (0.01: nearly hard assignments)."),
                 io.Int.Input("chunk_frames", default=0, min=0, max=4096,
-                             tooltip="Frames sharing one basis set; 0 = the whole batch (paper), 8 = the official "
-                                     "code. Smaller chunks bound the memory."),
+                             tooltip="Frames (grids, with the grid patch's grid_size > 1) sharing one basis set; 0 "
+                                     "= the whole batch (paper), 8 = the official code. Smaller chunks bound the "
+                                     "memory. Chunked UNet calls (max_grids_per_call) always hold whole groups, so "
+                                     "results never depend on free memory; with 0 the clip goes in one call."),
                 io.Combo.Input("init", options=list(INITS), default="gaussian",
                                tooltip="Initial bases: gaussian = Normal(mean, std) of the keys (official code); "
                                        "tokens = a random subset of the keys."),

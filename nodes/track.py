@@ -32,9 +32,10 @@ class Sam2Holder(torch.nn.Module):
     """Holds the SAM 2 predictor for a ModelPatcher, which sets bookkeeping attributes
     (``device`` among them) on the module it manages; SAM2Base's ``device`` is read-only."""
 
-    def __init__(self, predictor: torch.nn.Module):
+    def __init__(self, predictor: torch.nn.Module, size: str | None = None):
         super().__init__()
         self.predictor = predictor
+        self.size = size
 
 
 class SAM2Loader(io.ComfyNode):
@@ -68,10 +69,11 @@ class SAM2Loader(io.ComfyNode):
         if path is None or not os.path.isfile(path):
             raise FileNotFoundError(f"SAM 2 file {model_name!r} not found; {_sam2_folder_hint()}")
         try:
-            model, _ = load_sam2_model(path, precision, image_size)
+            model, variant = load_sam2_model(path, precision, image_size)
         except ValueError as err:
             raise ValueError(f"{err}. {_sam2_folder_hint()}") from err
-        patcher = comfy.model_patcher.ModelPatcher(Sam2Holder(model), load_device=mm.get_torch_device(),
+        patcher = comfy.model_patcher.ModelPatcher(Sam2Holder(model, variant.size),
+                                                   load_device=mm.get_torch_device(),
                                                    offload_device=mm.unet_offload_device())
         return io.NodeOutput(patcher)
 
@@ -114,7 +116,9 @@ class TrackObject(io.ComfyNode):
                 io.Float.Input("stable_ious_threshold", default=0.3, min=0.0, max=1.0, step=0.01,
                                tooltip="SAMURAI: below this predicted IoU the motion model restarts."),
                 io.Float.Input("kf_score_weight", default=0.25, min=0.0, max=1.0, step=0.01,
-                               tooltip="SAMURAI: weight of the motion-model IoU against SAM's own (0.15 for large)."),
+                               tooltip="SAMURAI: weight of the motion-model IoU against SAM's own. Left at 0.25 "
+                                       "(SAMURAI's tiny/small/base+ value) it becomes 0.15 with a large model "
+                                       "(SAMURAI's large config); any other value is used as set."),
                 io.Float.Input("min_obj_score_logits", default=-1.0, min=-20.0, max=20.0, step=0.1,
                                tooltip="SAMURAI: object-presence logit above which the object counts as visible."),
                 io.Float.Input("memory_bank_iou_threshold", default=0.5, min=0.0, max=1.0, step=0.01,
@@ -140,12 +144,13 @@ class TrackObject(io.ComfyNode):
                 memory_bank_obj_score_threshold: float, memory_bank_kf_score_threshold: float,
                 offload_video_to_cpu: bool, offload_state_to_cpu: bool, positive_points: str = "",
                 negative_points: str = "", bboxes=None, mask=None) -> io.NodeOutput:
-        from ..drive_ops.masks.samurai import SamuraiConfig
+        from ..drive_ops.masks.samurai import SamuraiConfig, kf_score_weight_for
         from ..drive_ops.masks.tracking import track_masks, tracked_frame_count
 
         t = images.shape[0]
         if frame_index >= t:
             raise ValueError(f"frame_index {frame_index} is past the clip's last frame ({t - 1})")
+        kf_score_weight = kf_score_weight_for(getattr(sam2_model.model, "size", None), kf_score_weight)
         samurai = SamuraiConfig(stable_frames_threshold, stable_ious_threshold, min_obj_score_logits,
                                 kf_score_weight, memory_bank_iou_threshold, memory_bank_obj_score_threshold,
                                 memory_bank_kf_score_threshold) if samurai_mode else None

@@ -6,8 +6,9 @@ import pytest
 import torch
 from tiny_unet import self_attention_names, tiny_unet
 
-from drive_ops.diffusion.cross_frame_attention import (MODES, batch_in_frame_order, blocks_for, gather_context,
-                                             neighbour_toward_anchor, source_frames)
+from drive_ops.core.chunking import chunks_outward
+from drive_ops.diffusion.cross_frame_attention import (MODES, ChunkCarry, batch_in_frame_order, blocks_for,
+                                                       gather_context, neighbour_toward_anchor, source_frames)
 
 FRAMES = 4
 
@@ -112,3 +113,42 @@ def test_frame_order_check():
     assert not batch_in_frame_order(torch.cat([frames, frames[[1, 0, 2]]]), frames, chunks=2)   # shuffled
     assert not batch_in_frame_order(frames[:2], frames, chunks=1)                                # chunked call
     assert not batch_in_frame_order(torch.randn(1, 4, 4, 4), frames[:1], chunks=1)               # a grid
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("anchor", [0, 2, 6])
+@pytest.mark.parametrize("per_chunk", [1, 2, 3])
+def test_chunks_carrying_anchor_and_neighbour_equal_one_gather(mode, anchor, per_chunk):
+    """Chunked, in the order chunks_outward runs them, the context of every frame is bit for bit the one-call one,
+    and what is carried stays small: the anchor and the boundary frames."""
+    frames, tokens, channels = 7, 5, 6
+    g = torch.Generator().manual_seed(anchor)
+    keys, values = torch.randn(frames, tokens, channels, generator=g), torch.randn(frames, tokens, channels, generator=g)
+    for include_self in (False, True):
+        index = source_frames(frames, mode, anchor, include_self)
+        whole_k, whole_v = gather_context(keys, 1, index), gather_context(values, 1, index)
+        carry = ChunkCarry(index)
+        for part in chunks_outward(frames, per_chunk, anchor):
+            ctx, val = carry.gather("layer", keys[part], values[part], part.start)
+            assert torch.equal(ctx, whole_k[part]) and torch.equal(val, whole_v[part])
+            assert len(carry.kept["layer"]) <= 3
+        assert not carry.kept["layer"]                             # everything is dropped once all frames are done
+
+
+def test_chunks_out_of_order_are_refused():
+    carry = ChunkCarry(source_frames(4, "pix2video"))
+    with pytest.raises(RuntimeError, match="outward from the anchor"):
+        carry.gather("layer", torch.zeros(2, 3, 2), torch.zeros(2, 3, 2), 2)
+
+
+def test_carried_keys_shared_with_values_are_kept_once():
+    index = source_frames(6, "pix2video", 0)
+    tokens = torch.randn(6, 3, 4, generator=torch.Generator().manual_seed(2))
+    carry, kept = ChunkCarry(index), 0
+    for part in chunks_outward(6, 2, 0):
+        chunk = tokens[part]
+        ctx, val = carry.gather("layer", chunk, chunk, part.start)
+        assert val is ctx and torch.equal(ctx, gather_context(tokens, 1, index)[part])
+        assert all(k is v for k, v in carry.kept["layer"].values())
+        kept += len(carry.kept["layer"])
+    assert kept > 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from drive_ops.diffusion import masked_cfg, rave_grid, schedule
-from drive_ops.core.chunking import chunk_slices
+from drive_ops.core.chunking import chunk_slices, chunks_outward
 
 
 @pytest.mark.parametrize("grid_size", [1, 2, 3])
@@ -94,3 +94,26 @@ def test_masked_blend_formula():
     assert torch.equal(out, torch.where(m.bool().unsqueeze(1), guided, uncond))
     with pytest.raises(ValueError, match="latent mask"):
         masked_cfg.masked_cfg_blend(guided, uncond, m[:2])
+
+
+def test_chunks_outward_from_the_anchor_cover_every_frame_once():
+    assert chunks_outward(10, 4, 5) == [slice(5, 9), slice(9, 10), slice(1, 5), slice(0, 1)]
+    assert chunks_outward(10, 4, 0) == chunk_slices(10, 4)
+    assert chunks_outward(3, 4, 9) == chunk_slices(3, 4)          # an anchor outside the clip: plain order
+    for count, per, anchor in ((7, 2, 3), (9, 3, 8), (5, 5, 2), (6, 1, 4)):
+        parts = chunks_outward(count, per, anchor)
+        assert sorted(i for p in parts for i in range(p.start, p.stop)) == list(range(count))
+        assert parts[0].start == anchor and all(p.stop - p.start <= per for p in parts)
+
+
+def test_run_on_grids_in_any_chunk_order_gives_frame_order():
+    x = torch.randn(7, 2, 3, 3, generator=torch.Generator().manual_seed(1))
+    perm = rave_grid.grid_permutation(7, 1, seed=0, step=0, shuffle=False)
+    seen = []
+
+    def fn(grids, part):
+        seen.append(part.start)
+        return [grids * 2, None]
+
+    doubled, none = rave_grid.run_on_grids(fn, x, perm, 1, 0, chunks_outward(7, 2, 3))
+    assert torch.equal(doubled, x * 2) and none is None and seen == [3, 5, 1, 0]

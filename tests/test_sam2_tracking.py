@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from drive_ops.masks.prompts import build_prompts, parse_boxes, parse_points
-from drive_ops.masks.samurai import FrameScore, SamuraiConfig, SamuraiSelector, select_memory_frames
+from drive_ops.masks.samurai import (FrameScore, SamuraiConfig, SamuraiSelector, kf_score_weight_for,
+                                      select_memory_frames)
 from drive_ops.masks.tracking import track_masks, tracked_frame_count
 
 T, H, W = 5, 48, 64
@@ -205,3 +206,10 @@ def test_memory_view_swaps_only_mask_memory():
     assert [slots[12 - k]["maskmem_features"] for k in range(1, 7)] == ["mem11", "mem9", "mem8", "mem7", "mem6", "mem5"]
     assert [slots[12 - k]["obj_ptr"] for k in range(1, 7)] == [f"ptr{12 - k}" for k in range(1, 7)]
     assert non_cond[10]["maskmem_features"] == "mem10"          # the real outputs are untouched
+
+
+def test_samurai_motion_weight_follows_the_model_size():
+    assert kf_score_weight_for("large", 0.25) == 0.15                 # SAMURAI's large config
+    assert kf_score_weight_for("base_plus", 0.25) == 0.25
+    assert kf_score_weight_for("large", 0.3) == 0.3                   # set by the user: used as set
+    assert kf_score_weight_for(None, 0.25) == SamuraiConfig().kf_score_weight == 0.25

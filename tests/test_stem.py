@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from drive_ops.diffusion.stem import em_objective, frame_groups, stem_attention, stem_bases, stem_memory_bytes
+from drive_ops.diffusion.stem import (check_group_call, em_objective, frame_groups, group_aligned_chunk,
+                                     stem_attention, stem_bases, stem_memory_bytes)
 
 HEADS, DIM, FRAMES, TOKENS = 2, 16, 3, 16
 
@@ -85,3 +86,43 @@ def test_frame_groups_and_memory_estimate():
     assert est["stem_bytes"] == 4 * (2 * 8 * tokens * 40 + 2 * 8 * tokens * 256)   # fp32 K, V, logits, z
     chunked = stem_memory_bytes(frames=48, tokens=4096, heads=8, dim_head=40, chunk_frames=8)
     assert chunked == dict(est, frames_per_group=8)
+
+
+@pytest.mark.parametrize("init", ["gaussian", "tokens"])
+def test_calls_holding_whole_groups_equal_one_call(init):
+    """A 6-frame clip in 2-frame groups: calls of frames 0-3 and 4-5 (offsets given) give exactly the one-call result,
+    because each group's init draw depends on (seed, its first frame), not on the call it lands in."""
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2 * 6, TOKENS, HEADS * DIM, generator=g) for _ in range(3))   # cond + uncond branches
+    opts = dict(heads=HEADS, chunks=2, chunk_frames=2, num_bases=4, init=init, seed=11)
+    whole = stem_attention(q, k, v, **opts)
+
+    def rows(part):
+        """Frames ``part`` of both branches, cond first: the batch a chunked UNet call holds."""
+        return tuple(torch.cat([t[part], t[6:][part]]) for t in (q, k, v))
+
+    pieces = []
+    for part in (slice(0, 4), slice(4, 6)):
+        pq, pk, pv = rows(part)
+        pieces.append(stem_attention(pq, pk, pv, frame_offset=part.start, **opts))
+    chunked = torch.cat([pieces[0][:4], pieces[1][:2], pieces[0][4:], pieces[1][2:]])
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
+    shifted = stem_attention(*rows(slice(4, 6)), **opts)           # the same frames, told they start the clip
+    assert not torch.equal(shifted, pieces[1])
+
+
+def test_chunking_keeps_stem_groups_whole_or_refuses():
+    assert group_aligned_chunk(per_call=7, total=12, chunk_frames=0, user_cap=0) == 12   # whole clip: one call
+    assert group_aligned_chunk(per_call=7, total=12, chunk_frames=3, user_cap=0) == 6
+    assert group_aligned_chunk(per_call=2, total=12, chunk_frames=3, user_cap=0) == 3    # at least one group
+    assert group_aligned_chunk(per_call=10, total=12, chunk_frames=4, user_cap=10) == 8
+    with pytest.raises(ValueError, match="max_grids_per_call 5 splits them; set max_grids_per_call to 0"):
+        group_aligned_chunk(per_call=5, total=12, chunk_frames=0, user_cap=5)
+    with pytest.raises(ValueError, match="splits STEM's 8-frame groups; set it to a multiple of 8"):
+        group_aligned_chunk(per_call=2, total=12, chunk_frames=8, user_cap=2)
+    check_group_call(0, 12, 12, 0)
+    check_group_call(4, 4, 12, 4)
+    check_group_call(8, 3, 11, 4)                                  # the last, shorter group
+    for start, batch, total, chunk in ((0, 6, 12, 0), (2, 4, 12, 4), (4, 3, 12, 4)):
+        with pytest.raises(ValueError, match="would depend on the split"):
+            check_group_call(start, batch, total, chunk)

@@ -37,7 +37,8 @@ PACK = "drive_pack_schemas"
 class Placeholder:
     """Any ComfyUI object the node modules touch outside their schemas: inert, falsy and empty.
 
-    As a path it is an empty folder (``folder_paths.get_input_directory()`` and the like).
+    As a path it is an empty folder (``folder_paths.get_input_directory()`` and the like); as a
+    base class, ``object``.
     """
 
     folder = tempfile.gettempdir()
@@ -67,6 +68,10 @@ class Placeholder:
 
     def __fspath__(self) -> str:
         return self.folder
+
+    def __mro_entries__(self, bases: tuple) -> tuple:
+        """A class deriving from a ComfyUI class (``comfy.samplers.KSAMPLER``) derives from object instead."""
+        return (object,)
 
 
 class IoType(Placeholder):

@@ -51,8 +51,8 @@ def source_frames(num_frames: int, mode: str, anchor: int = 0, include_self: boo
     """The frames whose tokens form each frame's keys/values: LongTensor [F, k].
 
     pix2video: [anchor, previous]; sparse_causal: [first, previous], where "first" is the
-    anchor (Tune-A-Video uses frame 0); anchor_only: [anchor]. ``include_self`` puts the
-    frame's own tokens first (Text2Video-Zero style).
+    anchor (Tune-A-Video uses frame 0); anchor_only: [anchor] (Text2Video-Zero: the first
+    frame only). ``include_self`` puts the frame's own tokens first.
     """
     if mode not in MODES:
         raise ValueError(f"unknown cross-frame mode {mode!r}; use one of {', '.join(MODES)}")
@@ -103,3 +103,61 @@ def batch_in_frame_order(unet_batch: torch.Tensor, frames: torch.Tensor, chunks:
     if unet_batch.shape[1:] != frames.shape[1:] or unet_batch.shape[0] != chunks * frames.shape[0]:
         return False
     return all(torch.equal(part, frames) for part in unet_batch.split(frames.shape[0]))
+
+
+class ChunkCarry:
+    """K/V tokens carried from one chunk of frames to the next within a step, so chunked calls equal one call.
+
+    When a clip goes through the UNet a run of frames at a time (in the order of
+    ``core.chunking.chunks_outward``), a frame's anchor or neighbour may sit in an earlier
+    chunk. For every layer and CFG branch (``key``) this keeps the tokens of frames that a
+    frame not yet processed still needs, and drops them once every frame that needs them
+    is done: at most the anchor and the chunk boundary's frame per layer and branch.
+    """
+
+    def __init__(self, index: torch.Tensor):
+        self.index = index.cpu()
+        users: dict[int, set[int]] = {}
+        for frame, sources in enumerate(self.index.tolist()):
+            for source in sources:
+                users.setdefault(source, set()).add(frame)
+        self.users = users
+        self.kept: dict[object, dict[int, tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.done: dict[object, set[int]] = {}
+
+    def gather(self, key: object, keys: torch.Tensor, values: torch.Tensor,
+               start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context for frames ``start:start+F`` of one branch: keys/values [F, N, C] -> each [F, k*N, C].
+
+        Equal, bit for bit, to :func:`gather_context` on the whole clip for those frames.
+        Passing the same tensor as keys and values (the usual case) keeps one copy.
+        """
+        shared = values is keys
+        frames = keys.shape[0]
+        span = range(start, start + frames)
+        kept = self.kept.setdefault(key, {})
+        done = self.done.setdefault(key, set())
+        needed = self.index[start:start + frames]
+        outside = sorted({s for s in needed.reshape(-1).tolist() if s not in span})
+        missing = [s for s in outside if s not in kept]
+        if missing:
+            raise RuntimeError(f"cross-frame attention needs frames {missing} before frames {start}-"
+                               f"{start + frames - 1}, but no earlier chunk of this step held them; chunks must "
+                               "run outward from the anchor frame")
+        pool_k = torch.cat([torch.stack([kept[s][0] for s in outside]), keys]) if outside else keys
+        pool_v = pool_k if shared else (
+            torch.cat([torch.stack([kept[s][1] for s in outside]), values]) if outside else values)
+        slot = {s: i for i, s in enumerate(outside)}
+        slot.update({s: len(outside) + i for i, s in enumerate(span)})
+        picked = torch.tensor([[slot[s] for s in row] for row in needed.tolist()], device=keys.device)
+        c = keys.shape[-1]
+        context = pool_k[picked].reshape(frames, -1, c)
+        value = context if shared else pool_v[picked].reshape(frames, -1, c)
+        done.update(span)
+        for s in span:
+            if self.users.get(s, set()) - done:
+                kept_keys = keys[s - start].clone()                        # not a view of the chunk
+                kept[s] = (kept_keys, kept_keys if shared else values[s - start].clone())
+        for s in [s for s in kept if not self.users.get(s, set()) - done]:
+            del kept[s]
+        return context, value

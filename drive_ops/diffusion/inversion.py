@@ -22,6 +22,17 @@ import torch
 from .schedule import vp_scale
 
 BLEND_MODES = ("after", "before")
+EASYINV_SD1 = (0.5, 0.05, 0.2)
+"""EasyInv's (eta, window_start, window_length) for SD1.x: window 0.05-0.25 of the steps."""
+EASYINV_SDXL = (0.8, 0.85, 0.1)
+"""EasyInv's (eta, window_start, window_length) for SDXL (its paper's SDXL settings): window 0.85-0.95."""
+
+
+def easyinv_settings(eta: float, window_start: float, window_length: float, sdxl: bool) -> tuple[float, float, float]:
+    """The settings a run uses: SDXL's when all three were left at SD1.x's defaults, else the user's as set."""
+    if sdxl and all(abs(v - d) < 1e-6 for v, d in zip((eta, window_start, window_length), EASYINV_SD1)):
+        return EASYINV_SDXL
+    return eta, window_start, window_length
 
 
 def report_step(callback: Callable | None, i: int, x: torch.Tensor, sigma: torch.Tensor,
@@ -91,7 +102,7 @@ def easyinv_first_steps(window_start: float, window_length: float, limit: int = 
 def sample_easyinv(model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict | None = None,
                    callback: Callable | None = None, disable: bool | None = None, eta: float = 0.5,
                    window_start: float = 0.05, window_length: float = 0.2,
-                   blend: str = "after") -> torch.Tensor:
+                   blend: str = "after", schedule_steps: int | None = None) -> torch.Tensor:
     """EasyInv: DDIM inversion that, inside a window of steps, sets ``z <- eta*z + (1-eta)*z_prev``.
 
     The blend is on variance-preserving latents ``z = x / sqrt(1 + sigma^2)``:
@@ -100,6 +111,8 @@ def sample_easyinv(model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dic
       step's input, while eps is still computed from the unblended input.
     ``z_prev`` is always the previous (blended) latent. Done in x units as
     ``x <- eta*x + (1-eta)*sqrt(1+sigma^2)*z_prev``, so ``eta = 1`` is plain DDIM inversion, bit for bit.
+    The window is a fraction of ``schedule_steps``, the full schedule a partial inversion
+    (denoise < 1) is the head of; by default all of ``sigmas``.
     """
     if blend not in BLEND_MODES:
         raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
@@ -107,10 +120,11 @@ def sample_easyinv(model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dic
         raise ValueError(f"eta must be in [0, 1], got {eta}")
     extra_args = {} if extra_args is None else extra_args
     steps = len(sigmas) - 1
+    window_steps = steps if schedule_steps is None else schedule_steps
     prev_vp = None
     for i in range(steps):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        active = prev_vp is not None and in_easyinv_window(i, steps, window_start, window_length)
+        active = prev_vp is not None and in_easyinv_window(i, window_steps, window_start, window_length)
         if blend == "before":
             eps = inversion_eps(model, x, sigma, sigma_next, extra_args)
             if active:

@@ -2,8 +2,10 @@
 
 DRIVE blends noise predictions: ``eps = M*eps_cfg + (1-M)*eps_uncond``. Since
 ``denoised = x - sigma*eps`` is affine in eps, the same blend on denoised latents is
-exact, which is what ComfyUI's post-CFG hook hands us. The uncond branch is the
-*negative* prompt (empty text in DRIVE), so the background follows it.
+exact, which is what ComfyUI's post-CFG hook hands us. In DRIVE the uncond branch, the
+*negative* prompt (empty text), also drives the background; a separate *background*
+prediction can take that role, ``M*eps_cfg + (1-M)*eps_background``, so the negative
+prompt only steers CFG inside the mask.
 """
 
 from __future__ import annotations
@@ -53,22 +55,27 @@ def mask_to_latent(mask: torch.Tensor, latent_h: int, latent_w: int, mode: str =
     return small.squeeze(1)
 
 
-def guidance_active(step: int, steps: int, cfg_start: float) -> bool:
-    """DRIVE's ``cond_step_start``: CFG applies at step ``i`` only when ``i / steps > cfg_start``.
+def guidance_active(step: int, steps: int, cfg_start: float, schedule_steps: int | None = None) -> bool:
+    """DRIVE's ``cond_step_start``: CFG applies at step ``i`` only when ``i / N > cfg_start``.
 
-    The default 0 leaves the first step unguided, as DRIVE does; a negative value guides every step.
+    The default 0 leaves the first step unguided, as DRIVE does; a negative value guides
+    every step. ``step`` counts the ``steps`` being run; a partial edit (denoise < 1) runs the
+    last ``steps`` of a ``schedule_steps`` schedule, and ``i`` and ``N`` are measured on that one.
     """
-    return step / steps > cfg_start
+    total = steps if schedule_steps is None else schedule_steps
+    return (step + total - steps) / total > cfg_start
 
 
-def uncond_needed(step: int, steps: int, cfg_start: float, has_mask: bool) -> bool:
+def uncond_needed(step: int, steps: int, cfg_start: float, has_mask: bool,
+                  schedule_steps: int | None = None) -> bool:
     """Whether step ``step``'s result uses the uncond (negative-prompt) prediction at cfg 1.
 
     At cfg 1 the CFG result is the cond prediction, so only two things still read uncond:
-    an unguided step (``cfg_start``) returns it, and a mask blends it in outside the object.
-    Where neither holds, ComfyUI's cfg-1 shortcut (no uncond UNet pass) cannot change the result.
+    an unguided step (``cfg_start``, on the ``schedule_steps`` schedule of a partial edit)
+    returns it, and a mask blends it in outside the object. Where neither holds, ComfyUI's
+    cfg-1 shortcut (no uncond UNet pass) cannot change the result.
     """
-    return has_mask or not guidance_active(step, steps, cfg_start)
+    return has_mask or not guidance_active(step, steps, cfg_start, schedule_steps)
 
 
 def cfg_combine(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
@@ -76,40 +83,49 @@ def cfg_combine(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch
     return uncond + (cond - uncond) * scale
 
 
-def masked_cfg_blend(guided: torch.Tensor, uncond: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """``M*guided + (1-M)*uncond`` for latents [T,C,h,w] and a latent mask [T,h,w] (None = everywhere)."""
+def masked_cfg_blend(guided: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``M*guided + (1-M)*outside`` for latents [T,C,h,w] and a latent mask [T,h,w] (None = everywhere).
+
+    ``outside`` is the uncond prediction (DRIVE) or the background prompt's.
+    """
     if mask is None:
         return guided
     if mask.shape[0] != guided.shape[0] or tuple(mask.shape[-2:]) != tuple(guided.shape[-2:]):
         raise ValueError(f"the latent mask {tuple(mask.shape)} does not match the latents "
                          f"{tuple(guided.shape)}; it needs one frame per latent frame at latent size")
     m = mask.to(device=guided.device, dtype=guided.dtype).unsqueeze(1)
-    return guided * m + uncond * (1 - m)
+    return guided * m + outside * (1 - m)
 
 
 def guided_denoiser(denoise: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor], sigmas: torch.Tensor,
                     cfg: float, mask: torch.Tensor | None = None, cfg_start: float = 0.0, grid_size: int = 1,
-                    shuffle: bool = False, seed: int = 0, max_grids_per_call: int = 0) -> Callable:
-    """The DRIVE step model in pure PyTorch: grids -> cond/uncond -> CFG -> mask blend.
+                    shuffle: bool = False, seed: int = 0, max_grids_per_call: int = 0, background: bool = False,
+                    schedule_steps: int | None = None) -> Callable:
+    """The DRIVE step model in pure PyTorch: grids -> cond/uncond (/background) -> CFG -> mask blend.
 
-    ``denoise(x, sigma_batch, branch)`` returns denoised latents for ``branch`` 0 (cond) or
-    1 (uncond). The result is a k-diffusion model ``fn(x [T,C,h,w], sigma_batch) -> denoised``
-    for the schedule ``sigmas``; ``max_grids_per_call`` 0 means all grids in one call. This
-    is what the ComfyUI patches compose from the same functions, without ComfyUI.
+    ``denoise(x, sigma_batch, branch)`` returns denoised latents for ``branch`` 0 (cond),
+    1 (uncond) or, with ``background``, 2 (the background prompt, which then drives the
+    area outside ``mask``). The result is a k-diffusion model ``fn(x [T,C,h,w], sigma_batch)
+    -> denoised`` for the schedule ``sigmas`` (the last steps of a ``schedule_steps`` one for
+    a partial edit); ``max_grids_per_call`` 0 means all grids in one call. This is what the
+    ComfyUI patches compose from the same functions, without ComfyUI.
     """
+    branches = (0, 1, 2) if background and mask is not None else (0, 1)
+
     def model(x: torch.Tensor, sigma: torch.Tensor, **_: object) -> torch.Tensor:
         step = step_index(sigmas, sigma)
         perm = grid_permutation(x.shape[0], grid_size, seed, step, shuffle)
         n_grids = padded_length(x.shape[0], grid_size) // (grid_size * grid_size)
         per_call = max_grids_per_call if max_grids_per_call > 0 else n_grids
 
-        def both(grids: torch.Tensor, _part: slice) -> list[torch.Tensor]:
+        def run(grids: torch.Tensor, _part: slice) -> list[torch.Tensor]:
             s = sigma[:1].expand(grids.shape[0])
-            return [denoise(grids, s, 0), denoise(grids, s, 1)]
+            return [denoise(grids, s, b) for b in branches]
 
-        cond, uncond = run_on_grids(both, x, perm, grid_size, per_call)
-        if not guidance_active(step, len(sigmas) - 1, cfg_start):
-            return uncond
-        return masked_cfg_blend(cfg_combine(cond, uncond, cfg), uncond, mask)
+        cond, uncond, *rest = run_on_grids(run, x, perm, grid_size, per_call)
+        outside = rest[0] if rest else uncond
+        if not guidance_active(step, len(sigmas) - 1, cfg_start, schedule_steps):
+            return masked_cfg_blend(uncond, outside, mask) if rest else uncond
+        return masked_cfg_blend(cfg_combine(cond, uncond, cfg), outside, mask)
 
     return model

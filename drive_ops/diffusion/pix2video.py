@@ -51,16 +51,20 @@ def guidance_step(x0: torch.Tensor, sigma_next: torch.Tensor | float, weight: fl
 @torch.no_grad()
 def sample_pix2video(model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict | None = None,
                      callback: Callable | None = None, disable: bool | None = None, weight: float = 100.0,
-                     guided_fraction: float = GUIDED_FRACTION, anchor: int = 0) -> torch.Tensor:
+                     guided_fraction: float = GUIDED_FRACTION, anchor: int = 0,
+                     schedule_steps: int | None = None) -> torch.Tensor:
     """Deterministic DDIM (Euler on the probability-flow ODE) plus Pix2Video's latent guidance.
 
     model(x, sigma * ones[B], **extra_args) -> denoised x0 (after CFG), x: [F, C, H, W] in
-    frame order, sigmas: decreasing, ending at 0. Returns the final latent.
+    frame order, sigmas: decreasing, ending at 0. Returns the final latent. The guided
+    share counts steps of ``schedule_steps``, the full schedule a partial edit (denoise < 1)
+    is the tail of; by default all of ``sigmas``.
     """
     extra_args = extra_args or {}
     s_in = x.new_ones([x.shape[0]])
     steps = len(sigmas) - 1
-    guided = guided_steps(steps, guided_fraction)
+    total = steps if schedule_steps is None else schedule_steps
+    guided = guided_steps(total, guided_fraction) - (total - steps)
     for i in range(steps):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
         report_step(callback, i, x, sigmas[i], denoised)

@@ -106,21 +106,28 @@ def largest_fitting(count: int, cost: Callable[[int], float], budget: float) -> 
 
 
 def run_on_grids(fn: Callable[[torch.Tensor, slice], Sequence[torch.Tensor | None]], frames: torch.Tensor,
-                 perm: torch.Tensor, grid_size: int, max_grids_per_call: int) -> list[torch.Tensor | None]:
+                 perm: torch.Tensor, grid_size: int, max_grids_per_call: int,
+                 parts: Sequence[slice] | None = None) -> list[torch.Tensor | None]:
     """Evaluate ``fn`` on the grids of ``frames`` a chunk at a time and bring its outputs back to frame order.
 
     ``fn(grid_chunk [k, C, g*h, g*w], grid_slice)`` returns a list of outputs shaped like
     its input (or ``None`` entries, kept as ``None``); the chunks are concatenated and
-    decomposed, so the result is [T, C, h, w] per output whatever the chunking.
+    decomposed, so the result is [T, C, h, w] per output whatever the chunking. ``parts``,
+    when given, are the chunks and the order to run them in (they must cover every grid
+    once); otherwise consecutive chunks of ``max_grids_per_call``.
     """
     grids = compose_grids(frames, perm, grid_size)
-    per_output: list[list[torch.Tensor] | None] | None = None
-    for part in chunk_slices(grids.shape[0], max_grids_per_call):
-        outs = list(fn(grids[part], part))
-        if per_output is None:
-            per_output = [None if o is None else [] for o in outs]
-        for store, out in zip(per_output, outs):
-            if store is not None:
-                store.append(out)
-    return [None if parts is None else decompose_grids(torch.cat(parts), perm, grid_size, frames.shape[0])
-            for parts in per_output]
+    if parts is None:
+        parts = chunk_slices(grids.shape[0], max_grids_per_call)
+    results = []
+    for part in parts:
+        results.append((part.start, list(fn(grids[part], part))))
+    results.sort(key=lambda r: r[0])
+    outputs = []
+    for index, first in enumerate(results[0][1]):
+        if first is None:
+            outputs.append(None)
+            continue
+        joined = torch.cat([outs[index] for _, outs in results])
+        outputs.append(decompose_grids(joined, perm, grid_size, frames.shape[0]))
+    return outputs

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.chunking import chunk_slices
+from .rave_grid import step_seed
 
 INITS = ("gaussian", "tokens")
 
@@ -85,12 +86,15 @@ def frame_groups(num_frames: int, chunk_frames: int) -> list[slice]:
 
 def stem_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, chunks: int = 1,
                    chunk_frames: int = 0, num_bases: int = 256, iters: int = 5, tau: float = 0.01,
-                   init: str = "gaussian", seed: int = 0) -> torch.Tensor:
+                   init: str = "gaussian", seed: int = 0, frame_offset: int = 0) -> torch.Tensor:
     """Self-attention of every frame against EM bases of its frame group.
 
     q, k, v: [B, N, h*d] projected tokens, B = chunks * F frames (CFG branches kept
-    apart). Returns [B, N, h*d]. The base init is seeded by ``seed`` (same draw at every
-    call, so a run is reproducible).
+    apart). Returns [B, N, h*d]. The frames are frames ``frame_offset`` onward of the
+    clip, so a call that holds whole groups of a longer clip gives exactly what one call
+    over the clip gives them: each group's base init is drawn from a generator seeded by
+    (``seed``, the group's first frame in the clip), the same draw for every CFG branch,
+    at every layer and step.
     """
     b, n, c = q.shape
     if b % chunks:
@@ -98,9 +102,9 @@ def stem_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int
     d = c // heads
     frames = b // chunks
     out = torch.empty_like(q)
-    generator = torch.Generator(device=q.device).manual_seed(seed)
     for branch in range(chunks):
         for group in frame_groups(frames, chunk_frames):
+            generator = torch.Generator(device=q.device).manual_seed(step_seed(seed, frame_offset + group.start))
             rows = slice(branch * frames + group.start, branch * frames + group.stop)
             g = group.stop - group.start
             kh = k[rows].reshape(g * n, heads, d).transpose(0, 1)           # [h, g*N, d]
@@ -127,3 +131,41 @@ def stem_memory_bytes(frames: int, tokens: int, heads: int, dim_head: int, num_b
     stem = 4 * (2 * heads * n * dim_head + 2 * heads * n * m)
     full = dtype_bytes * heads * n * n
     return {"frames_per_group": group, "bases": m, "stem_bytes": stem, "full_attention_bytes": full}
+
+
+def group_aligned_chunk(per_call: int, total: int, chunk_frames: int, user_cap: int) -> int:
+    """Batch elements per UNet call that keep STEM's frame groups whole (so chunked equals unchunked).
+
+    ``per_call`` is what memory (or the user's cap ``user_cap``, 0 = none) allows of
+    ``total``. With ``chunk_frames`` 0 the bases span the whole batch, so every element goes
+    into one call; otherwise calls hold whole groups (a multiple of ``chunk_frames``, at least one
+    group). A user cap that would split the groups is refused, naming the fix.
+    """
+    if chunk_frames <= 0:
+        if 0 < user_cap < total:
+            raise ValueError(f"STEM (chunk_frames 0) estimates its bases over the whole clip, so all {total} "
+                             f"frames (or grids) must go through the UNet together, but max_grids_per_call "
+                             f"{user_cap} splits them; set max_grids_per_call to 0, or give STEM Attention (DRIVE) "
+                             f"a chunk_frames (e.g. {max(1, user_cap)}) so each call holds whole frame groups")
+        return total
+    if 0 < user_cap < min(chunk_frames, total):
+        raise ValueError(f"max_grids_per_call {user_cap} splits STEM's {chunk_frames}-frame groups; set it to a "
+                         f"multiple of {chunk_frames} (or 0), or lower chunk_frames to {user_cap}")
+    return min(total, max(chunk_frames, per_call // chunk_frames * chunk_frames))
+
+
+def check_group_call(start: int, batch: int, total: int, chunk_frames: int) -> None:
+    """Refuse a UNet call whose frames ``start:start+batch`` of ``total`` would give STEM other bases than
+    the whole batch would (chunked calls must hold whole frame groups)."""
+    whole = start == 0 and batch == total
+    if chunk_frames <= 0:
+        ok = whole
+    else:
+        ok = start % chunk_frames == 0 and (batch % chunk_frames == 0 or start + batch == total)
+    if not ok:
+        groups = "the whole clip" if chunk_frames <= 0 else f"groups of {chunk_frames} frames"
+        raise ValueError(f"STEM estimates its bases over {groups}, but this UNet call holds frames {start}-"
+                         f"{start + batch - 1} of {total} (the batch was split by chunked grid calls, context "
+                         "windows or another pack), so its result would depend on the split; run the STEM "
+                         "model without context windows, with max_grids_per_call 0 or a multiple of "
+                         "chunk_frames")

@@ -18,14 +18,27 @@ from .kalman_box import (KalmanBox, box_iou, kalman_initiate, kalman_predict, ka
                          xyah_to_xyxy, xyxy_to_xyah)
 
 
+KF_SCORE_WEIGHT = 0.25
+"""SAMURAI's motion-model weight in its tiny / small / base+ configs."""
+KF_SCORE_WEIGHT_LARGE = 0.15
+"""SAMURAI's motion-model weight in its large config."""
+
+
+def kf_score_weight_for(size: str | None, weight: float) -> float:
+    """The weight a run uses: SAMURAI's large-config 0.15 when left at the default 0.25 on a large model."""
+    if size == "large" and abs(weight - KF_SCORE_WEIGHT) < 1e-6:
+        return KF_SCORE_WEIGHT_LARGE
+    return weight
+
+
 @dataclass
 class SamuraiConfig:
-    """SAMURAI's thresholds (defaults from its sam2.1 configs; kf_score_weight is 0.15 for large)."""
+    """SAMURAI's thresholds (defaults from its sam2.1 configs; ``kf_score_weight_for`` gives large its 0.15)."""
 
     stable_frames_threshold: int = 15
     stable_ious_threshold: float = 0.3
     min_obj_score_logits: float = -1.0
-    kf_score_weight: float = 0.25
+    kf_score_weight: float = KF_SCORE_WEIGHT
     memory_bank_iou_threshold: float = 0.5
     memory_bank_obj_score_threshold: float = 0.0
     memory_bank_kf_score_threshold: float = 0.0

@@ -3,10 +3,15 @@
 - Cross-frame attention (Pix2Video / sparse-causal / anchor-only): an ``attn1`` patch that
   swaps each frame's keys/values for other frames' tokens of the same CFG branch
   (``drive_ops.diffusion.cross_frame_attention``), switched on inside a sigma window; two
-  wrappers tell it whether the UNet batch is still the clip in frame order, since the
-  grid shuffle or context windows would make "previous" and "anchor" name wrong frames.
+  wrappers tell it which frames of the clip the UNet batch holds, since the grid shuffle
+  or context windows would make "previous" and "anchor" name wrong frames. When the grid
+  wrapper runs the clip a run of frames at a time (grid_size 1, no shuffle,
+  max_grids_per_call), chunks go outward from the anchor and the anchor's and
+  neighbours' keys/values are carried across them (``ChunkCarry``): the result equals
+  one call over the whole clip.
 - STEM: an ``attn1`` replacement on every self-attention layer that attends to EM bases
-  of the clip's key tokens (``drive_ops.diffusion.stem``).
+  of the clip's key tokens (``drive_ops.diffusion.stem``); it refuses a UNet call that holds
+  part of a frame group, and the grid wrapper keeps groups whole.
 """
 
 from __future__ import annotations
@@ -16,19 +21,20 @@ import logging
 import torch
 from comfy.patcher_extension import WrappersMP
 
-from ...drive_ops.diffusion.cross_frame_attention import (batch_in_frame_order, blocks_for, gather_context,
-                                                          source_frames)
-from ...drive_ops.diffusion.stem import stem_attention, stem_memory_bytes
-from .keys import CROSS_FRAME_WRAPPER_KEY, FRAME_ORDER_KEY
+from ...drive_ops.diffusion.cross_frame_attention import (ChunkCarry, batch_in_frame_order, blocks_for,
+                                                          gather_context, source_frames)
+from ...drive_ops.diffusion.stem import check_group_call, stem_attention, stem_memory_bytes
+from .keys import (CROSS_FRAME_ANCHOR_KEY, CROSS_FRAME_STATE_KEY, CROSS_FRAME_WRAPPER_KEY, FRAME_ORDER_KEY,
+                   GRID_SPAN_KEY, STEM_FRAMES_KEY, STEM_GROUP_KEY, STEM_WRAPPER_KEY)
 
 log = logging.getLogger(__name__)
 
 FRAME_ORDER_REFUSAL = (
-    "DRIVE_CrossFrameAttention needs every UNet call to see the clip's frames in order, but something between "
-    "the sampler and the UNet re-batched them: the RAVE grid shuffle (grid_size > 1 or shuffle on), chunked "
-    "grid calls, context windows or area conditioning. 'Previous' and 'anchor' frame would then name the wrong "
-    "frames. Use the grid shuffle with grid_size 1, shuffle off and max_grids_per_call 0 (or drop it), or drop "
-    "cross-frame attention.")
+    "DRIVE_CrossFrameAttention needs every UNet call to see the clip's frames in order (all of them, or a run "
+    "of them), but something between the sampler and the UNet re-batched them: the RAVE grid shuffle "
+    "(grid_size > 1 or shuffle on), context windows or area conditioning. 'Previous' and 'anchor' frame would "
+    "then name the wrong frames. Use the grid shuffle with grid_size 1 and shuffle off (max_grids_per_call may "
+    "chunk the clip), or drop cross-frame attention.")
 
 
 def _sigma_window(model, start_percent: float, end_percent: float) -> tuple[float, float]:
@@ -48,47 +54,85 @@ def _active(extra_options: dict, sigma_start: float, sigma_end: float) -> bool:
     return sigma_end <= sigma <= sigma_start
 
 
+class CrossFrameStep:
+    """One model evaluation of a sampling step: the sampler's frames and the carried K/V of its chunks."""
+
+    def __init__(self, frames: torch.Tensor):
+        self.frames = frames
+        self.carry: ChunkCarry | None = None
+
+
 def make_cross_frame_patch(mode: str, anchor: int, include_self: bool, blocks: tuple[str, ...],
                            sigma_start: float, sigma_end: float):
-    """attn1_patch returning K/V gathered from other frames of each CFG branch."""
+    """attn1_patch returning K/V gathered from other frames of each CFG branch (across chunks when chunked)."""
     tables: dict[int, torch.Tensor] = {}
 
-    def patch(n, context_attn1, value_attn1, extra_options):
-        block = extra_options.get("block")
-        if block is None or block[0] not in blocks or not _active(extra_options, sigma_start, sigma_end):
-            return n, context_attn1, value_attn1
-        if not extra_options.get(FRAME_ORDER_KEY, True):
-            raise RuntimeError(FRAME_ORDER_REFUSAL)
-        chunks = len(extra_options.get("cond_or_uncond") or [0])
-        frames = n.shape[0] // chunks
+    def table_for(frames: int) -> torch.Tensor:
         if frames not in tables:
             if anchor >= frames:
                 raise ValueError(f"anchor_frame {anchor} is outside the batch of {frames} frames the sampler sends "
                                  f"(context windows or batch splitting shrink it); lower anchor_frame")
             tables[frames] = source_frames(frames, mode, anchor, include_self)
-        index = tables[frames]
-        return n, gather_context(context_attn1, chunks, index), gather_context(value_attn1, chunks, index)
+        return tables[frames]
+
+    def patch(n, context_attn1, value_attn1, extra_options):
+        block = extra_options.get("block")
+        if block is None or block[0] not in blocks or not _active(extra_options, sigma_start, sigma_end):
+            return n, context_attn1, value_attn1
+        start = extra_options.get(FRAME_ORDER_KEY, 0)
+        if start is None:
+            raise RuntimeError(FRAME_ORDER_REFUSAL)
+        chunks = len(extra_options.get("cond_or_uncond") or [0])
+        batch = n.shape[0] // chunks
+        step = extra_options.get(CROSS_FRAME_STATE_KEY)
+        total = batch if step is None else step.frames.shape[0]
+        index = table_for(total)
+        if batch == total:
+            return n, gather_context(context_attn1, chunks, index), gather_context(value_attn1, chunks, index)
+        if step.carry is None:
+            step.carry = ChunkCarry(index)
+        uuids = extra_options.get("uuids") or list(range(chunks))
+        layer = (block, extra_options.get("block_index", 0))
+        pairs = []
+        for j in range(chunks):
+            rows = slice(j * batch, (j + 1) * batch)
+            keys = context_attn1[rows]
+            values = keys if value_attn1 is context_attn1 else value_attn1[rows]
+            pairs.append(step.carry.gather((layer, uuids[j]), keys, values, start))
+        return n, torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
 
     return patch
 
 
-def make_frame_order_wrappers():
-    """(predict_noise wrapper, apply_model wrapper) that tell the attention patch whether the UNet batch is in
-    frame order: the first sees the sampler's frames, the second the batch the UNet is called with."""
-    seen: dict[str, torch.Tensor | None] = {"frames": None}
+def _frame_start(x: torch.Tensor, transformer_options: dict, frames: torch.Tensor) -> int | None:
+    """First frame of the clip this UNet batch holds, in order, per CFG branch; None when it is re-batched."""
+    chunks = len(transformer_options.get("cond_or_uncond") or [0])
+    span = transformer_options.get(GRID_SPAN_KEY)
+    if span is None:
+        return 0 if batch_in_frame_order(x, frames, chunks) else None
+    if not span.in_frame_order or span.frames != frames.shape[0]:
+        return None
+    return span.start if batch_in_frame_order(x, frames[span.start:span.stop], chunks) else None
 
+
+def make_frame_order_wrappers():
+    """(predict_noise wrapper, apply_model wrapper) that tell the attention patch which frames the UNet batch
+    holds: the first records the sampler's frames for the step, the second compares the batch with them."""
     def predict_noise(executor, x, timestep, model_options, seed):
-        seen["frames"] = x
+        options = model_options.setdefault("transformer_options", {})
+        outer = options.get(CROSS_FRAME_STATE_KEY)
+        options[CROSS_FRAME_STATE_KEY] = CrossFrameStep(x)
         try:
             return executor(x, timestep, model_options, seed)
         finally:
-            seen["frames"] = None
+            options[CROSS_FRAME_STATE_KEY] = outer
+            if outer is None:
+                del options[CROSS_FRAME_STATE_KEY]
 
     def apply_model(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
-        frames = seen["frames"]
-        if frames is not None:
-            chunks = len(transformer_options.get("cond_or_uncond") or [0])
-            transformer_options[FRAME_ORDER_KEY] = batch_in_frame_order(x, frames, chunks)
+        step = transformer_options.get(CROSS_FRAME_STATE_KEY)
+        if step is not None:
+            transformer_options[FRAME_ORDER_KEY] = _frame_start(x, transformer_options, step.frames)
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 
     return predict_noise, apply_model
@@ -96,12 +140,19 @@ def make_frame_order_wrappers():
 
 def apply_cross_frame_patch(model, mode: str, anchor: int, include_self: bool, layers: str, start_percent: float,
                             end_percent: float):
-    """A clone of ``model`` whose self-attention takes K/V from other frames, with the frame-order check."""
+    """A clone of ``model`` whose self-attention takes K/V from other frames, with the frame-order check.
+
+    The anchor is also left in the MODEL's transformer options, so the grid wrapper can run
+    chunks outward from it.
+    """
     sigma_start, sigma_end = _sigma_window(model, start_percent, end_percent)
     patched = model.clone()
     patched.set_model_attn1_patch(make_cross_frame_patch(mode, anchor, include_self, blocks_for(mode, layers),
                                                          sigma_start, sigma_end))
+    patched.model_options.setdefault("transformer_options", {})[CROSS_FRAME_ANCHOR_KEY] = anchor
     predict_noise, apply_model = make_frame_order_wrappers()
+    patched.remove_wrappers_with_key(WrappersMP.PREDICT_NOISE, CROSS_FRAME_WRAPPER_KEY)
+    patched.remove_wrappers_with_key(WrappersMP.APPLY_MODEL, CROSS_FRAME_WRAPPER_KEY)
     patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, CROSS_FRAME_WRAPPER_KEY, predict_noise)
     patched.add_wrapper_with_key(WrappersMP.APPLY_MODEL, CROSS_FRAME_WRAPPER_KEY, apply_model)
     return patched
@@ -124,13 +175,26 @@ def self_attention_keys(model) -> list[tuple[str, int, int]]:
 
 
 def make_stem_replace(num_bases: int, iterations: int, temperature: float, chunk_frames: int, init: str, seed: int):
-    """attn1_replace running STEM attention; logs the memory estimate once per token count."""
+    """attn1_replace running STEM attention; logs the memory estimate once per token count.
+
+    Inside a sampling run it checks which frames of the clip the call holds (the grid
+    wrapper's span, the sampler's frame count): a call holding part of a frame group is
+    refused, so the bases never depend on how the batch was split.
+    """
     reported: set[tuple[int, int]] = set()
 
     def replace(q, k, v, extra_options):
         heads = extra_options["n_heads"]
         chunks = len(extra_options.get("cond_or_uncond") or [0])
         frames, tokens = q.shape[0] // chunks, q.shape[1]
+        span = extra_options.get(GRID_SPAN_KEY)
+        clip = extra_options.get(STEM_FRAMES_KEY)
+        start, total = 0, frames if clip is None else clip
+        if span is not None:
+            if clip is not None and span.frames != clip:
+                check_group_call(0, span.frames, clip, chunk_frames)
+            start, total = span.start, span.total
+        check_group_call(start, frames, total, chunk_frames)
         if (frames, tokens) not in reported:
             reported.add((frames, tokens))
             est = stem_memory_bytes(frames, tokens, heads, extra_options["dim_head"], num_bases, chunk_frames,
@@ -138,16 +202,40 @@ def make_stem_replace(num_bases: int, iterations: int, temperature: float, chunk
             log.info("DRIVE STEM: %d frames x %d tokens, %d bases over %d-frame groups: ~%.0f MiB per layer call "
                      "(full spatio-temporal attention: ~%.1f GiB)", frames, tokens, est["bases"],
                      est["frames_per_group"], est["stem_bytes"] / 2**20, est["full_attention_bytes"] / 2**30)
-        return stem_attention(q, k, v, heads, chunks, chunk_frames, num_bases, iterations, temperature, init, seed)
+        return stem_attention(q, k, v, heads, chunks, chunk_frames, num_bases, iterations, temperature, init, seed,
+                              frame_offset=start)
 
     return replace
 
 
+def make_stem_frames_wrapper():
+    """PREDICT_NOISE wrapper recording how many frames the sampler holds, for the STEM call check."""
+    def predict_noise(executor, x, timestep, model_options, seed):
+        options = model_options.setdefault("transformer_options", {})
+        outer = options.get(STEM_FRAMES_KEY)
+        options[STEM_FRAMES_KEY] = x.shape[0]
+        try:
+            return executor(x, timestep, model_options, seed)
+        finally:
+            options[STEM_FRAMES_KEY] = outer
+            if outer is None:
+                del options[STEM_FRAMES_KEY]
+
+    return predict_noise
+
+
 def apply_stem_patch(model, num_bases: int = 256, iterations: int = 5, temperature: float = 0.01,
                      chunk_frames: int = 0, init: str = "gaussian", seed: int = 0):
-    """A clone of ``model`` whose every self-attention runs STEM (also DRIVE_InvertVideo's method "stem")."""
+    """A clone of ``model`` whose every self-attention runs STEM (also DRIVE_InvertVideo's method "stem").
+
+    ``chunk_frames`` is also left in the MODEL's transformer options, so the grid wrapper
+    sizes its calls to whole frame groups.
+    """
     patched = model.clone()
     replace = make_stem_replace(num_bases, iterations, temperature, chunk_frames, init, seed)
     for block, number, index in self_attention_keys(model):
         patched.set_model_attn1_replace(replace, block, number, index)
+    patched.model_options.setdefault("transformer_options", {})[STEM_GROUP_KEY] = chunk_frames
+    patched.remove_wrappers_with_key(WrappersMP.PREDICT_NOISE, STEM_WRAPPER_KEY)
+    patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, STEM_WRAPPER_KEY, make_stem_frames_wrapper())
     return patched

@@ -17,8 +17,12 @@ import comfy.patcher_extension
 import comfy.utils
 import torch
 
+from ...drive_ops.core.chunking import chunk_slices, chunks_outward
 from ...drive_ops.diffusion import cond_grid, rave_grid, schedule
-from .keys import FRAME_ORDER_REQUIRED_KEY, GRID_WRAPPER_KEY
+from ...drive_ops.diffusion.stem import group_aligned_chunk
+from .keys import (CROSS_FRAME_ANCHOR_KEY, FRAME_ORDER_REQUIRED_KEY, GRID_SPAN_KEY, GRID_STEPS_KEY, GRID_WRAPPER_KEY,
+                   STEM_GROUP_KEY, GridSpan)
+from .step_guard import make_step_guard
 
 MEMORY_SAFETY = 1.5
 MAX_GRIDS = dict(default=0, min=0, max=4096)
@@ -58,49 +62,83 @@ def _grids_per_call(model, x_in: torch.Tensor, conds: list, n_grids: int, grid_s
         * MEMORY_SAFETY, free)
 
 
+def _chunks(options: dict, n_grids: int, per_call: int, in_frame_order: bool, max_grids_per_call: int) -> list[slice]:
+    """The calls' grid ranges, in the order to run them.
+
+    STEM on the MODEL: calls hold whole STEM frame groups (its bases then do not depend on
+    the chunking). Cross-frame attention on the MODEL with frames in order: chunks run
+    outward from its anchor, so the K/V it carries across chunks are always ready.
+    """
+    stem_group = options.get(STEM_GROUP_KEY)
+    if stem_group is not None:
+        per_call = group_aligned_chunk(per_call, n_grids, stem_group, max_grids_per_call)
+    anchor = options.get(CROSS_FRAME_ANCHOR_KEY)
+    if anchor is not None and in_frame_order:
+        return chunks_outward(n_grids, per_call, anchor)
+    return chunk_slices(n_grids, per_call)
+
+
 def make_grid_wrapper(grid_size: int, shuffle: bool, seed: int, max_grids_per_call: int):
     """The CALC_COND_BATCH wrapper: frames in, grids through the UNet (chunked), frames out."""
     def grid_wrapper(executor, model, conds, x_in, timestep, model_options):
         if x_in.dim() != 4:
             raise ValueError(f"the DRIVE grid works on image-model latents [T,C,h,w], got {tuple(x_in.shape)}")
-        sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
-        if sigmas is None:
-            raise ValueError("the DRIVE grid shuffle needs ComfyUI's sampling loop (sample_sigmas is missing)")
+        options = model_options.setdefault("transformer_options", {})
+        step = 0
+        if shuffle:
+            sigmas = options.get("sample_sigmas")
+            if sigmas is None:
+                raise ValueError("the DRIVE grid shuffle needs ComfyUI's sampling loop (sample_sigmas is missing)")
+            step = schedule.step_index(sigmas, timestep)
         frames, _, h, w = x_in.shape
-        step = schedule.step_index(sigmas, timestep)
         perm = rave_grid.grid_permutation(frames, grid_size, seed, step, shuffle)
         n_grids = perm.numel() // (grid_size * grid_size)
-        required = model_options.get("transformer_options", {}).get(FRAME_ORDER_REQUIRED_KEY)
-        if required and (grid_size > 1 or shuffle or 0 < max_grids_per_call < n_grids):
+        in_frame_order = grid_size == 1 and not shuffle
+        required = options.get(FRAME_ORDER_REQUIRED_KEY)
+        if required and (not in_frame_order or 0 < max_grids_per_call < n_grids):
             raise ValueError(required)
         per_call = n_grids if required else _grids_per_call(model, x_in, conds, n_grids, grid_size,
                                                               max_grids_per_call)
+        parts = _chunks(options, n_grids, per_call, in_frame_order, max_grids_per_call)
         controls = cond_grid.control_chain(conds)
         hint_grids = {id(c): rave_grid.compose_grids(_frame_hint(c, frames, h, w, x_in.device), perm, grid_size)
                       for c in controls}
         grid_masks = cond_grid.grid_cond_masks(conds, perm, grid_size, frames)
         saved = [(c, c.cond_hint) for c in controls]
+        outer_span = options.get(GRID_SPAN_KEY)
 
         def run_chunk(grids: torch.Tensor, part: slice) -> list:
             for control in controls:
                 control.cond_hint = hint_grids[id(control)][part]
             chunk_conds = cond_grid.conds_for_chunk(conds, grid_masks, part)
+            options[GRID_SPAN_KEY] = GridSpan(part.start, part.stop, n_grids, frames, in_frame_order)
             return executor(model, chunk_conds, grids, timestep[:1].expand(grids.shape[0]), model_options)
 
         try:
-            return rave_grid.run_on_grids(run_chunk, x_in, perm, grid_size, per_call)
+            return rave_grid.run_on_grids(run_chunk, x_in, perm, grid_size, per_call, parts)
         finally:
             for control, hint in saved:
                 control.cond_hint = hint
+            options[GRID_SPAN_KEY] = outer_span
+            if outer_span is None:
+                del options[GRID_SPAN_KEY]
 
     return grid_wrapper
 
 
 def apply_grid_patch(model, grid_size: int, shuffle: bool, seed: int, max_grids_per_call: int):
-    """A clone of ``model`` with the RAVE grid wrapper (replacing any earlier one)."""
+    """A clone of ``model`` with the RAVE grid wrapper (replacing any earlier one).
+
+    With shuffle on, the permutation depends on the step, so a PREDICT_NOISE guard refuses
+    samplers that evaluate the model twice per step.
+    """
     patched = model.clone()
-    wrapper_type = comfy.patcher_extension.WrappersMP.CALC_COND_BATCH
-    patched.remove_wrappers_with_key(wrapper_type, GRID_WRAPPER_KEY)
-    patched.add_wrapper_with_key(wrapper_type, GRID_WRAPPER_KEY,
+    wrappers = comfy.patcher_extension.WrappersMP
+    patched.remove_wrappers_with_key(wrappers.CALC_COND_BATCH, GRID_WRAPPER_KEY)
+    patched.remove_wrappers_with_key(wrappers.PREDICT_NOISE, GRID_WRAPPER_KEY)
+    patched.add_wrapper_with_key(wrappers.CALC_COND_BATCH, GRID_WRAPPER_KEY,
                                  make_grid_wrapper(grid_size, shuffle, seed, max_grids_per_call))
+    if shuffle:
+        patched.add_wrapper_with_key(wrappers.PREDICT_NOISE, GRID_WRAPPER_KEY,
+                                     make_step_guard(GRID_STEPS_KEY, "the DRIVE grid shuffle"))
     return patched

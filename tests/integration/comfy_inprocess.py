@@ -54,16 +54,30 @@ def unet_config(full: bool) -> dict:
                 use_temporal_attention=False, use_temporal_resblock=False)
 
 
-def random_model(full: bool = False, device: torch.device | None = None, std: float = 0.02):
-    """A ModelPatcher around an SD1.5 model (tiny unless ``full``) with normal(0, std) weights."""
+def random_model(full: bool = False, device: torch.device | None = None, std: float = 0.02, family: str = "sd15",
+                 model_type: str = "EPS"):
+    """A ModelPatcher around a model (tiny unless ``full``) with normal(0, std) weights.
+
+    ``family`` "sd15" is SD1.5's UNet (or a tiny one of its structure); "sdxl" a tiny UNet
+    with SDXL's conditioning (context 2048, pooled + size ADM) in SDXL's latent space.
+    ``model_type`` names a ``comfy.model_base.ModelType`` (EPS, V_PREDICTION, FLOW, EDM, ...):
+    the same network under another noise schedule / prediction.
+    """
+    import comfy.model_base
     import comfy.model_patcher
     import comfy.supported_models
 
     device = device or torch.device("cpu")
     config = unet_config(full)
-    model_config = comfy.supported_models.SD15(dict(config, attention_resolutions=None))
+    if family == "sdxl":
+        config.update(context_dim=2048, adm_in_channels=2816, num_classes="sequential", use_linear_in_transformer=True)
+        model_config = comfy.supported_models.SDXL(dict(config, attention_resolutions=None))
+        model_class = comfy.model_base.SDXL
+    else:
+        model_config = comfy.supported_models.SD15(dict(config, attention_resolutions=None))
+        model_class = comfy.model_base.BaseModel
     model_config.unet_config = dict(config)
-    base = model_config.get_model({}, "", device=device)
+    base = model_class(model_config, model_type=comfy.model_base.ModelType[model_type], device=device)
     with torch.no_grad():
         for p in base.parameters():
             torch.nn.init.normal_(p, std=std)

@@ -72,7 +72,8 @@ print("controlnet grid 2: (UNet input, hint) shapes per call:", seen)
 assert all(s == ((4, 4, 2 * h, 2 * w), (4, 3, 16 * h, 16 * w)) for s in seen), seen
 assert applied.cond_hint is None and torch.equal(applied.cond_hint_original, hint.movedim(-1, 1))
 
-# 3. the one-box nodes leave MODEL, CONDITIONING and ControlNet as they were, also when a run is cut short
+# 3. the one-box nodes (also with a background prompt carrying the ControlNet) leave MODEL, CONDITIONING and
+# ControlNet as they were, also when a run is cut short
 snapshot = (copy.copy(model.model_options), {k: dict(v) for k, v in model.wrappers.items()},
             [dict(e[1]) for e in pos], [dict(e[1]) for e in neg], applied.cond_hint, applied.cond_hint_original,
             applied.previous_controlnet, applied.strength)
@@ -82,6 +83,11 @@ inv = invert.InvertVideo.execute(model, pos, {"samples": latent}, 3, "easyinv", 
 edit = edit_nodes.MaskedCFGSampler.execute(model, pos, neg, inv.args[0], 3, 7.5, 0.0, 2, True, 4, 1, "nearest", 0.5,
                                         mask)
 assert edit.args[0]["samples"].shape == latent.shape
+background = node_helpers.conditioning_set_values([[torch.randn(1, 77, 768), {}]], {"control": applied})
+edit_bg = edit_nodes.MaskedCFGSampler.execute(model, pos, neg, inv.args[0], 3, 7.5, 0.0, 2, True, 4, 1, "nearest",
+                                              0.5, mask, background=background)
+assert torch.isfinite(edit_bg.args[0]["samples"]).all()
+assert not torch.allclose(edit_bg.args[0]["samples"], edit.args[0]["samples"], atol=1e-4)
 
 
 class Cancelled(Exception):
@@ -116,7 +122,7 @@ print("upstream MODEL / CONDITIONING / ControlNet unchanged after runs and a can
 
 # 4. clear errors
 try:
-    edit_nodes.MaskedCFGSampler.execute(model, pos, neg, inv.args[0], 2, 7.5, 0.0, 2, True, 4, 1, "nearest", 0.5,
+    edit_nodes.MaskedCFGSampler.execute(model, pos, neg, inv.args[0], 3, 7.5, 0.0, 2, True, 4, 1, "nearest", 0.5,
                                      torch.zeros(3, 8 * h, 8 * w))
     raise AssertionError("a 3-frame mask for 8 frames was accepted")
 except ValueError as err_frames:
