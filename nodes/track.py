@@ -23,9 +23,13 @@ _EXPECTED = ("sam2.1_hiera_tiny.pt, sam2.1_hiera_small.pt, sam2.1_hiera_base_plu
              "(the official SAM 2 / 2.1 checkpoints, or their .safetensors conversions)")
 
 
-def _sam2_folder_hint() -> str:
+def _sam2_folder() -> str:
     folders = folder_paths.get_folder_paths(SAM2_FOLDER)
-    return f"put a SAM 2 checkpoint into {folders[0] if folders else 'ComfyUI/models/sam2'}: one of {_EXPECTED}"
+    return folders[0] if folders else "ComfyUI/models/sam2"
+
+
+def _sam2_folder_hint() -> str:
+    return f"put a SAM 2 checkpoint into {_sam2_folder()}: one of {_EXPECTED}"
 
 
 class Sam2Holder(torch.nn.Module):
@@ -62,15 +66,18 @@ class SAM2Loader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, precision: str, image_size: int) -> io.NodeOutput:
-        from ..drive_ops.masks.sam2_build import load_sam2_model
+        from ..drive_ops.core.weights import WeightFileError
+        from ..drive_ops.masks.sam2_build import check_image_size, load_sam2_model
 
-        path = folder_paths.get_full_path(SAM2_FOLDER, model_name) if model_name else None
+        check_image_size(image_size)
+        path = folder_paths.get_full_path(SAM2_FOLDER, model_name) if isinstance(model_name, str) and model_name \
+            else None
         if path is None or not os.path.isfile(path):
             raise FileNotFoundError(f"SAM 2 file {model_name!r} not found; {_sam2_folder_hint()}")
         try:
             model, _ = load_sam2_model(path, precision, image_size)
-        except ValueError as err:
-            raise ValueError(f"{err}. {_sam2_folder_hint()}") from err
+        except WeightFileError as err:  # only a bad file gets the where-to-put-it hint
+            raise WeightFileError(f"{err} The sam2 model folder is {_sam2_folder()}.") from None
         patcher = comfy.model_patcher.ModelPatcher(Sam2Holder(model), load_device=mm.get_torch_device(),
                                                    offload_device=mm.unet_offload_device())
         return io.NodeOutput(patcher)
