@@ -100,7 +100,8 @@ class TrackObject(io.ComfyNode):
                              tooltip="The frame the prompt is drawn on (0 = first)."),
                 io.String.Input("positive_points", multiline=True, default="", optional=True,
                                 tooltip='Points on the object, JSON as KJNodes Points Editor writes it: '
-                                        '[{"x": 120, "y": 80}] (pixels).'),
+                                        '[{"x": 120, "y": 80}], in pixels of these frames (after Load '
+                                        'Video\'s resize).'),
                 io.String.Input("negative_points", multiline=True, default="", optional=True,
                                 tooltip="Points that are NOT the object, same JSON format."),
                 Bbox.Input("bboxes", optional=True,
@@ -136,6 +137,13 @@ class TrackObject(io.ComfyNode):
                 io.Boolean.Input("offload_state_to_cpu", default=False,
                                  tooltip="Keep the tracker's per-frame memory on the CPU (saves GPU memory, "
                                          "a little slower)."),
+                io.Boolean.Input("points_normalized", default=False,
+                                 tooltip="On when the points are fractions 0..1 of the frame (KJNodes Points "
+                                         "Editor with normalize on); off for pixels of these frames. Boxes are "
+                                         "always pixels."),
+                io.Combo.Input("bbox_format", options=["xyxy", "xywh"], default="xyxy",
+                               tooltip="How the box numbers are laid out: xyxy = corners x1, y1, x2, y2; xywh = x, "
+                                       "y, width, height (Points Editor's bbox_format)."),
             ],
             outputs=[io.Mask.Output(display_name="mask")],
         )
@@ -146,7 +154,8 @@ class TrackObject(io.ComfyNode):
                 kf_score_weight: float, min_obj_score_logits: float, memory_bank_iou_threshold: float,
                 memory_bank_obj_score_threshold: float, memory_bank_kf_score_threshold: float,
                 offload_video_to_cpu: bool, offload_state_to_cpu: bool, positive_points: str = "",
-                negative_points: str = "", bboxes=None, mask=None) -> io.NodeOutput:
+                negative_points: str = "", bboxes=None, mask=None, points_normalized: bool = False,
+                bbox_format: str = "xyxy") -> io.NodeOutput:
         from ..drive_ops.masks.samurai import SamuraiConfig
         from ..drive_ops.masks.tracking import track_masks, tracked_frame_count
 
@@ -160,7 +169,8 @@ class TrackObject(io.ComfyNode):
         pbar = comfy.utils.ProgressBar(tracked_frame_count([frame_index], t))
         out = track_masks(sam2_model.model.predictor, images.cpu(), frame_index, positive_points, negative_points, bboxes,
                           None if mask is None else mask.cpu(), individual_objects, output_mode == "per_object",
-                          samurai, offload_video_to_cpu, offload_state_to_cpu, progress=pbar.update_absolute)
+                          samurai, offload_video_to_cpu, offload_state_to_cpu, progress=pbar.update_absolute,
+                          points_normalized=points_normalized, bbox_format=bbox_format)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 
