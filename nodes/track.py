@@ -11,6 +11,7 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
+from ..drive_ops.core.validate import check_image, check_mask, check_numbers
 from .model_folders import register_model_folder
 
 SAM2_FOLDER = "sam2"
@@ -159,6 +160,13 @@ class TrackObject(io.ComfyNode):
         from ..drive_ops.masks.samurai import SamuraiConfig
         from ..drive_ops.masks.tracking import track_masks, tracked_frame_count
 
+        check_image(images, "the images input")
+        if mask is not None:
+            check_mask(mask, "the prompt mask")
+        check_numbers(stable_ious_threshold=stable_ious_threshold, kf_score_weight=kf_score_weight,
+                      min_obj_score_logits=min_obj_score_logits, memory_bank_iou_threshold=memory_bank_iou_threshold,
+                      memory_bank_obj_score_threshold=memory_bank_obj_score_threshold,
+                      memory_bank_kf_score_threshold=memory_bank_kf_score_threshold)
         t = images.shape[0]
         if frame_index >= t:
             raise ValueError(f"frame_index {frame_index} is past the clip's last frame ({t - 1})")

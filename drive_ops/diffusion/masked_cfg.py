@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.frame_plan import MULTIPLE, center_crop_span
-from .rave_grid import grid_permutation, padded_length, run_on_grids
+from .rave_grid import fitted_grid_size, grid_permutation, padded_length, run_on_grids
 from .schedule import step_index
 
 MASK_MODES = ("nearest", "area")
@@ -89,15 +89,16 @@ def guided_denoiser(denoise: Callable[[torch.Tensor, torch.Tensor, int], torch.T
     """
     def model(x: torch.Tensor, sigma: torch.Tensor, **_: object) -> torch.Tensor:
         step = step_index(sigmas, sigma)
-        perm = grid_permutation(x.shape[0], grid_size, seed, step, shuffle)
-        n_grids = padded_length(x.shape[0], grid_size) // (grid_size * grid_size)
+        g, _note = fitted_grid_size(x.shape[0], grid_size)
+        perm = grid_permutation(x.shape[0], g, seed, step, shuffle)
+        n_grids = padded_length(x.shape[0], g) // (g * g)
         per_call = max_grids_per_call if max_grids_per_call > 0 else n_grids
 
         def both(grids: torch.Tensor, _part: slice) -> list[torch.Tensor]:
             s = sigma[:1].expand(grids.shape[0])
             return [denoise(grids, s, 0), denoise(grids, s, 1)]
 
-        cond, uncond = run_on_grids(both, x, perm, grid_size, per_call)
+        cond, uncond = run_on_grids(both, x, perm, g, per_call)
         if not guidance_active(step, len(sigmas) - 1, cfg_start):
             return uncond
         return masked_cfg_blend(cfg_combine(cond, uncond, cfg), uncond, mask)

@@ -9,6 +9,8 @@ ComfyUI's own here is the hint preparation and the memory estimate.
 
 from __future__ import annotations
 
+import logging
+
 import comfy.controlnet
 import comfy.model_management
 import comfy.patcher_extension
@@ -17,6 +19,8 @@ import torch
 
 from ...drive_ops.diffusion import cond_grid, rave_grid, schedule
 from .keys import GRID_WRAPPER_KEY
+
+log = logging.getLogger(__name__)
 
 MEMORY_SAFETY = 1.5
 MAX_GRIDS = dict(default=0, min=0, max=4096)
@@ -56,8 +60,13 @@ def _grids_per_call(model, x_in: torch.Tensor, conds: list, n_grids: int, grid_s
         * MEMORY_SAFETY, free)
 
 
-def make_grid_wrapper(grid_size: int, shuffle: bool, seed: int, max_grids_per_call: int):
-    """The CALC_COND_BATCH wrapper: frames in, grids through the UNet (chunked), frames out."""
+def make_grid_wrapper(requested_grid: int, shuffle: bool, seed: int, max_grids_per_call: int):
+    """The CALC_COND_BATCH wrapper: frames in, grids through the UNet (chunked), frames out.
+
+    A grid larger than the clip is capped to the smallest one that holds it (``fitted_grid_size``), with a note.
+    """
+    noted: set[str] = set()
+
     def grid_wrapper(executor, model, conds, x_in, timestep, model_options):
         if x_in.dim() != 4:
             raise ValueError(f"the DRIVE grid works on image-model latents [T,C,h,w], got {tuple(x_in.shape)}")
@@ -65,6 +74,10 @@ def make_grid_wrapper(grid_size: int, shuffle: bool, seed: int, max_grids_per_ca
         if sigmas is None:
             raise ValueError("the DRIVE grid shuffle needs ComfyUI's sampling loop (sample_sigmas is missing)")
         frames, _, h, w = x_in.shape
+        grid_size, note = rave_grid.fitted_grid_size(frames, requested_grid)
+        if note and note not in noted:
+            noted.add(note)
+            log.warning("DRIVE grid: %s", note)
         step = schedule.step_index(sigmas, timestep)
         perm = rave_grid.grid_permutation(frames, grid_size, seed, step, shuffle)
         n_grids = perm.numel() // (grid_size * grid_size)
