@@ -138,11 +138,11 @@ class TrackObject(io.ComfyNode):
                 io.Boolean.Input("offload_state_to_cpu", default=False,
                                  tooltip="Keep the tracker's per-frame memory on the CPU (saves GPU memory, "
                                          "a little slower)."),
-                io.Boolean.Input("points_normalized", default=False,
+                io.Boolean.Input("points_normalized", default=False, optional=True,
                                  tooltip="On when the points are fractions 0..1 of the frame (KJNodes Points "
                                          "Editor with normalize on); off for pixels of these frames. Boxes are "
                                          "always pixels."),
-                io.Combo.Input("bbox_format", options=["xyxy", "xywh"], default="xyxy",
+                io.Combo.Input("bbox_format", options=["xyxy", "xywh"], default="xyxy", optional=True,
                                tooltip="How the box numbers are laid out: xyxy = corners x1, y1, x2, y2; xywh = x, "
                                        "y, width, height (Points Editor's bbox_format)."),
             ],

@@ -79,8 +79,9 @@ def check_image(x: torch.Tensor, what: str = "the images input") -> None:
 
 
 def check_mask(x: torch.Tensor, what: str = "the mask input") -> None:
-    """A MASK ``[T,H,W]`` or ``[H,W]``, non-empty and all finite."""
-    if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3) or 0 in x.shape:
+    """A MASK ``[T,H,W]`` or ``[H,W]`` (or ``[T,H,W,1]``), non-empty and all finite."""
+    if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3, 4) or (x.dim() == 4 and x.shape[-1] != 1) \
+            or 0 in x.shape:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{what} must be a MASK [frames, height, width] or [height, width]; got {shape}")
     check_finite(x, what, MASK_HINT)

@@ -171,6 +171,9 @@ def _open(path: str):
                                  "(or upload it) and pick it again.")
     if os.path.isdir(path):
         raise NotAVideoError(f"{path} is a folder, not a video file")
+    if os.path.getsize(path) == 0:
+        raise NotAVideoError(f"{os.path.basename(path)} is empty (0 bytes: an interrupted upload, download or copy); "
+                             "copy or upload the file again")
     try:
         container = av.open(path, mode="r")
     except av.error.FFmpegError as err:
