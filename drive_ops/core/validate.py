@@ -3,11 +3,10 @@
 A few NaN pixels (an fp16 VAE overflowing is the classic source) spread through every
 blur, blend and statistic downstream, and a video writer turns them into black or white
 pixels without a word; so every node checks its IMAGE, LATENT and MASK inputs once and
-refuses with the likely cause. The check reads the tensor once and allocates one number
-per frame: a frame's sum is NaN or infinite whenever the frame holds a NaN or an
-infinity (a sum of finite values that overflows is cleared by the exact count, which
-only runs on flagged frames). Frames are summed a chunk at a time, so casting a
-half-precision tensor to float32 never copies the whole clip.
+refuses with the likely cause. The check is one ``aminmax`` reduction: the minimum and
+maximum are finite exactly when every value is (NaN propagates through min and max,
+and an infinity is an extreme), it reads the tensor once in its own dtype and allocates
+two numbers. Only a failing tensor is looked at frame by frame.
 """
 
 from __future__ import annotations
@@ -15,11 +14,6 @@ from __future__ import annotations
 import math
 
 import torch
-
-from .chunking import chunk_slices
-
-CHUNK_ELEMENTS = 1 << 26
-"""Elements summed per call (256 MiB as float32): bounds the temporary of a dtype cast."""
 
 IMAGE_HINT = ("Non-finite pixels usually come from a VAE decoding in fp16, which overflows: start ComfyUI with "
               "--fp32-vae (or --bf16-vae), or find the node upstream that produced them.")
@@ -39,16 +33,12 @@ def non_finite_frames(x: torch.Tensor) -> list[int]:
         return []
     if x.dim() < 2:
         x = x.reshape(1, -1)
+    low, high = torch.aminmax(x)
+    if bool(torch.isfinite(low) & torch.isfinite(high)):
+        return []
     dims = tuple(range(1, x.dim()))
-    bad = []
-    for part in chunk_slices(x.shape[0], max(1, CHUNK_ELEMENTS // max(1, x[0].numel()))):
-        chunk = x[part]
-        if bool(torch.isfinite(chunk.sum(dtype=torch.float32))):
-            continue
-        sums = chunk.sum(dim=dims, dtype=torch.float32)
-        suspects = [part.start + int(i) for i in torch.nonzero(~torch.isfinite(sums)).flatten()]
-        bad += [t for t in suspects if not bool(torch.isfinite(x[t]).all())]
-    return bad
+    finite = torch.isfinite(x.amin(dim=dims)) & torch.isfinite(x.amax(dim=dims))
+    return [int(t) for t in torch.nonzero(~finite).flatten()]
 
 
 def check_finite(x: torch.Tensor, what: str, hint: str = IMAGE_HINT) -> None:
