@@ -26,7 +26,8 @@ class WeightFileError(ValueError):
 def _fault(path: str, err: BaseException) -> str:
     """What is wrong with ``path``, from the loader's exception, in words (never torch's advice)."""
     text = str(err)
-    blocked = re.search(r"unsupported GLOBAL ([\w.]+)", text)
+    # torch words it "unsupported GLOBAL posix.system" (a blocked module) or "Unsupported global: GLOBAL x.y"
+    blocked = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text, re.IGNORECASE)
     if blocked:
         return (f"holds Python code or objects ({blocked.group(1)}), not just tensors, so it was refused unread "
                 "(loading it could run that code): it is not a plain checkpoint, and may be booby-trapped")
