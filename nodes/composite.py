@@ -21,7 +21,7 @@ from ..drive_ops.composite.compositing import BLEND_MODES, composite_video, mask
 from ..drive_ops.composite.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
 from ..drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file
 from ..drive_ops.core.validate import check_image, check_numbers
-from .checks import blend_mask
+from .checks import blend_mask, check_options
 from .model_folders import register_model_folder
 
 HARMONIZER_FOLDER = "harmonizer"
@@ -66,6 +66,7 @@ class CompositeBackground(io.ComfyNode):
     @classmethod
     def execute(cls, edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int, feather: float,
                 blend: str) -> io.NodeOutput:
+        check_options(cls, blend=blend)
         check_image(edited, "the edited input")
         check_image(original, "the original input")
         check_numbers(feather=feather)

@@ -17,6 +17,7 @@ from comfy_api.latest import io
 
 from ..drive_ops.core.validate import check_latent, check_numbers
 from ..drive_ops.diffusion import masked_cfg, schedule
+from .checks import check_options
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.masked_cfg_hook import apply_masked_cfg_patch
 from .patches.samplers import ddim_sampler, pix2video_sampler, run_sampler, sigma_table
@@ -73,6 +74,7 @@ class MaskedCFGSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent, steps, cfg, cfg_start, grid_size, shuffle, seed,
                 max_grids_per_call, mask_mode, mask_threshold, mask=None, pix2video_weight=0.0) -> io.NodeOutput:
+        check_options(cls, mask_mode=mask_mode)
         samples = check_latent(latent, "the latent input")
         check_numbers(cfg=cfg, cfg_start=cfg_start, mask_threshold=mask_threshold, pix2video_weight=pix2video_weight)
         patched = apply_grid_patch(model, grid_size, shuffle, seed, max_grids_per_call)
@@ -129,6 +131,7 @@ class MaskedCFGPatch(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, mask, cfg_start, mask_mode, mask_threshold) -> io.NodeOutput:
+        check_options(cls, mask_mode=mask_mode)
         check_numbers(cfg_start=cfg_start, mask_threshold=mask_threshold)
         return io.NodeOutput(apply_masked_cfg_patch(model, mask, cfg_start, mask_mode, mask_threshold))
 

@@ -15,7 +15,7 @@ from ..drive_ops.core.mask_frames import match_mask_frames
 from ..drive_ops.evaluate.metrics import check_pair
 from ..drive_ops.core.optical_flow import DIS_PRESETS
 from ..drive_ops.core.validate import check_image, check_mask
-from .checks import blend_mask
+from .checks import blend_mask, check_options
 
 CLIP_CHUNK = 16
 
@@ -109,6 +109,7 @@ class EditReport(io.ComfyNode):
     @classmethod
     def execute(cls, original: torch.Tensor, edited: torch.Tensor, dilation_px: int, flow_preset: str,
                 prompt: str, mask: torch.Tensor | None = None, clip_vision=None, clip=None) -> io.NodeOutput:
+        check_options(cls, flow_preset=flow_preset)
         t, h, w = original.shape[:3]  # build_report checks both clips' shapes and values
         device = mm.get_torch_device()  # the SSIM and warps are per-pixel work: run them where the GPU is
         if mask is not None:

@@ -7,7 +7,7 @@ import comfy.utils
 from comfy_api.latest import io
 
 from ..drive_ops.core.validate import check_image, check_mask, check_numbers
-from .checks import blend_mask
+from .checks import blend_mask, check_options
 
 _COLOURS = {"red": (1.0, 0.15, 0.15), "green": (0.15, 1.0, 0.3), "blue": (0.2, 0.4, 1.0),
             "yellow": (1.0, 0.9, 0.1), "magenta": (1.0, 0.2, 1.0), "white": (1.0, 1.0, 1.0)}
@@ -44,6 +44,7 @@ class PropagateMask(io.ComfyNode):
     @classmethod
     def execute(cls, images, mask, frame_index: int, flow_quality: str, occlusion_check: bool,
                 threshold: float) -> io.NodeOutput:
+        check_options(cls, flow_quality=flow_quality)
         from ..drive_ops.core.mask_frames import mask_on_frame
         from ..drive_ops.masks.propagation import propagate_mask
 
@@ -126,6 +127,7 @@ class MaskPreview(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, mask, color: str, opacity: float, outline_px: int) -> io.NodeOutput:
+        check_options(cls, color=color)
         from ..drive_ops.core.mask_frames import match_mask_frames
         from ..drive_ops.core.mask_morphology import overlay_mask
 

@@ -12,6 +12,7 @@ import torch
 from comfy_api.latest import io
 
 from ..drive_ops.core.validate import check_image, check_mask, check_numbers
+from .checks import check_options
 from .model_folders import register_model_folder
 
 SAM2_FOLDER = "sam2"
@@ -67,6 +68,7 @@ class SAM2Loader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, precision: str, image_size: int) -> io.NodeOutput:
+        check_options(cls, precision=precision)
         from ..drive_ops.core.weights import WeightFileError
         from ..drive_ops.masks.sam2_build import check_image_size, load_sam2_model
 
@@ -157,6 +159,7 @@ class TrackObject(io.ComfyNode):
                 offload_video_to_cpu: bool, offload_state_to_cpu: bool, positive_points: str = "",
                 negative_points: str = "", bboxes=None, mask=None, points_normalized: bool = False,
                 bbox_format: str = "xyxy") -> io.NodeOutput:
+        check_options(cls, output_mode=output_mode, bbox_format=bbox_format)
         from ..drive_ops.masks.samurai import SamuraiConfig
         from ..drive_ops.masks.tracking import track_masks, tracked_frame_count
 

@@ -18,6 +18,7 @@ from comfy_api.latest import io, ui
 
 from ..drive_ops.core.frame_plan import SIZE_POLICIES
 from ..drive_ops.video.encode import FORMATS
+from .checks import check_options
 
 _LOG = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class LoadVideo(io.ComfyNode):
     @classmethod
     def execute(cls, video: str, frame_load_cap: int, skip_first_frames: int, select_every_nth: int,
                 size_policy: str, longer_side: int) -> io.NodeOutput:
+        check_options(cls, size_policy=size_policy)
         import comfy.model_management
 
         from ..drive_ops.video.decode import load_video
@@ -150,6 +152,7 @@ class SaveVideo(io.ComfyNode):
     @classmethod
     def execute(cls, images, fps: float, filename_prefix: str, format: str, crf: int,
                 audio: dict | None = None) -> io.NodeOutput:
+        check_options(cls, format=format)
         from comfy.cli_args import args
 
         from ..drive_ops.core.validate import check_image

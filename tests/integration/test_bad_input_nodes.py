@@ -26,7 +26,7 @@ def pack():
     start_comfy(cpu=not torch.cuda.is_available())
     module = load_pack()
     found = {name: module(f"nodes.{name}") for name in ("mask", "invert", "edit", "consistency", "composite",
-                                                         "evaluate")}
+                                                         "evaluate", "track", "video")}
     found.update(inversion=module("drive_ops.diffusion.inversion"), schedule=module("drive_ops.diffusion.schedule"))
     return found
 
@@ -353,6 +353,44 @@ CASES = [
     (Case("pix2video-nan", "DRIVE_Pix2VideoSampler", "weight NaN", ("weight is nan",)),
      lambda p, s: p["consistency"].Pix2VideoSampler.execute(weight=NAN, guided_fraction=0.52, anchor_frame=0)),
 ]
+
+# ComfyUI 0.3.64 does not check a V3 combo's value against its options (the type is the
+# string "COMBO"), so an API prompt reaches execute with any text; each node refuses it
+# first thing, before it touches its other inputs (None here).
+COMBOS = [
+    ("composite", "CompositeBackground", "blend", "alpha, laplacian"),
+    ("consistency", "CrossFrameAttention", "mode", "pix2video, sparse_causal, anchor_only"),
+    ("consistency", "CrossFrameAttention", "layers", "mode default, decoder, all"),
+    ("edit", "MaskedCFGSampler", "mask_mode", "nearest, area"),
+    ("edit", "MaskedCFGPatch", "mask_mode", "nearest, area"),
+    ("evaluate", "EditReport", "flow_preset", "ultrafast, fast, medium, fine"),
+    ("invert", "InvertVideo", "method", "easyinv, ddim, stem"),  # was run as easyinv
+    ("invert", "InvertVideo", "blend", "after, before"),
+    ("invert", "EasyInvSampler", "blend", "after, before"),
+    ("invert", "STEMAttention", "init", "gaussian, tokens"),
+    ("mask", "PropagateMask", "flow_quality", "auto, fine, medium, fast, ultrafast"),
+    ("mask", "MaskPreview", "color", "red, green, blue, yellow, magenta, white"),  # was a KeyError
+    ("track", "SAM2Loader", "precision", "fp32, bf16, fp16"),  # was a KeyError
+    ("track", "TrackObject", "output_mode", "merged, per_object"),  # was run as merged
+    ("track", "TrackObject", "bbox_format", "xyxy, xywh"),  # was read as xyxy
+    ("video", "LoadVideo", "size_policy", "keep, crop_to_multiple_of_8, fit_longer_side"),
+    ("video", "SaveVideo", "format", "mp4, webm, gif, png"),
+]
+
+
+def unknown_choice(p, module: str, node: str, name: str):
+    import inspect
+
+    execute = getattr(p[module], node).execute
+    args = {arg: None for arg in inspect.signature(execute).parameters}
+    return execute(**dict(args, **{name: "bogus"}))
+
+
+CASES += [
+    (Case(f"combo-{node}-{name}", f"DRIVE_{node}", f"{name} 'bogus' through the API (no combo check in 0.3.64)",
+          (f"{name} 'bogus' is not one of its options ({options})", "pick one of them")),
+     lambda p, s, m=module, n=node, c=name: unknown_choice(p, m, n, c))
+    for module, node, name, options in COMBOS]
 
 
 @pytest.mark.parametrize("case,run", CASES, ids=[c.id for c, _ in CASES])
