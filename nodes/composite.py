@@ -20,6 +20,8 @@ from ..drive_ops.composite.color_filters import FILTER_NAMES, apply_filters
 from ..drive_ops.composite.compositing import BLEND_MODES, composite_video, mask_on_canvas
 from ..drive_ops.composite.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
 from ..drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file
+from ..drive_ops.core.validate import check_image, check_numbers
+from .checks import blend_mask, check_options
 from .model_folders import register_model_folder
 
 HARMONIZER_FOLDER = "harmonizer"
@@ -64,6 +66,11 @@ class CompositeBackground(io.ComfyNode):
     @classmethod
     def execute(cls, edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int, feather: float,
                 blend: str) -> io.NodeOutput:
+        check_options(cls, blend=blend)
+        check_image(edited, "the edited input")
+        check_image(original, "the original input")
+        check_numbers(feather=feather)
+        mask = blend_mask(mask, "DRIVE_CompositeBackground")
         frames = original.shape[0]
         out = composite_video(edited, original, mask, grow=grow, feather=feather, blend=blend,
                               chunk=FRAMES_PER_CHUNK, progress=comfy.utils.ProgressBar(frames).update_absolute)
@@ -100,6 +107,10 @@ class ColorFilters(io.ComfyNode):
     def execute(cls, image: torch.Tensor, temperature: float, brightness: float, contrast: float,
                 saturation: float, highlight: float, shadow: float,
                 mask: torch.Tensor | None = None) -> io.NodeOutput:
+        check_image(image, "the image input")
+        check_numbers(temperature=temperature, brightness=brightness, contrast=contrast, saturation=saturation,
+                      highlight=highlight, shadow=shadow)
+        mask = None if mask is None else blend_mask(mask, "DRIVE_ColorFilters")
         frames, height, width = image.shape[:3]
         masks = None if mask is None else mask_on_canvas(mask, frames, height, width)
         args = torch.tensor([[temperature, brightness, contrast, saturation, highlight, shadow]])
@@ -181,8 +192,10 @@ class Harmonize(io.ComfyNode):
     def execute(cls, image: torch.Tensor, mask: torch.Tensor, strength: float, temporal_smoothing: float,
                 fps: float, frames_per_batch: int,
                 harmonizer: comfy.model_patcher.ModelPatcher | None = None) -> io.NodeOutput:
+        check_image(image, "the image input")
+        check_numbers(strength=strength, temporal_smoothing=temporal_smoothing, fps=fps)
         frames, height, width = image.shape[:3]
-        masks = mask_on_canvas(mask, frames, height, width)
+        masks = mask_on_canvas(blend_mask(mask, "DRIVE_Harmonize"), frames, height, width)
         model = None
         device = mm.get_torch_device()
         if harmonizer is not None:

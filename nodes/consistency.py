@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..drive_ops.core.validate import check_numbers
 from ..drive_ops.diffusion.cross_frame_attention import LAYER_CHOICES, MODES
 from ..drive_ops.diffusion.pix2video import GUIDED_FRACTION
+from .checks import check_options
 from .patches.attention import apply_cross_frame_patch
 from .patches.samplers import pix2video_sampler
 
@@ -56,6 +58,8 @@ class CrossFrameAttention(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, mode, anchor_frame, include_self, layers, start_percent, end_percent) -> io.NodeOutput:
+        check_options(cls, mode=mode, layers=layers)
+        check_numbers(start_percent=start_percent, end_percent=end_percent)
         return io.NodeOutput(apply_cross_frame_patch(model, mode, anchor_frame, include_self, layers, start_percent,
                                                      end_percent))
 
@@ -85,6 +89,7 @@ class Pix2VideoSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, weight, guided_fraction, anchor_frame) -> io.NodeOutput:
+        check_numbers(weight=weight, guided_fraction=guided_fraction)
         return io.NodeOutput(pix2video_sampler(weight, guided_fraction, anchor_frame))
 
 

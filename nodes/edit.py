@@ -18,8 +18,10 @@ import comfy.sampler_helpers
 import torch
 from comfy_api.latest import io
 
+from ..drive_ops.core.validate import check_latent, check_numbers
 from ..drive_ops.diffusion import masked_cfg, schedule
 from ..drive_ops.diffusion.cond_grid import copy_conditioning
+from .checks import check_options
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.masked_cfg_hook import apply_masked_cfg_patch
 from .patches.samplers import ddim_sampler, pix2video_sampler, run_sampler, sigma_table
@@ -113,6 +115,10 @@ class MaskedCFGSampler(io.ComfyNode):
     def execute(cls, model, positive, negative, latent, steps, cfg, cfg_start, grid_size, shuffle, seed,
                 max_grids_per_call, mask_mode, mask_threshold, mask=None, pix2video_weight=0.0, background=None,
                 denoise=1.0) -> io.NodeOutput:
+        check_options(cls, mask_mode=mask_mode)
+        samples = check_latent(latent, "the latent input")
+        check_numbers(cfg=cfg, cfg_start=cfg_start, mask_threshold=mask_threshold, pix2video_weight=pix2video_weight,
+                      denoise=denoise)
         sigmas = schedule.ddim_sampling_sigmas(sigma_table(model), steps, denoise=denoise)
         record = latent.get(schedule.INVERSION_RECORD_KEY)
         schedule.check_inversion_record(record, steps, denoise, float(sigmas[0]))
@@ -129,7 +135,8 @@ class MaskedCFGSampler(io.ComfyNode):
             # (CFG, the mask blend and unguided steps alike); cfg 1 lets ComfyUI skip the second pass.
             cfg = 1.0
         else:
-            patched = apply_masked_cfg_patch(patched, mask, cfg_start, mask_mode, mask_threshold, background, steps)
+            patched = apply_masked_cfg_patch(patched, mask, cfg_start, mask_mode, mask_threshold, background, steps,
+                                             tuple(samples.shape))
         sampler = pix2video_sampler(pix2video_weight, schedule_steps=steps) if pix2video_weight > 0 else ddim_sampler()
         out = run_sampler(patched, positive, negative, latent, cfg, sampler, sigmas, seed)
         out.pop(schedule.INVERSION_RECORD_KEY, None)
@@ -189,6 +196,8 @@ class MaskedCFGPatch(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, mask, cfg_start, mask_mode, mask_threshold, background=None) -> io.NodeOutput:
+        check_options(cls, mask_mode=mask_mode)
+        check_numbers(cfg_start=cfg_start, mask_threshold=mask_threshold)
         return io.NodeOutput(apply_masked_cfg_patch(model, mask, cfg_start, mask_mode, mask_threshold, background))
 
 

@@ -14,6 +14,8 @@ from ..drive_ops.core.chunking import chunk_slices
 from ..drive_ops.core.mask_frames import match_mask_frames
 from ..drive_ops.evaluate.metrics import check_pair
 from ..drive_ops.core.optical_flow import DIS_PRESETS
+from ..drive_ops.core.validate import check_image, check_mask
+from .checks import blend_mask, check_options
 
 CLIP_CHUNK = 16
 
@@ -107,9 +109,11 @@ class EditReport(io.ComfyNode):
     @classmethod
     def execute(cls, original: torch.Tensor, edited: torch.Tensor, dilation_px: int, flow_preset: str,
                 prompt: str, mask: torch.Tensor | None = None, clip_vision=None, clip=None) -> io.NodeOutput:
-        t, h, w = original.shape[:3]
+        check_options(cls, flow_preset=flow_preset)
+        t, h, w = original.shape[:3]  # build_report checks both clips' shapes and values
         device = mm.get_torch_device()  # the SSIM and warps are per-pixel work: run them where the GPU is
         if mask is not None:
+            check_mask(mask, "the mask input")
             mask = match_mask_frames(mask, t, h, w).to(device)
         if clip is not None and clip_vision is None:
             raise ValueError("CLIP-T needs a CLIP vision model as well as the CLIP text model: connect "
@@ -155,10 +159,12 @@ class CompareStrip(io.ComfyNode):
     @classmethod
     def execute(cls, source: torch.Tensor, edited: torch.Tensor, frames: str,
                 mask: torch.Tensor | None = None) -> io.NodeOutput:
+        check_image(source, "the source input")
+        check_image(edited, "the edited input")
         check_pair(source, edited)
         t, h, w = source.shape[:3]
         if mask is not None:
-            mask = match_mask_frames(mask, t, h, w)
+            mask = match_mask_frames(blend_mask(mask, "DRIVE_CompareStrip"), t, h, w)
         indices = compare_strip.parse_frame_indices(frames, t)
         strip = compare_strip.compare_strip(source, edited, mask, indices)
         return io.NodeOutput(strip.to(mm.intermediate_device()))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..drive_ops.core.validate import check_latent, check_numbers
 from ..drive_ops.diffusion import inversion, schedule
 from ..drive_ops.diffusion.stem import INITS
+from .checks import check_options
 from .patches.attention import apply_stem_patch
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.samplers import ddim_inversion_sampler, easyinv_sampler, run_sampler, sigma_table
@@ -92,6 +94,9 @@ class InvertVideo(io.ComfyNode):
     @classmethod
     def execute(cls, model, conditioning, latent, steps, method, eta, window_start, window_length, blend, cfg,
                 grid_size, max_grids_per_call, negative=None, denoise=1.0) -> io.NodeOutput:
+        check_options(cls, method=method, blend=blend)
+        check_latent(latent, "the latent input")
+        check_numbers(eta=eta, window_start=window_start, window_length=window_length, cfg=cfg, denoise=denoise)
         if cfg != 1.0 and negative is None:
             raise ValueError("inversion with cfg other than 1 needs a `negative` conditioning; connect one or set cfg 1")
         patched = apply_grid_patch(model, grid_size, False, 0, max_grids_per_call)
@@ -126,6 +131,8 @@ class EasyInvSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, eta, window_start, window_length, blend) -> io.NodeOutput:
+        check_options(cls, blend=blend)
+        check_numbers(eta=eta, window_start=window_start, window_length=window_length)
         return io.NodeOutput(easyinv_sampler(eta, window_start, window_length, blend))
 
 
@@ -164,6 +171,8 @@ class STEMAttention(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, num_bases, iterations, temperature, chunk_frames, init, seed) -> io.NodeOutput:
+        check_options(cls, init=init)
+        check_numbers(temperature=temperature)
         return io.NodeOutput(apply_stem_patch(model, num_bases, iterations, temperature, chunk_frames, init, seed))
 
 

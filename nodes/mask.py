@@ -6,6 +6,9 @@ import comfy.model_management as mm
 import comfy.utils
 from comfy_api.latest import io
 
+from ..drive_ops.core.validate import check_image, check_mask, check_numbers
+from .checks import blend_mask, check_options
+
 _COLOURS = {"red": (1.0, 0.15, 0.15), "green": (0.15, 1.0, 0.3), "blue": (0.2, 0.4, 1.0),
             "yellow": (1.0, 0.9, 0.1), "magenta": (1.0, 0.2, 1.0), "white": (1.0, 1.0, 1.0)}
 
@@ -41,9 +44,13 @@ class PropagateMask(io.ComfyNode):
     @classmethod
     def execute(cls, images, mask, frame_index: int, flow_quality: str, occlusion_check: bool,
                 threshold: float) -> io.NodeOutput:
+        check_options(cls, flow_quality=flow_quality)
         from ..drive_ops.core.mask_frames import mask_on_frame
         from ..drive_ops.masks.propagation import propagate_mask
 
+        check_image(images, "the images input")
+        check_mask(mask, "the mask input")
+        check_numbers(threshold=threshold)
         t, h, w = images.shape[:3]
         if frame_index >= t:
             raise ValueError(f"frame_index {frame_index} is past the clip's last frame ({t - 1})")
@@ -89,6 +96,8 @@ class MaskTools(io.ComfyNode):
                 grow_px: int, feather_px: float, invert: bool) -> io.NodeOutput:
         from ..drive_ops.masks.mask_ops import refine_mask
 
+        check_numbers(threshold=threshold, feather_px=feather_px)
+        mask = blend_mask(mask, "DRIVE_MaskTools")
         m = mask if mask.dim() == 3 else mask.reshape(-1, *mask.shape[-2:])
         out = refine_mask(m, threshold if threshold > 0 else None, fill_holes, min_island_px, temporal_radius,
                           grow_px, feather_px, invert)
@@ -118,11 +127,14 @@ class MaskPreview(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, mask, color: str, opacity: float, outline_px: int) -> io.NodeOutput:
+        check_options(cls, color=color)
         from ..drive_ops.core.mask_frames import match_mask_frames
         from ..drive_ops.core.mask_morphology import overlay_mask
 
+        check_image(images, "the images input")
+        check_numbers(opacity=opacity)
         t, h, w = images.shape[:3]
-        m = match_mask_frames(mask, t, h, w, what="mask to preview")
+        m = match_mask_frames(blend_mask(mask, "DRIVE_MaskPreview"), t, h, w, what="mask to preview")
         out = overlay_mask(images, m, _COLOURS[color], opacity, outline_px)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 

@@ -11,6 +11,8 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
+from ..drive_ops.core.validate import check_image, check_mask, check_numbers
+from .checks import check_options
 from .model_folders import register_model_folder
 
 SAM2_FOLDER = "sam2"
@@ -23,9 +25,13 @@ _EXPECTED = ("sam2.1_hiera_tiny.pt, sam2.1_hiera_small.pt, sam2.1_hiera_base_plu
              "(the official SAM 2 / 2.1 checkpoints, or their .safetensors conversions)")
 
 
-def _sam2_folder_hint() -> str:
+def _sam2_folder() -> str:
     folders = folder_paths.get_folder_paths(SAM2_FOLDER)
-    return f"put a SAM 2 checkpoint into {folders[0] if folders else 'ComfyUI/models/sam2'}: one of {_EXPECTED}"
+    return folders[0] if folders else "ComfyUI/models/sam2"
+
+
+def _sam2_folder_hint() -> str:
+    return f"put a SAM 2 checkpoint into {_sam2_folder()}: one of {_EXPECTED}"
 
 
 class Sam2Holder(torch.nn.Module):
@@ -63,15 +69,19 @@ class SAM2Loader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, precision: str, image_size: int) -> io.NodeOutput:
-        from ..drive_ops.masks.sam2_build import load_sam2_model
+        check_options(cls, precision=precision)
+        from ..drive_ops.core.weights import WeightFileError
+        from ..drive_ops.masks.sam2_build import check_image_size, load_sam2_model
 
-        path = folder_paths.get_full_path(SAM2_FOLDER, model_name) if model_name else None
+        check_image_size(image_size)
+        path = folder_paths.get_full_path(SAM2_FOLDER, model_name) if isinstance(model_name, str) and model_name \
+            else None
         if path is None or not os.path.isfile(path):
             raise FileNotFoundError(f"SAM 2 file {model_name!r} not found; {_sam2_folder_hint()}")
         try:
             model, variant = load_sam2_model(path, precision, image_size)
-        except ValueError as err:
-            raise ValueError(f"{err}. {_sam2_folder_hint()}") from err
+        except WeightFileError as err:  # only a bad file gets the where-to-put-it hint
+            raise WeightFileError(f"{err} The sam2 model folder is {_sam2_folder()}.") from None
         patcher = comfy.model_patcher.ModelPatcher(Sam2Holder(model, variant.size),
                                                    load_device=mm.get_torch_device(),
                                                    offload_device=mm.unet_offload_device())
@@ -95,7 +105,8 @@ class TrackObject(io.ComfyNode):
                              tooltip="The frame the prompt is drawn on (0 = first)."),
                 io.String.Input("positive_points", multiline=True, default="", optional=True,
                                 tooltip='Points on the object, JSON as KJNodes Points Editor writes it: '
-                                        '[{"x": 120, "y": 80}] (pixels).'),
+                                        '[{"x": 120, "y": 80}], in pixels of these frames (after Load '
+                                        'Video\'s resize).'),
                 io.String.Input("negative_points", multiline=True, default="", optional=True,
                                 tooltip="Points that are NOT the object, same JSON format."),
                 Bbox.Input("bboxes", optional=True,
@@ -133,6 +144,13 @@ class TrackObject(io.ComfyNode):
                 io.Boolean.Input("offload_state_to_cpu", default=False,
                                  tooltip="Keep the tracker's per-frame memory on the CPU (saves GPU memory, "
                                          "a little slower)."),
+                io.Boolean.Input("points_normalized", default=False, optional=True,
+                                 tooltip="On when the points are fractions 0..1 of the frame (KJNodes Points "
+                                         "Editor with normalize on); off for pixels of these frames. Boxes are "
+                                         "always pixels."),
+                io.Combo.Input("bbox_format", options=["xyxy", "xywh"], default="xyxy", optional=True,
+                               tooltip="How the box numbers are laid out: xyxy = corners x1, y1, x2, y2; xywh = x, "
+                                       "y, width, height (Points Editor's bbox_format)."),
             ],
             outputs=[io.Mask.Output(display_name="mask")],
         )
@@ -143,10 +161,19 @@ class TrackObject(io.ComfyNode):
                 kf_score_weight: float, min_obj_score_logits: float, memory_bank_iou_threshold: float,
                 memory_bank_obj_score_threshold: float, memory_bank_kf_score_threshold: float,
                 offload_video_to_cpu: bool, offload_state_to_cpu: bool, positive_points: str = "",
-                negative_points: str = "", bboxes=None, mask=None) -> io.NodeOutput:
+                negative_points: str = "", bboxes=None, mask=None, points_normalized: bool = False,
+                bbox_format: str = "xyxy") -> io.NodeOutput:
+        check_options(cls, output_mode=output_mode, bbox_format=bbox_format)
         from ..drive_ops.masks.samurai import SamuraiConfig, kf_score_weight_for
         from ..drive_ops.masks.tracking import track_masks, tracked_frame_count
 
+        check_image(images, "the images input")
+        if mask is not None:
+            check_mask(mask, "the prompt mask")
+        check_numbers(stable_ious_threshold=stable_ious_threshold, kf_score_weight=kf_score_weight,
+                      min_obj_score_logits=min_obj_score_logits, memory_bank_iou_threshold=memory_bank_iou_threshold,
+                      memory_bank_obj_score_threshold=memory_bank_obj_score_threshold,
+                      memory_bank_kf_score_threshold=memory_bank_kf_score_threshold)
         t = images.shape[0]
         if frame_index >= t:
             raise ValueError(f"frame_index {frame_index} is past the clip's last frame ({t - 1})")
@@ -158,7 +185,8 @@ class TrackObject(io.ComfyNode):
         pbar = comfy.utils.ProgressBar(tracked_frame_count([frame_index], t))
         out = track_masks(sam2_model.model.predictor, images.cpu(), frame_index, positive_points, negative_points, bboxes,
                           None if mask is None else mask.cpu(), individual_objects, output_mode == "per_object",
-                          samurai, offload_video_to_cpu, offload_state_to_cpu, progress=pbar.update_absolute)
+                          samurai, offload_video_to_cpu, offload_state_to_cpu, progress=pbar.update_absolute,
+                          points_normalized=points_normalized, bbox_format=bbox_format)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import uuid
 
 import comfy.utils
 import folder_paths
@@ -16,6 +18,7 @@ from comfy_api.latest import io, ui
 
 from ..drive_ops.core.frame_plan import SIZE_POLICIES
 from ..drive_ops.video.encode import FORMATS
+from .checks import check_options
 
 _LOG = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class LoadVideo(io.ComfyNode):
     @classmethod
     def execute(cls, video: str, frame_load_cap: int, skip_first_frames: int, select_every_nth: int,
                 size_policy: str, longer_side: int) -> io.NodeOutput:
+        check_options(cls, size_policy=size_policy)
         import comfy.model_management
 
         from ..drive_ops.video.decode import load_video
@@ -93,13 +97,18 @@ class LoadVideo(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, video: str, **kwargs) -> str:
-        path = _resolve_input(video)
-        if path is None or not os.path.exists(path):
-            return f"missing:{video}"
-        return f"{path}:{os.path.getmtime(path)}"
+        from ..drive_ops.video.decode import file_fingerprint
+
+        path = _resolve_input(video) if isinstance(video, str) else None
+        if path is None or not os.path.isfile(path):
+            return f"missing:{video!r}"
+        return f"{path}:{file_fingerprint(path)}"
 
     @classmethod
     def validate_inputs(cls, video: str) -> bool | str:
+        if not isinstance(video, str):
+            return (f"video must be a file name from ComfyUI/input (text), got {type(video).__name__} {video!r:.60}; "
+                    "pick the video in the list")
         path = _resolve_input(video)
         if path is None:
             return f"{video!r} points outside ComfyUI's folders"
@@ -143,25 +152,41 @@ class SaveVideo(io.ComfyNode):
     @classmethod
     def execute(cls, images, fps: float, filename_prefix: str, format: str, crf: int,
                 audio: dict | None = None) -> io.NodeOutput:
+        check_options(cls, format=format)
         from comfy.cli_args import args
 
-        from ..drive_ops.video.encode import encode_video, file_extension, png_frame_name
+        from ..drive_ops.core.validate import check_image
+        from ..drive_ops.video.encode import checked_prefix, encode_video, file_extension, png_frame_name, video_rate
 
         if format == "mp4" and crf > 51:
             raise ValueError(f"crf {crf} is out of range for mp4 (h264 takes 0-51)")
+        check_image(images, "the images to save")
+        video_rate(fps)
+        prefix, prefix_note = checked_prefix(filename_prefix)
         height, width = int(images.shape[1]), int(images.shape[2])
         out_dir = folder_paths.get_output_directory()
-        folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, out_dir, width, height)
-        name = f"{filename}_{counter:05}_{file_extension(format)}"
         metadata = None
         if not args.disable_metadata:
             metadata = dict(cls.hidden.extra_pnginfo or {})
             if cls.hidden.prompt is not None:
                 metadata["prompt"] = cls.hidden.prompt
-        os.makedirs(folder, exist_ok=True)
-        result = encode_video(images, fps, os.path.join(folder, name), format, crf=crf, audio=audio,
-                              metadata=metadata or None, progress=comfy.utils.ProgressBar(int(images.shape[0])).update_absolute)
+        # Encode under a hidden name in the output folder first: the folders and the numbered name
+        # are made only once the video exists, so a failed save leaves nothing behind.
+        staging = os.path.join(out_dir, f".drive-save-{uuid.uuid4().hex}{file_extension(format)}")
+        try:
+            result = encode_video(images, fps, staging, format, crf=crf, audio=audio, metadata=metadata or None,
+                                  progress=comfy.utils.ProgressBar(int(images.shape[0])).update_absolute)
+            folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, out_dir, width, height)
+            name = f"{filename}_{counter:05}_{file_extension(format)}"
+            os.replace(staging, os.path.join(folder, name))
+        except BaseException:
+            if os.path.isdir(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+            elif os.path.exists(staging):
+                os.remove(staging)
+            raise
+        if prefix_note:
+            result.notes.insert(0, prefix_note)
         for note in result.notes:
             _LOG.warning("DRIVE_SaveVideo: %s", note)
         if format == "png":

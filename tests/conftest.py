@@ -84,3 +84,7 @@ def pytest_terminal_summary(terminalreporter):
                               if getattr(r, "when", "call") in ("call", "setup")
                               and "integration" in getattr(r, "keywords", {}))
     terminalreporter.write_line("integration tests: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    import bad_input_catalogue
+
+    if bad_input_catalogue.TALLY:
+        terminalreporter.write_line("bad-input catalogue: " + bad_input_catalogue.tally_line())

@@ -246,9 +246,11 @@ def test_nothing_left_after_skip(tmp_path):
 
 def test_memory_refusal(tmp_path):
     frame = tensor_bytes(1, 1080, 1920)
-    with pytest.raises(VideoTooLargeError, match=r"about 10 frames would fit.*frame_load_cap.*select_every_nth"):
-        check_memory(300, 1080, 1920, available=10 * frame + 512 * 2**20)
-    assert check_memory(10, 1080, 1920, available=10 * frame + 512 * 2**20) == 10 * frame
+    with pytest.raises(VideoTooLargeError, match=r"About 10 frames would fit.*frame_load_cap.*select_every_nth"):
+        check_memory(300, 1080, 1920, available=3 * 10 * frame + 2**30)
+    assert check_memory(10, 1080, 1920, available=3 * 10 * frame + 2**30) == 10 * frame
+    with pytest.raises(VideoTooLargeError, match="a third of the free RAM after 1 GiB"):
+        check_memory(11, 1080, 1920, available=3 * 10 * frame + 2**30)
     path = write_clip(tmp_path / "mem.mkv", frames_u8(4, 8, 8))
     with pytest.raises(VideoTooLargeError, match="needs about"):
         load_video(path, available_bytes=0)

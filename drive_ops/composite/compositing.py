@@ -28,7 +28,7 @@ def composite_alpha(mask: torch.Tensor, grow: int = 0, feather: float = 0.0) -> 
     ``grow`` dilates (>0) or erodes (<0) by that many pixels; ``feather`` blurs the
     edge inward over about that many pixels, so alpha is 0 outside the grown mask.
     """
-    grown = grow_mask(mask.float(), grow)
+    grown = grow_mask(mask.float().clamp(0.0, 1.0), grow)
     region = grown > 0
     alpha = grown
     if feather > 0:

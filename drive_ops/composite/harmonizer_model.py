@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..core.weights import WeightFileError, load_weight_file
 from .color_filters import apply_filters
 
 INPUT_SIZE = 256
@@ -160,27 +161,36 @@ class Harmonizer(nn.Module):
         return apply_filters(comp, mask, args), args
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a tensor dict from ``.safetensors`` or a pickle loaded with ``weights_only=True``."""
-    path = Path(path)
-    if path.suffix in (".safetensors", ".sft"):
-        from safetensors.torch import load_file
+HARMONIZER_FILE = "harmonizer.pth from the pretrained/ folder of the ZHKKKe/Harmonizer repository (or its .safetensors conversion)"
+GET_HARMONIZER = ("Download harmonizer.pth again from github.com/ZHKKKe/Harmonizer (pretrained/) into models/harmonizer; "
+                  "its weights are CC BY-NC-SA 4.0, non-commercial use only.")
 
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path.name} is not a plain state dict of tensors; expected Harmonizer's harmonizer.pth")
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read Harmonizer's tensor dict from ``.safetensors`` or a pickle (``weights_only=True``).
+
+    Raises ``core.weights.WeightFileError`` naming the file, the fault and how to get a good one.
+    """
+    state = load_weight_file(path, HARMONIZER_FILE, GET_HARMONIZER)
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightFileError(f"{Path(path).name} is not a plain state dict of tensors; it should be "
+                              f"{HARMONIZER_FILE}. {GET_HARMONIZER}")
     return state
 
 
 def build_harmonizer(state_dict: dict[str, torch.Tensor]) -> Harmonizer:
     """A Harmonizer in eval mode with ``state_dict`` loaded strictly (dtype follows the weights)."""
     model = Harmonizer()
-    try:
-        model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as err:
-        raise ValueError("these weights do not have Harmonizer's layout (harmonizer.pth from "
-                         f"ZHKKKe/Harmonizer is expected): {str(err)[:600]}") from err
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape)
+    if missing or unexpected or reshaped:
+        raise WeightFileError(
+            f"these weights are not Harmonizer's: {len(missing)} of its {len(expected)} tensors are missing "
+            f"(e.g. {missing[:3]}), {len(unexpected)} are unknown (e.g. {unexpected[:3]}), {len(reshaped)} have "
+            f"another shape (e.g. {reshaped[:3]}). It should be {HARMONIZER_FILE}. {GET_HARMONIZER}")
+    model.load_state_dict(state_dict, strict=True)
     dtypes = {v.dtype for v in state_dict.values() if v.is_floating_point()}
     if len(dtypes) == 1:
         model = model.to(dtypes.pop())

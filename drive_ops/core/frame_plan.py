@@ -45,7 +45,9 @@ def center_crop_span(size: int, multiple: int = MULTIPLE) -> tuple[int, int]:
     """(offset, length) of the centred crop to a multiple, ComfyUI's VAE rule."""
     length = (size // multiple) * multiple
     if length == 0:
-        raise ValueError(f"a side of {size} px is smaller than {multiple} px; use a larger video")
+        raise ValueError(f"a side of {size} px is smaller than {multiple} px, so cropping it to a multiple of "
+                         f"{multiple} leaves nothing: use size_policy keep (the VAE needs at least {multiple} px), "
+                         "fit_longer_side to scale it up, or a larger video")
     return (size % multiple) // 2, length
 
 

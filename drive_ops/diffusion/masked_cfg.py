@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.frame_plan import MULTIPLE, center_crop_span
-from .rave_grid import grid_permutation, padded_length, run_on_grids
+from .rave_grid import fitted_grid_size, grid_permutation, padded_length, run_on_grids
 from .schedule import step_index
 
 MASK_MODES = ("nearest", "area")
@@ -114,15 +114,16 @@ def guided_denoiser(denoise: Callable[[torch.Tensor, torch.Tensor, int], torch.T
 
     def model(x: torch.Tensor, sigma: torch.Tensor, **_: object) -> torch.Tensor:
         step = step_index(sigmas, sigma)
-        perm = grid_permutation(x.shape[0], grid_size, seed, step, shuffle)
-        n_grids = padded_length(x.shape[0], grid_size) // (grid_size * grid_size)
+        g, _note = fitted_grid_size(x.shape[0], grid_size)
+        perm = grid_permutation(x.shape[0], g, seed, step, shuffle)
+        n_grids = padded_length(x.shape[0], g) // (g * g)
         per_call = max_grids_per_call if max_grids_per_call > 0 else n_grids
 
         def run(grids: torch.Tensor, _part: slice) -> list[torch.Tensor]:
             s = sigma[:1].expand(grids.shape[0])
             return [denoise(grids, s, b) for b in branches]
 
-        cond, uncond, *rest = run_on_grids(run, x, perm, grid_size, per_call)
+        cond, uncond, *rest = run_on_grids(run, x, perm, g, per_call)
         outside = rest[0] if rest else uncond
         if not guidance_active(step, len(sigmas) - 1, cfg_start, schedule_steps):
             return masked_cfg_blend(uncond, outside, mask) if rest else uncond

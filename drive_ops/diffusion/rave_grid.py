@@ -11,6 +11,7 @@ are reproducible and never touch the global RNG.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -29,6 +30,22 @@ def padded_length(frames: int, grid_size: int) -> int:
         raise ValueError(f"grid_size must be at least 1, got {grid_size}")
     cells = grid_size * grid_size
     return -(-frames // cells) * cells
+
+
+def fitted_grid_size(frames: int, grid_size: int) -> tuple[int, str | None]:
+    """The grid size a clip of ``frames`` frames runs at, and a note when it is smaller than asked.
+
+    A g x g grid larger than the clip needs only ``ceil(sqrt(T))`` cells a side to hold
+    every frame in one grid; more cells are copies of the last frame (2 frames at g 8
+    would fill 64 slots, 32x the UNet work of 2x2), so the grid is capped to that.
+    """
+    padded_length(frames, grid_size)
+    fitted = max(1, math.isqrt(frames - 1) + 1)
+    if grid_size <= fitted:
+        return grid_size, None
+    return fitted, (f"grid_size {grid_size} asks for {grid_size * grid_size} frames per grid but the clip has {frames}: "
+                    f"using grid_size {fitted} ({fitted * fitted} slots, {fitted * fitted - frames} padded) instead of "
+                    f"padding to {grid_size * grid_size}; the whole clip is still one grid")
 
 
 def step_seed(seed: int, step: int) -> int:

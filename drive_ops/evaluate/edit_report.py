@@ -13,6 +13,7 @@ import torch
 
 from . import metrics
 from ..core.progress import Progress, notify, stage
+from ..core.validate import IMAGE_HINT, check_finite
 
 CLIP_ABSENT = -1.0
 """Sentinel for CLIP-T / CLIP-F when no CLIP model was given (real scores are cosines ×100 > -100,
@@ -105,6 +106,8 @@ def build_report(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor 
     chunk (in a node, each tick is also ComfyUI's cancel point).
     """
     metrics.check_pair(source, edited)
+    check_finite(source, "the original (source) clip", IMAGE_HINT)
+    check_finite(edited, "the edited clip", IMAGE_HINT)
     t = source.shape[0]
     if t < 2:
         raise ValueError("an edit report needs at least 2 frames (temporal metrics compare neighbours)")
@@ -116,8 +119,9 @@ def build_report(source: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor 
     flows = metrics.source_flows(source, flow_preset, progress=stage(progress, 0, total))
     background = metrics.background_preservation(source, edited, mask, dilation_px, progress=stage(progress, t - 1, total))
     if mask is not None and torch.isnan(background.psnr).all():
-        raise ValueError(f"the mask grown by {dilation_px} px covers every pixel of every frame, so there is no "
-                         "background to measure; lower dilation_px, or check that the mask is not inverted")
+        raise ValueError(f"the mask grown by {dilation_px} px covers every pixel of every frame (its values are "
+                         f"{float(mask.min()):g}..{float(mask.max()):g}), so there is no background to measure; lower "
+                         "dilation_px, or check that the mask is not inverted")
     report = EditReport(
         frames=t, has_mask=mask is not None, dilation_px=int(dilation_px), background=background,
         warp_error=metrics.warp_error(edited, flows), warp_error_source=metrics.warp_error(source, flows),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.weights import WeightFileError, load_weight_file
 from .sam2_predictor import SamuraiVideoPredictor, import_sam2
 
 SAM2_FILES = ("sam2.1_hiera_tiny", "sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large")
@@ -51,19 +52,26 @@ def detect_sam2_variant(state_dict: dict[str, torch.Tensor]) -> Sam2Variant:
     """Read version and size from a SAM 2 state dict (only keys and shapes are looked at)."""
     key = "image_encoder.trunk.patch_embed.proj.weight"
     if key not in state_dict:
-        raise ValueError("this is not a SAM 2 checkpoint (no image_encoder.trunk.patch_embed); "
-                         f"expected one of {', '.join(f + '.pt/.safetensors' for f in SAM2_FILES)} "
-                         "or the SAM 2.0 files")
+        raise WeightFileError(f"this file holds no SAM 2 image encoder (image_encoder.trunk.patch_embed), so it "
+                              f"is not a SAM 2 checkpoint. It should be {SAM2_CHECKPOINT}. {GET_SAM2}")
     embed_dim = int(state_dict[key].shape[0])
     blocks = {int(m.group(1)) for k in state_dict if (m := re.match(r"image_encoder\.trunk\.blocks\.(\d+)\.", k))}
     depth = max(blocks) + 1 if blocks else 0
     size = next((name for name, t in _TRUNKS.items()
                  if t["embed_dim"] == embed_dim and sum(t["stages"]) == depth), None)
     if size is None:
-        raise ValueError(f"unknown SAM 2 trunk: embed_dim {embed_dim}, {depth} blocks "
-                         "(known: tiny, small, base+, large)")
+        raise WeightFileError(f"unknown SAM 2 trunk: embed_dim {embed_dim}, {depth} blocks (known: tiny, small, "
+                              f"base+, large). It should be {SAM2_CHECKPOINT}. {GET_SAM2}")
     version = "2.1" if "no_obj_embed_spatial" in state_dict else "2"
     return Sam2Variant(version, size)
+
+
+def check_image_size(image_size: int) -> None:
+    """Refuse an ``image_size`` that is not a positive multiple of 32 (the trunk's total stride)."""
+    if image_size < 32 or image_size % 32:
+        low = max(32, image_size // 32 * 32)
+        raise ValueError(f"image_size {image_size} must be a multiple of 32 (the stride of SAM 2's image encoder): "
+                         f"use {low} or {low + 32}")
 
 
 def build_sam2_video_model(variant: Sam2Variant, image_size: int = 1024, device: torch.device | str | None = None):
@@ -81,8 +89,7 @@ def build_sam2_video_model(variant: Sam2Variant, image_size: int = 1024, device:
     from sam2.modeling.sam.transformer import RoPEAttention
 
 
-    if image_size % 32:
-        raise ValueError(f"image_size {image_size} must be a multiple of 32")
+    check_image_size(image_size)
     t = _TRUNKS[variant.size]
     e = t["embed_dim"]
     feat = image_size // 16
@@ -130,22 +137,20 @@ def build_sam2_video_model(variant: Sam2Variant, image_size: int = 1024, device:
     return model.eval()
 
 
+SAM2_CHECKPOINT = ("a SAM 2 / 2.1 checkpoint: one of " + ", ".join(f + ".pt" for f in SAM2_FILES)
+                   + " (or SAM 2.0's, or their .safetensors conversions)")
+GET_SAM2 = ("Download it again from the facebookresearch/sam2 repository's checkpoint links (or its Hugging Face "
+            "pages) into models/sam2.")
+
+
 def load_sam2_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a SAM 2 checkpoint: ``.pt`` (its ``model`` key, weights_only) or ``.safetensors``."""
-    path = os.fspath(path)
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        return load_file(path, device="cpu")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
-        raise ValueError(f"cannot read {os.path.basename(path)} as a SAM 2 checkpoint ({reason}); "
-                         "use the official .pt files or their .safetensors conversions") from err
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict):
+    """Read a SAM 2 checkpoint: ``.pt`` (its ``model`` key, weights_only) or ``.safetensors``.
+
+    Raises ``core.weights.WeightFileError`` naming the file, the fault and how to get a good one.
+    """
+    ckpt = load_weight_file(path, SAM2_CHECKPOINT, GET_SAM2)
+    if isinstance(ckpt.get("model"), dict):
         ckpt = ckpt["model"]
-    if not isinstance(ckpt, dict):
-        raise ValueError(f"{os.path.basename(path)} holds no state dict")
     return ckpt
 
 
@@ -160,12 +165,17 @@ def load_sam2_model(path: str | os.PathLike, precision: str = "fp32", image_size
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+    check_image_size(image_size)
     state_dict = load_sam2_state_dict(path)
     variant = detect_sam2_variant(state_dict)
     model = build_sam2_video_model(variant, image_size=image_size)
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as err:  # a tensor of another shape
+        missing, unexpected = [str(err).splitlines()[-1].strip()[:200]], []
     if missing or unexpected:
-        raise ValueError(f"{os.path.basename(path)} looks like {variant.label} but does not fit it: "
-                         f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
+        raise WeightFileError(f"{os.path.basename(path)} looks like {variant.label} but does not fit it: "
+                              f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}. It should be "
+                              f"{SAM2_CHECKPOINT}. {GET_SAM2}")
     model.autocast_dtype = PRECISIONS[precision]
     return model, variant

@@ -12,6 +12,7 @@ landscape frames plus a rotation), so sizes and pixels are those a player shows.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 import numpy as np
@@ -20,8 +21,12 @@ import torch
 from ..core.progress import Progress, notify
 from ..core.frame_plan import FramePlan, apply_frame_plan, plan_frame_size
 
-# A few hundred MiB stay free for the interpreter, the decoder and per-frame temporaries.
-MEMORY_HEADROOM_BYTES = 512 * 2**20
+# The clip is not the last tensor of its size: ComfyUI keeps every node's output, and the
+# nodes after the loader (VAE Decode, Composite Background, Harmonize) each hold frames of
+# the same size. So the clip may take 1/PIPELINE_COPIES of the RAM left after a headroom for
+# the interpreter, the models' CPU copies, the decoder and per-frame temporaries.
+MEMORY_HEADROOM_BYTES = 2**30
+PIPELINE_COPIES = 3
 
 # File signatures of common video containers: a file that starts like one of these but
 # that FFmpeg cannot open is a broken video (often an mp4 cut before its index), not a
@@ -128,6 +133,22 @@ def orient_frame(frame: torch.Tensor, orientation: Orientation) -> torch.Tensor:
     return out.flip(dims) if dims else out
 
 
+def file_fingerprint(path: str, block: int = 2**20) -> str:
+    """What identifies a file's content cheaply: size, mtime and a hash of its first and last ``block`` bytes.
+
+    mtime alone misses a file replaced by ``cp -p`` or ``rsync -t`` (they copy the old time
+    over); the size and the hashed ends catch that while reading at most two MiB.
+    """
+    stat = os.stat(path)
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        digest.update(fh.read(block))
+        if stat.st_size > block:
+            fh.seek(max(block, stat.st_size - block))
+            digest.update(fh.read(block))
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{digest.hexdigest()}"
+
+
 def _display_matrix(frame) -> np.ndarray | None:
     for side in frame.side_data:
         if getattr(side.type, "name", str(side.type)).endswith("DISPLAYMATRIX"):
@@ -150,6 +171,9 @@ def _open(path: str):
                                  "(or upload it) and pick it again.")
     if os.path.isdir(path):
         raise NotAVideoError(f"{path} is a folder, not a video file")
+    if os.path.getsize(path) == 0:
+        raise NotAVideoError(f"{os.path.basename(path)} is empty (0 bytes: an interrupted upload, download or copy); "
+                             "copy or upload the file again")
     try:
         container = av.open(path, mode="r")
     except av.error.FFmpegError as err:
@@ -269,21 +293,32 @@ def available_memory_bytes() -> int:
     return int(psutil.virtual_memory().available)
 
 
+def clip_budget_bytes(available: int) -> int:
+    """The most RAM a decoded clip may take: a third of what is left after the headroom (PIPELINE_COPIES)."""
+    return max(0, available - MEMORY_HEADROOM_BYTES) // PIPELINE_COPIES
+
+
 def check_memory(frames: int, height: int, width: int, available: int | None = None) -> int:
-    """Refuse (VideoTooLargeError) when the output tensor would not fit in free RAM; returns its bytes."""
+    """Refuse (VideoTooLargeError) when the clip would leave too little RAM for the pipeline; returns its bytes.
+
+    The rule: the IMAGE tensor may use ``1/PIPELINE_COPIES`` of the available RAM after
+    ``MEMORY_HEADROOM_BYTES``, since the nodes after the loader hold frames of the same size.
+    """
     need = tensor_bytes(frames, height, width)
     if available is None:
         available = available_memory_bytes()
-    budget = available - MEMORY_HEADROOM_BYTES
+    budget = clip_budget_bytes(available)
     if need <= budget:
         return need
-    fit = max(0, budget // tensor_bytes(1, height, width))
+    fit = budget // tensor_bytes(1, height, width)
     gib = 2**30
     raise VideoTooLargeError(
         f"loading {frames} frames at {width}x{height} needs about {need / gib:.1f} GiB of RAM for the IMAGE "
-        f"tensor, but only {available / gib:.1f} GiB is available: about {fit} frames would fit. Lower "
-        f"frame_load_cap (to {fit} or less), raise select_every_nth, or use size_policy 'fit_longer_side' "
-        "with a smaller longer_side.")
+        f"tensor, but {available / gib:.1f} GiB is available and a clip may use at most {budget / gib:.1f} GiB of "
+        f"it: the nodes after Load Video keep frames of the same size (VAE Decode, Composite Background, "
+        f"Harmonize), so the rule is a third of the free RAM after {MEMORY_HEADROOM_BYTES / gib:.0f} GiB for "
+        f"models and temporaries. About {fit} frames would fit. Lower frame_load_cap (to {fit} or less), raise "
+        "select_every_nth, or use size_policy 'fit_longer_side' with a smaller longer_side.")
 
 
 def _write_frame(out: torch.Tensor, frame, high_bit: bool, orientation: Orientation, plan: FramePlan) -> None:

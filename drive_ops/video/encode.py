@@ -45,6 +45,77 @@ class EncodeResult:
     notes: list[str]
 
 
+NTSC_TOLERANCE = 2.5e-4
+"""Relative distance from n*1000/1001 within which a rate is taken for that NTSC rate; an
+integer rate is 1e-3 away, so 24 and 23.976 never mix up, while 23.976 and 23.98 both match."""
+GIF_MIN_DELAY_CS = 2
+"""gif frame delays are whole 1/100 s, and browsers play delays under 2/100 s at 1/10 s."""
+DEFAULT_NAME = "video"
+DEFAULT_PREFIX = "DRIVE/video"
+
+
+def video_rate(fps: float) -> Fraction:
+    """The rational rate written for ``fps``: NTSC rates exactly (n*1000/1001, e.g. 24000/1001), else to 1/1000.
+
+    The fps travels between nodes as a float (23.976023976...), so the NTSC rational is
+    recovered here: 23.976 or 23.976023976 becomes 24000/1001, not 2997/125.
+    """
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"fps must be a positive number, got {fps}")
+    n = round(fps * 1.001)
+    if n >= 1 and abs(fps - n * 1000 / 1001) <= NTSC_TOLERANCE * fps:
+        return Fraction(n * 1000, 1001)
+    rate = Fraction(round(fps * 1000), 1000)
+    if rate == 0:
+        raise ValueError(f"fps {fps} is too low to store; give at least 0.001")
+    return rate
+
+
+def gif_rate(fps: float) -> tuple[Fraction, str | None]:
+    """The rate a gif is written at, and a note when it is not ``fps``.
+
+    Up to 50 fps the muxer rounds each frame's time to 1/100 s, so the average rate holds
+    (24 fps: delays of 4 and 5 hundredths). Faster clips are saved at 50 fps, the fastest
+    rate browsers play (they slow 0- and 1-hundredth delays down to 1/10 s).
+    """
+    rate = video_rate(fps)
+    if rate <= Fraction(100, GIF_MIN_DELAY_CS):
+        return rate, None
+    return Fraction(100, GIF_MIN_DELAY_CS), (
+        f"gif frame delays are whole hundredths of a second and browsers play delays under "
+        f"{GIF_MIN_DELAY_CS}/100 s at 1/10 s, so {fps:g} fps was saved at {100 / GIF_MIN_DELAY_CS:g} fps (the gif "
+        "plays slower than the clip); use mp4 or webm to keep the rate")
+
+
+def checked_prefix(prefix: str) -> tuple[str, str | None]:
+    """``filename_prefix`` made safe to save under ComfyUI's output folder, and a note when it was changed.
+
+    Refused (ValueError naming the fix): a non-string, a NUL or other control character
+    (FFmpeg would cut the name at a NUL and write a hidden file), an absolute path, a path
+    that climbs out with "..". An empty prefix, or one ending in a folder separator or in
+    "." (ComfyUI would write the hidden file "._00001_.mp4"), gets the name "video".
+    """
+    if not isinstance(prefix, str):
+        raise ValueError(f"filename_prefix must be text, got {type(prefix).__name__} {prefix!r:.60}")
+    bad = next((i for i, ch in enumerate(prefix) if ord(ch) < 32 or ord(ch) == 127), None)
+    if bad is not None:
+        raise ValueError(f"filename_prefix {prefix!r} holds the control character {prefix[bad]!r} at position {bad}; "
+                         "remove it (file names cannot hold NUL or control characters)")
+    if not prefix.strip():
+        return DEFAULT_PREFIX, f"filename_prefix is empty: saved as {DEFAULT_PREFIX}"
+    if os.path.isabs(prefix) or prefix.startswith(("~", "\\")) or (len(prefix) > 1 and prefix[1] == ":"):
+        raise ValueError(f"filename_prefix {prefix!r} is an absolute path; saving outside the output folder is not "
+                         f"allowed: give a path inside ComfyUI's output folder, e.g. {DEFAULT_PREFIX}")
+    norm = os.path.normpath(prefix.replace("\\", "/"))
+    if norm == ".." or norm.startswith("../"):
+        raise ValueError(f"filename_prefix {prefix!r} climbs out with '..'; saving outside the output folder is not "
+                         f"allowed: give a path inside ComfyUI's output folder, e.g. {DEFAULT_PREFIX}")
+    if norm == "." or prefix.endswith(("/", "\\")):
+        fixed = DEFAULT_PREFIX if norm == "." else f"{norm}/{DEFAULT_NAME}"
+        return fixed, f"filename_prefix {prefix!r} names a folder, not a file: saved as {fixed}"
+    return prefix, None
+
+
 def file_extension(fmt: str) -> str:
     """The file (or folder) suffix a format is saved under; png sequences are folders."""
     if fmt not in FORMATS:
@@ -97,8 +168,9 @@ def encode_video(frames: torch.Tensor, fps: float, path: str, fmt: str = "mp4", 
     file_extension(fmt)
     if frames.dim() != 4 or frames.shape[0] == 0:
         raise ValueError(f"images must be a non-empty [T,H,W,C] batch, got {tuple(frames.shape)}")
-    if not (fps > 0 and math.isfinite(fps)):
-        raise ValueError(f"fps must be a positive number, got {fps}")
+    video_rate(fps)
+    if "\0" in path:
+        raise ValueError(f"the output path {path!r} holds a NUL byte; remove it from the file name")
     if os.path.exists(path):
         raise FileExistsError(f"{path} already exists; pick another filename_prefix")
     tmp = _temp_path(path)
@@ -152,7 +224,9 @@ def _write_container(frames: torch.Tensor, fps: float, path: str, fmt: str, crf:
                      f"to {width + pad_w}x{height + pad_h} by repeating the last column/row. Use even sizes "
                      "(or size_policy crop_to_multiple_of_8 on the loader) to avoid it.")
     options = {"movflags": "use_metadata_tags"} if fmt == "mp4" else {}
-    rate = Fraction(round(fps * 1000), 1000)
+    rate, gif_note = gif_rate(fps) if fmt == "gif" else (video_rate(fps), None)
+    if gif_note:
+        notes.append(gif_note)
     with av.open(path, mode="w", format=container_fmt, options=options) as container:
         for key, value in _metadata_strings(metadata).items():
             container.metadata[key] = value
@@ -188,8 +262,6 @@ def _write_container(frames: torch.Tensor, fps: float, path: str, fmt: str, crf:
             chunk.sample_rate, chunk.pts = sample_rate, 0
             container.mux(audio_stream.encode(chunk))
             container.mux(audio_stream.encode(None))
-    if fmt == "gif" and abs(100 / round(100 / fps) - fps) > 1e-6:
-        notes.append(f"gif stores frame delays in 1/100 s, so {fps:g} fps plays at {100 / round(100 / fps):g} fps")
     return EncodeResult(path=path, frames=count, width=width + pad_w, height=height + pad_h, notes=notes)
 
 

@@ -11,6 +11,8 @@ gets all frames in one call, and the shuffle, grids or a chunk cap are refused u
 
 from __future__ import annotations
 
+import logging
+
 import comfy.controlnet
 import comfy.model_management
 import comfy.patcher_extension
@@ -23,6 +25,8 @@ from ...drive_ops.diffusion.stem import group_aligned_chunk
 from .keys import (CROSS_FRAME_ANCHOR_KEY, FRAME_ORDER_REQUIRED_KEY, GRID_SPAN_KEY, GRID_STEPS_KEY, GRID_WRAPPER_KEY,
                    STEM_GROUP_KEY, GridSpan)
 from .step_guard import make_step_guard
+
+log = logging.getLogger(__name__)
 
 MEMORY_SAFETY = 1.5
 MAX_GRIDS = dict(default=0, min=0, max=4096)
@@ -78,8 +82,13 @@ def _chunks(options: dict, n_grids: int, per_call: int, in_frame_order: bool, ma
     return chunk_slices(n_grids, per_call)
 
 
-def make_grid_wrapper(grid_size: int, shuffle: bool, seed: int, max_grids_per_call: int):
-    """The CALC_COND_BATCH wrapper: frames in, grids through the UNet (chunked), frames out."""
+def make_grid_wrapper(requested_grid: int, shuffle: bool, seed: int, max_grids_per_call: int):
+    """The CALC_COND_BATCH wrapper: frames in, grids through the UNet (chunked), frames out.
+
+    A grid larger than the clip is capped to the smallest one that holds it (``fitted_grid_size``), with a note.
+    """
+    noted: set[str] = set()
+
     def grid_wrapper(executor, model, conds, x_in, timestep, model_options):
         if x_in.dim() != 4:
             raise ValueError(f"the DRIVE grid works on image-model latents [T,C,h,w], got {tuple(x_in.shape)}")
@@ -91,6 +100,10 @@ def make_grid_wrapper(grid_size: int, shuffle: bool, seed: int, max_grids_per_ca
                 raise ValueError("the DRIVE grid shuffle needs ComfyUI's sampling loop (sample_sigmas is missing)")
             step = schedule.step_index(sigmas, timestep)
         frames, _, h, w = x_in.shape
+        grid_size, note = rave_grid.fitted_grid_size(frames, requested_grid)
+        if note and note not in noted:
+            noted.add(note)
+            log.warning("DRIVE grid: %s", note)
         perm = rave_grid.grid_permutation(frames, grid_size, seed, step, shuffle)
         n_grids = perm.numel() // (grid_size * grid_size)
         in_frame_order = grid_size == 1 and not shuffle

@@ -29,6 +29,7 @@ import torch
 from comfy.patcher_extension import WrappersMP
 
 from ...drive_ops.core.mask_frames import match_mask_frames
+from ...drive_ops.core.validate import check_mask
 from ...drive_ops.diffusion import masked_cfg, schedule
 from .keys import BACKGROUND_CONDS_KEY, MASKED_CFG_BACKGROUND_KEY, MASKED_CFG_GUARD_KEY, MASKED_CFG_STEPS_KEY, \
     MASKED_CFG_WRAPPER_KEY
@@ -47,22 +48,39 @@ def _step(model_options: dict, sigma: torch.Tensor) -> tuple[int, int] | None:
     return schedule.step_index(sigmas, sigma), len(sigmas) - 1
 
 
+def latent_mask_for(mask: torch.Tensor, shape: torch.Size | tuple, mode: str, threshold: float) -> torch.Tensor:
+    """The binary latent mask ``[T,h,w]`` for latents of ``shape`` ``[T,C,h,w]``; refuses an empty one.
+
+    Raises the ValueError that names the fix for a frame count or size that does not fit,
+    and for a mask with nothing left inside (nothing would be edited).
+    """
+    frames = match_mask_frames(mask, shape[0], what="mask")
+    latent = masked_cfg.mask_to_latent(frames, shape[-2], shape[-1], mode, threshold)
+    if not bool(latent.any()):
+        raise ValueError(f"the mask is empty at latent size in every frame (binarised at mask_threshold {threshold:g} "
+                         f"with mask_mode {mode}), so masked CFG would edit nothing: check the mask (tracking lost "
+                         "the object?), lower mask_threshold, or use mask_mode area for thin objects")
+    return latent
+
+
 def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float,
                     schedule_steps: int | None = None):
     """The post-CFG function: DRIVE's guidance schedule, then ``M*cfg + (1-M)*outside`` (a closure, so
     clones share the mask instead of deep-copying it). ``schedule_steps``: the full schedule a
-    partial edit is the tail of, which ``cfg_start`` is measured on."""
+    partial edit is the tail of, which ``cfg_start`` is measured on. The mask is fitted to the
+    latents at the first call, before the guidance schedule is looked at, so a bad mask fails on
+    step one whatever ``cfg_start`` says."""
     cache: dict[tuple, torch.Tensor] = {}
 
     def latent_mask(shape: torch.Size) -> torch.Tensor:
         key = (shape[0], shape[-2], shape[-1])
         if key not in cache:
-            frames = match_mask_frames(mask, shape[0], what="mask")
-            cache[key] = masked_cfg.mask_to_latent(frames, shape[-2], shape[-1], mode, threshold)
+            cache[key] = latent_mask_for(mask, shape, mode, threshold)
         return cache[key]
 
     def post_cfg(args: dict) -> torch.Tensor:
         denoised, uncond = args["denoised"], args["uncond_denoised"]
+        m = None if mask is None else latent_mask(denoised.shape)
         skipped = args.get("uncond") is None  # ComfyUI ran no uncond pass (cfg-1 shortcut, or no negative)
         options = args["model_options"]
         where = _step(options, args["sigma"])
@@ -70,7 +88,7 @@ def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, thre
             if skipped:
                 raise ValueError(NO_UNCOND)
             denoised = uncond
-        if mask is None:
+        if m is None:
             return denoised
         if skipped:
             raise ValueError(NO_UNCOND)
@@ -79,7 +97,7 @@ def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, thre
         if background is not None:
             outside = comfy.samplers.calc_cond_batch(args["model"], [background], args["input"], args["sigma"],
                                                      options)[0]
-        return masked_cfg.masked_cfg_blend(denoised, outside, latent_mask(denoised.shape))
+        return masked_cfg.masked_cfg_blend(denoised, outside, m)
 
     return post_cfg
 
@@ -116,7 +134,8 @@ def make_background_wrappers(background: list):
 
 
 def apply_masked_cfg_patch(model, mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float,
-                           background: list | None = None, schedule_steps: int | None = None):
+                           background: list | None = None, schedule_steps: int | None = None,
+                           latent_shape: tuple | None = None):
     """A clone of ``model`` with DRIVE's masked CFG as a post-CFG function, its cfg-1 gate, and the
     background prompt's wrappers.
 
@@ -124,7 +143,13 @@ def apply_masked_cfg_patch(model, mask: torch.Tensor | None, cfg_start: float, m
     so every function still gets the uncond prediction at the steps it needs it. With
     ``cfg_start`` >= 0 the guidance depends on the step, so samplers that evaluate the model
     twice per step are refused (``step_guard``); the guard and the background are one per MODEL.
+    The mask is checked here (a MASK, finite); with ``latent_shape`` (the latents to be
+    sampled) it is also fitted to them now, so a mismatch fails before the first step.
     """
+    if mask is not None:
+        check_mask(mask)
+        if latent_shape is not None:
+            latent_mask_for(mask, latent_shape, mode, threshold)
     patched = model.clone()
     patched.set_model_sampler_post_cfg_function(make_masked_cfg(mask, cfg_start, mode, threshold, schedule_steps))
     patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_WRAPPER_KEY,

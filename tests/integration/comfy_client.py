@@ -46,7 +46,10 @@ class ComfyClient:
         status, body = self.submit(prompt)
         if status != 200:
             raise AssertionError(f"prompt refused ({status}): {json.dumps(body)[:4000]}")
-        pid = body["prompt_id"]
+        return self.wait(body["prompt_id"], timeout)
+
+    def wait(self, pid: str, timeout: float = 900) -> dict:
+        """The /history entry of the queued prompt ``pid`` once it has finished (check ``status``)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             _, hist = self._request(f"/history/{pid}")
