@@ -6,6 +6,8 @@ import comfy.model_management as mm
 import comfy.utils
 from comfy_api.latest import io
 
+from ..drive_ops.core.optical_flow import FLOW_QUALITIES
+
 _COLOURS = {"red": (1.0, 0.15, 0.15), "green": (0.15, 1.0, 0.3), "blue": (0.2, 0.4, 1.0),
             "yellow": (1.0, 0.9, 0.1), "magenta": (1.0, 0.2, 1.0), "white": (1.0, 1.0, 1.0)}
 
@@ -25,7 +27,7 @@ class PropagateMask(io.ComfyNode):
                                               "of which frame_index is used)."),
                 io.Int.Input("frame_index", default=0, min=0, max=1_000_000,
                              tooltip="The frame the mask belongs to (0 = first)."),
-                io.Combo.Input("flow_quality", options=["auto", "fine", "medium", "fast", "ultrafast"],
+                io.Combo.Input("flow_quality", options=list(FLOW_QUALITIES),
                                default="auto",
                                tooltip="DIS optical-flow preset. fine refines at full resolution (small frames, "
                                        "thin objects); medium is faster; auto picks fine below 384 px, else medium."),
