@@ -20,9 +20,9 @@ _WAVES = ((0.21, 0.05, 0.0, 0.12), (-0.07, 0.17, 1.0, 0.10), (0.11, -0.13, 2.0, 
 @dataclass
 class FillScene:
     frames: torch.Tensor      # [T,H,W,3] the clip with the object
-    background: torch.Tensor  # [T,H,W,3] the same clip without it
-    masks: torch.Tensor       # [T,H,W] the object, exact
-    unseen: torch.Tensor | None  # [T,H,W] bool: hole pixels no frame shows
+    background: torch.Tensor | None  # [T,H,W,3] the same clip without it (with_truth)
+    masks: torch.Tensor              # [T,H,W] the object, exact
+    unseen: torch.Tensor | None      # [T,H,W] bool: hole pixels no frame shows (with_truth)
 
 
 def background_texture(ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
@@ -39,20 +39,25 @@ def background_texture(ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
 def make_scene(frames: int = 12, height: int = 96, width: int = 128, camera: tuple[float, float] = (0.7, 0.35),
                velocity: tuple[float, float] = (1.3, 0.4), radius: float = 16.0,
                start: tuple[float, float] = (50.0, 40.0), with_truth: bool = True) -> FillScene:
-    """A pan of ``camera`` px/frame (x, y) over the texture, a disc of ``radius`` moving ``velocity`` px/frame in the world."""
+    """A pan of ``camera`` px/frame (x, y) over the texture, a disc of ``radius`` moving ``velocity`` px/frame in the world.
+
+    ``with_truth`` also keeps the background clip and computes ``unseen`` (off for benchmarks: it is O(T^2)).
+    """
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
                             indexing="ij")
-    clip, truth, masks = [], [], []
+    clip = torch.empty(frames, height, width, 3)
+    masks_t = torch.empty(frames, height, width)
+    truth = torch.empty(frames, height, width, 3) if with_truth else None
     for t in range(frames):
         wx, wy = xs + camera[0] * t, ys + camera[1] * t
         cx, cy = start[0] + velocity[0] * t, start[1] + velocity[1] * t
         inside = (wx - cx) ** 2 + (wy - cy) ** 2 < radius ** 2
         bg = background_texture(wy, wx)
         red = torch.stack([0.9 + 0.05 * torch.sin(wx / 3), 0.15 + 0.1 * torch.cos(wy / 4), torch.full_like(wx, 0.1)], -1)
-        clip.append(torch.where(inside[..., None], red, bg))
-        truth.append(bg)
-        masks.append(inside.float())
-    masks_t = torch.stack(masks)
+        clip[t] = torch.where(inside[..., None], red, bg)
+        masks_t[t] = inside.float()
+        if truth is not None:
+            truth[t] = bg
     unseen = None
     if with_truth:
         unseen = torch.zeros(frames, height, width, dtype=torch.bool)
@@ -65,4 +70,4 @@ def make_scene(frames: int = 12, height: int = 96, width: int = 128, camera: tup
                 hidden = masks_t[s][sy.clamp(0, height - 1).long(), sx.clamp(0, width - 1).long()] > 0.5
                 seen |= on_frame & ~hidden
             unseen[t] = ~seen & (masks_t[t] > 0.5)
-    return FillScene(torch.stack(clip), torch.stack(truth), masks_t, unseen)
+    return FillScene(clip, truth, masks_t, unseen)

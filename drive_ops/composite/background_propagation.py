@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..core.flow_completion import complete_flow
 from ..core.optical_flow import dis_flow, occlusion_mask
@@ -69,18 +68,25 @@ class Pointers:
 
 
 def _unknown_flow(hole: torch.Tensor, flow: torch.Tensor, flow_back: torch.Tensor, margin: int) -> torch.Tensor:
-    """Where ``flow`` ``[H,W,2]`` cannot be trusted for the background: the ``hole`` ``[H,W]`` grown by
-    ``margin``, and the pixels within twice that of it that fail the forward-backward check."""
-    grown, near = _dilate(hole, margin), _dilate(hole, 2 * margin)
-    return grown | (near & occlusion_mask(flow, flow_back))
+    """Where ``flow`` ``[H,W,2]`` cannot be trusted for the background: within ``margin`` px of the ``hole``
+    ``[H,W]``, and the pixels within twice that of it that fail the forward-backward check."""
+    distance = _distance_to(hole)
+    return (distance <= margin) | ((distance <= 2 * margin) & occlusion_mask(flow, flow_back))
 
 
-def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """``mask`` ``[H,W]`` bool grown by a ``2r+1`` square (a margin needs no round disk): a max-pool along
-    rows, then along columns."""
-    k = 2 * radius + 1
-    x = F.max_pool2d(mask[None, None].float(), (1, k), stride=1, padding=(0, radius))
-    return F.max_pool2d(x, (k, 1), stride=1, padding=(radius, 0))[0, 0] > 0.5
+def _distance_to(region: torch.Tensor) -> torch.Tensor:
+    """Euclidean distance ``[H,W]`` of every pixel to the nearest pixel of ``region`` (0 inside it).
+
+    OpenCV's distance transform (5x5 mask, within a few percent of exact): one pass
+    whatever the radius, where a max-pool grows with it.
+    """
+    import cv2
+
+    outside = (~region).to(torch.uint8).cpu().numpy()
+    if not outside.any():
+        return torch.zeros(region.shape, device=region.device)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+    return torch.from_numpy(distance).to(region.device)
 
 
 def background_flows(frame_a: torch.Tensor, frame_b: torch.Tensor, hole_a: torch.Tensor, hole_b: torch.Tensor,

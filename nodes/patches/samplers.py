@@ -2,7 +2,8 @@
 
 Each factory wraps a k-diffusion-style function of ``drive_ops.diffusion`` in a
 ``comfy.samplers.KSAMPLER``; :func:`run_sampler` is the sampling call Invert Video and
-Masked-CFG Sampler share (zero noise, copied conditioning, a progress bar per step).
+Masked-CFG Sampler share (zero noise, copied conditioning, a progress bar per step), and
+Fill Background's keyframe inpainting (with noise).
 """
 
 from __future__ import annotations
@@ -46,13 +47,17 @@ def sigma_table(model) -> torch.Tensor:
 
 
 def run_sampler(model, positive, negative, latent: dict, cfg: float, sampler, sigmas: torch.Tensor,
-                seed: int) -> dict:
-    """comfy.sample on zero noise (the latent is already at sigmas[0]) with a progress bar per step."""
+                seed: int, noise: torch.Tensor | None = None) -> dict:
+    """comfy.sample with a progress bar per step; zero noise by default (the latent is already at sigmas[0]).
+
+    With ``noise`` the clean latent is noised to ``sigmas[0]`` first, as img2img does.
+    """
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     memo: dict = {}
     positive, negative = copy_conditioning(positive, memo), copy_conditioning(negative, memo)
     callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
-    out = comfy.sample.sample_custom(model, torch.zeros_like(samples), cfg, sampler, sigmas, positive, negative,
+    noise = torch.zeros_like(samples) if noise is None else noise
+    out = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative,
                                      samples, noise_mask=latent.get("noise_mask"), callback=callback,
                                      disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     result = {k: v for k, v in latent.items() if k != "samples"}
