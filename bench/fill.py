@@ -22,22 +22,9 @@ import torch
 
 from bench.common import PeakMemory
 from drive_ops.composite.fill_background import fill_background
-from tests.fill_scenes import make_scene
+from tests.fill_scenes import scaled_scene
 
 SHAPES = {512: (512, 512), 1080: (1080, 1920)}
-SCENE_PX = 96
-"""The unit tests' scene is laid out on a 96 px frame; sizes, speeds and the disc scale from it."""
-
-
-def bench_scene(frames: int, height: int, width: int):
-    """The pan-and-disc scene at ``height x width``: the clip ``[T,H,W,3]`` and its mask ``[T,H,W]``."""
-    scale = min(height, width) / SCENE_PX
-    scene = make_scene(frames=frames, height=height, width=width, camera=(0.7 * scale / 4, 0.35 * scale / 4),
-                       velocity=(1.3 * scale / 2, 0.4 * scale / 2), radius=16.0 * scale,
-                       start=(width * 0.3, height * 0.42), with_truth=False)
-    return scene.frames, scene.masks
-
-
 def seconds_per_frame(frames: torch.Tensor, mask: torch.Tensor, device: str = "cpu",
                       flow_quality: str = "auto") -> dict:
     """Run one fill of ``frames`` ``[T,H,W,3]`` / ``mask`` ``[T,H,W]``: wall and CPU seconds per frame, peak MiB."""
@@ -70,11 +57,12 @@ def main() -> None:
     for size in args.sizes:
         height, width = SHAPES[size]
         for count in args.frames:
-            frames, mask = bench_scene(count, height, width)
+            scene = scaled_scene(count, height, width)
+            frames, mask = scene.frames, scene.masks
             r = seconds_per_frame(frames, mask, args.device, args.flow_quality)
             print(f"{width}x{height:<5} {count:>6} {r['wall_s_per_frame']:>12.3f} {r['cpu_s_per_frame']:>11.3f} "
                   f"{r['peak_mib']:>9.0f} {r['working_mib']:>11.0f} {r['unseen_fraction']:>7.1%}", flush=True)
-            del frames, mask
+            del scene, frames, mask
 
 
 if __name__ == "__main__":

@@ -71,3 +71,15 @@ def make_scene(frames: int = 12, height: int = 96, width: int = 128, camera: tup
                 seen |= on_frame & ~hidden
             unseen[t] = ~seen & (masks_t[t] > 0.5)
     return FillScene(clip, truth, masks_t, unseen)
+
+
+def scaled_scene(frames: int, height: int, width: int, with_truth: bool = False) -> FillScene:
+    """The same pan-and-disc scene laid out for ``height x width``: sizes scale with ``min(H, W) / 96``.
+
+    The camera pans 0.7/4 and the disc moves 1.3/2 px per frame per unit of scale, so over a
+    few dozen frames part of the background behind the disc is uncovered and part never is.
+    """
+    scale = min(height, width) / 96
+    return make_scene(frames=frames, height=height, width=width, camera=(0.7 * scale / 4, 0.35 * scale / 4),
+                      velocity=(1.3 * scale / 2, 0.4 * scale / 2), radius=16.0 * scale,
+                      start=(width * 0.3, height * 0.42), with_truth=with_truth)

@@ -189,7 +189,8 @@ def _fill_unseen(out: torch.Tensor, remaining: torch.Tensor, keyframe: int, fill
                  flows, device: torch.device, channels: int, step: Callable[[], None]) -> None:
     """Invent what no frame shows on keyframes and carry each fill along the flow, in place on ``out``.
 
-    ``remaining`` ``[T,H,W]`` bool (consumed) marks the pixels still to fill.
+    ``remaining`` ``[T,H,W]`` bool (consumed) marks the pixels still to fill. Each keyframe's
+    fill is carried through the run of neighbouring frames that still have unseen pixels.
     """
     count = out.shape[0]
 
@@ -210,8 +211,14 @@ def _fill_unseen(out: torch.Tensor, remaining: torch.Tensor, keyframe: int, fill
         out[k] = torch.where(hole[..., None], fill(out[k].to(device), hole, k).to(device), out[k].to(device)).to(out)
         remaining[k] = False
         shown = (lambda t: ~remaining[t].to(device))
-        _carry(range(k, count), shown, filled, flows, take, channels, step)
-        _carry(range(k, -1, -1), shown, filled, flows, take, channels, step)
+        # carry as far as the unseen area lasts: past a frame without one, nothing is left to chain through
+        last, first = k, k
+        while last + 1 < count and areas[last + 1] > 0:
+            last += 1
+        while first > 0 and areas[first - 1] > 0:
+            first -= 1
+        _carry(range(k, last + 1), shown, filled, flows, take, channels, step)
+        _carry(range(k, first - 1, -1), shown, filled, flows, take, channels, step)
     for t in range(count):
         if bool(remaining[t].any()):
             out[t] = inpaint_opencv(out[t], remaining[t], inpaint_method)

@@ -49,7 +49,8 @@ def dis_flow(frame_a: torch.Tensor, frame_b: torch.Tensor, preset: str = "medium
 DIS_REACH_PX = {"fine": 12, "medium": 24, "fast": 32, "ultrafast": 32}
 """How far DIS carries a motion past an edge: about one patch at its finest scale (12 px
 patches at full resolution for "fine", at half for "medium", 8 px at quarter for the fast
-presets), measured on a disc moving over a textured pan."""
+presets). fine and medium were measured on a disc moving over a textured pan (see
+docs/algorithms.md); the fast presets follow the same rule."""
 
 
 def resolve_preset(preset: str, height: int, width: int) -> str:
