@@ -37,7 +37,7 @@ class MaskedCFGSampler(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_MaskedCFGSampler",
-            display_name="DRIVE Masked-CFG Sampler (RAVE)",
+            display_name="Masked-CFG Sampler (DRIVE)",
             category="DRIVE/edit",
             description="DRIVE's editing sampler: DDIM from the inverted latents with the RAVE grid shuffle "
                         "and mask-guided CFG (the prompt acts inside the mask, the negative prompt outside). "
@@ -47,7 +47,7 @@ class MaskedCFGSampler(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="The edit prompt (applied inside the mask)."),
                 io.Conditioning.Input("negative", tooltip="The uncond prompt; DRIVE uses empty text. It also drives "
                                                           "the background, so a real negative prompt changes it."),
-                io.Latent.Input("latent", tooltip="Inverted latents from DRIVE Invert Video (same steps)."),
+                io.Latent.Input("latent", tooltip="Inverted latents from Invert Video (DRIVE) (same steps)."),
                 io.Int.Input("steps", default=50, min=1, max=1000, tooltip="DDIM steps (RAVE/DRIVE: 50)."),
                 io.Float.Input("cfg", default=7.5, min=0.0, max=30.0, step=0.1, tooltip="CFG scale (DRIVE 7.5)."),
                 io.Float.Input("cfg_start", tooltip=CFG_START_TIP, **CFG_START),
@@ -84,7 +84,7 @@ class RAVEGridPatch(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_RAVEGridPatch",
-            display_name="DRIVE RAVE Grid Patch",
+            display_name="RAVE Grid Patch (DRIVE)",
             category="DRIVE/edit",
             description="Patches a MODEL so every UNet call sees the frames tiled into g x g grids, reshuffled "
                         "each step (ControlNet hints follow). For core KSampler / SamplerCustomAdvanced with "
@@ -110,7 +110,7 @@ class MaskedCFGPatch(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_MaskedCFGPatch",
-            display_name="DRIVE Masked CFG Patch",
+            display_name="Masked-CFG Patch (DRIVE)",
             category="DRIVE/edit",
             description="Patches a MODEL with DRIVE's mask-guided CFG: the CFG result inside the mask, the "
                         "negative-prompt prediction outside. Stacks with other post-CFG patches.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from comfy_api.latest import io
 
@@ -42,6 +44,16 @@ def _text_embed(clip, prompt: str) -> torch.Tensor:
         raise ValueError("this CLIP gives no pooled text output, so CLIP-T cannot be measured; "
                          "disconnect it (CLIP-F still works) or use an SD1.5/SDXL CLIP")
     return pooled.float().cpu().reshape(-1)
+
+
+# The headless runner reads the report from this ui key (scripts/run_outputs.py), in the outputs' order.
+REPORT_UI_KEY = "drive_report"
+REPORT_NUMBERS = ("background_psnr", "background_ssim", "warp_error", "flicker_ratio", "clip_t", "clip_f")
+
+
+def _json_number(value: float) -> float | str:
+    """The ui message is JSON for the browser, which has no inf/nan: those go as text."""
+    return float(value) if math.isfinite(value) else str(float(value))
 
 
 class EditReport(io.ComfyNode):
@@ -113,8 +125,10 @@ class EditReport(io.ComfyNode):
             summary += ("\nnote: CLIP-T is valid only if the CLIP's pooled text output and the CLIP vision image "
                         "embeddings share CLIP's projected space (not so for an SD1.5 checkpoint's CLIP)")
         plot = plots.plot_report(report).to(mm.intermediate_device())
-        return io.NodeOutput(plot, summary, report.bg_psnr, report.bg_ssim, report.mean_warp_error,
-                             report.flicker_ratio, report.clip_text, report.clip_frame)
+        numbers = (report.bg_psnr, report.bg_ssim, report.mean_warp_error, report.flicker_ratio, report.clip_text,
+                   report.clip_frame)
+        shown = {"summary": summary, **{name: _json_number(v) for name, v in zip(REPORT_NUMBERS, numbers)}}
+        return io.NodeOutput(plot, summary, *numbers, ui={REPORT_UI_KEY: [shown]})
 
 
 class CompareStrip(io.ComfyNode):

@@ -9,7 +9,7 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     *track.NODES,        # DRIVE/track: Load SAM2 Model, Track Object
     *mask.NODES,         # DRIVE/mask: Propagate Mask, Mask Tools, Mask Preview
     *invert.NODES,       # DRIVE/invert: Invert Video, EasyInv Sampler, STEM Attention
-    *edit.NODES,         # DRIVE/edit: Masked-CFG Sampler, RAVE Grid Patch, Masked CFG Patch
+    *edit.NODES,         # DRIVE/edit: Masked-CFG Sampler, RAVE Grid Patch, Masked-CFG Patch
     *consistency.NODES,  # DRIVE/consistency: Cross-Frame Attention, Pix2Video Sampler
     *composite.NODES,    # DRIVE/composite: Fill Background, Composite Background, Color Filters, Harmonizer, Harmonize
     *evaluate.NODES,     # DRIVE/evaluate: Edit Report, Compare Strip

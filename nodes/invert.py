@@ -37,11 +37,11 @@ class InvertVideo(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_InvertVideo",
-            display_name="DRIVE Invert Video (DDIM / EasyInv / STEM)",
+            display_name="Invert Video (DRIVE)",
             category="DRIVE/invert",
             description="Inverts VAE-encoded frames to noise along the DDIM schedule (per frame as RAVE does, or "
                         "on grids), with EasyInv's latent blending. ControlNets applied to the conditioning "
-                        "are honoured. The result feeds DRIVE Masked-CFG Sampler with the same steps.",
+                        "are honoured. The result feeds the Masked-CFG Sampler (DRIVE) with the same steps.",
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model (SD1.5-style eps model)."),
                 io.Conditioning.Input("conditioning", tooltip="The inversion prompt; DRIVE uses empty text."),
@@ -50,7 +50,7 @@ class InvertVideo(io.ComfyNode):
                 io.Combo.Input("method", options=["easyinv", "ddim", "stem"], default="easyinv",
                                tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending; stem: "
                                        "DDIM with STEM attention (256 EM bases over the clip's tokens; tune it "
-                                       "with DRIVE STEM Attention + method ddim)."),
+                                       "with STEM Attention (DRIVE) + method ddim)."),
                 *easyinv_inputs(),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
                                tooltip="CFG during inversion; 1 uses the inversion prompt alone (DRIVE). "
@@ -89,7 +89,7 @@ class EasyInvSampler(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_EasyInvSampler",
-            display_name="DRIVE EasyInv Sampler",
+            display_name="EasyInv Sampler (DRIVE)",
             category="DRIVE/invert",
             description="A SAMPLER for inversion along flipped sigmas (FlipSigmas): DDIM inversion with "
                         "EasyInv's latent blending (eta 1 = plain DDIM inversion). Use it with "
@@ -108,7 +108,7 @@ class STEMAttention(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_STEMAttention",
-            display_name="STEM Inversion Attention (DRIVE)",
+            display_name="STEM Attention (DRIVE)",
             category="DRIVE/invert",
             description="STEM inversion ('A Video is Worth 256 Bases'): every self-attention layer attends to a "
                         "compact basis set estimated by EM over the key tokens of the whole clip (or of chunks of "

@@ -17,7 +17,7 @@ class PropagateMask(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_PropagateMask",
-            display_name="Propagate Mask (optical flow)",
+            display_name="Propagate Mask (DRIVE)",
             category="DRIVE/mask",
             description="Carries a mask drawn on one frame through the whole clip with dense optical flow "
                         "(OpenCV DIS), forwards and backwards, with an occlusion check. Needs no model weights.",
@@ -102,7 +102,7 @@ class MaskPreview(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_MaskPreview",
-            display_name="Mask Preview (overlay)",
+            display_name="Mask Preview (DRIVE)",
             category="DRIVE/mask",
             description="Overlays video masks on their frames (tint plus outline) to check tracking at a glance; "
                         "connect it to Preview Image or Save Video.",

@@ -81,7 +81,7 @@ class TrackObject(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="DRIVE_TrackObject",
-            display_name="Track Object (SAM2 / SAMURAI)",
+            display_name="Track Object (DRIVE)",
             category="DRIVE/track",
             description="Segments an object through the clip with SAM 2 from points, a box or a mask on any "
                         "frame, tracking forwards and backwards. samurai_mode adds SAMURAI's Kalman-filter motion "

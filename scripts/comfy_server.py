@@ -3,14 +3,15 @@
 Shared by the headless runner (``scripts/run_workflow.py``) and the integration tests'
 fixture (``tests/integration/conftest.py``): ``Server(url).start(comfy_dir, python, ...)``
 links this pack into a fresh custom_nodes folder, writes an extra_model_paths.yaml,
-launches ``main.py`` on the URL's port and waits until it answers; ``stop()`` ends it.
-Standard library only, so it runs under ComfyUI's own python.
+launches ``main.py`` on the URL's port and waits until it answers; ``stop()`` ends it and
+removes the temporary folder it made. Standard library only, so it runs under ComfyUI's own python.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,11 +19,40 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Sequence
 
 PACK_DIR = Path(__file__).resolve().parent.parent
 PACK_LINK_NAME = "comfyui-drive"
+# Asks ComfyUI's python whether its torch sees an accelerator ComfyUI can use without --cpu.
+_ACCELERATOR_PROBE = (
+    "import torch\n"
+    "mps = getattr(torch.backends, 'mps', None)\n"
+    "xpu = getattr(torch, 'xpu', None)\n"
+    "print(torch.cuda.is_available() or bool(mps and mps.is_available()) or bool(xpu and xpu.is_available()))")
+
+
+def device_args(python: str, extra_args: Sequence[str] = ()) -> list[str]:
+    """``extra_args`` plus ``--cpu`` when ``python``'s torch has no CUDA, MPS or XPU device (and none is forced).
+
+    ComfyUI itself assumes CUDA unless told otherwise and stops with "Torch not compiled
+    with CUDA enabled" on a CPU-only install.
+    """
+    args = list(extra_args)
+    if any(a in args for a in ("--cpu", "--directml", "--cuda-device")):
+        return args
+    try:
+        probe = subprocess.run([python, "-c", _ACCELERATOR_PROBE], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise RunError(f"cannot run ComfyUI's python {python!r}: {err}; set COMFYUI_PYTHON") from None
+    if probe.returncode != 0:
+        raise RunError(f"ComfyUI's python {python!r} cannot import torch (set COMFYUI_PYTHON to the python "
+                       f"that runs ComfyUI):\n{probe.stderr[-1500:]}")
+    if probe.stdout.strip().splitlines()[-1:] == ["False"]:
+        print("no CUDA/MPS/XPU device in this torch: starting ComfyUI with --cpu", file=sys.stderr)
+        args.append("--cpu")
+    return args
 
 
 class RunError(RuntimeError):
@@ -36,6 +66,7 @@ class Server:
         self.url = url.rstrip("/")
         self.process: subprocess.Popen | None = None
         self.workdir: Path | None = None
+        self._own_workdir = False
         self._log = None
 
     def request(self, path: str, payload: dict | None = None, timeout: float = 60) -> dict:
@@ -48,6 +79,36 @@ class Server:
             detail = err.read().decode(errors="replace")
             raise RunError(f"{path} answered HTTP {err.code}: {_describe_rejection(detail)}") from None
         return json.loads(body) if body else {}
+
+    def upload(self, path: Path) -> str:
+        """Upload a file (video, image, mask) into ComfyUI's input folder; returns the name a loader widget takes."""
+        boundary = uuid.uuid4().hex
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{path.name}\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n").encode()
+        tail = (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\ntrue"
+                f"\r\n--{boundary}--\r\n").encode()
+        try:
+            body = head + path.read_bytes() + tail
+        except OSError as err:
+            raise RunError(f"cannot read {path}: {err.strerror}") from None
+        req = urllib.request.Request(self.url + "/upload/image", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        try:
+            with urllib.request.urlopen(req, timeout=600) as resp:
+                info = json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            raise RunError(f"uploading {path} to {self.url} failed (HTTP {err.code}); files over ComfyUI's upload "
+                           "cap (100 MB by default, --max-upload-size) must be copied into ComfyUI/input") from None
+        return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
+
+    def download(self, item: dict, target: Path) -> None:
+        """Save one output file (``{"filename", "subfolder", "type"}`` from /history) at ``target``."""
+        query = urllib.parse.urlencode({k: item.get(k, "") for k in ("filename", "subfolder", "type")})
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        with urllib.request.urlopen(f"{self.url}/view?{query}", timeout=300) as resp, open(tmp, "wb") as fh:
+            shutil.copyfileobj(resp, fh)
+        os.replace(tmp, target)
 
     def alive(self) -> bool:
         try:
@@ -67,6 +128,7 @@ class Server:
             raise RunError(f"no ComfyUI answers at {self.url} and COMFYUI_DIR={comfy_dir} has no main.py; "
                            "start ComfyUI yourself or point COMFYUI_DIR at a ComfyUI checkout")
         port = urllib.parse.urlparse(self.url).port or 8188
+        self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="drive-run-"))
         nodes_dir = self.workdir / "custom_nodes"
         nodes_dir.mkdir(parents=True, exist_ok=True)
@@ -87,10 +149,12 @@ class Server:
         deadline = time.time() + timeout
         while not self.alive():
             if self.process.poll() is not None or time.time() > deadline:
+                tail = log_path.read_text()[-3000:]
                 self.stop()
-                raise RunError(f"ComfyUI did not start (log tail):\n{log_path.read_text()[-3000:]}")
+                raise RunError(f"ComfyUI did not start (log tail):\n{tail}")
             time.sleep(0.5)
-        print(f"started ComfyUI at {self.url} (log {log_path})", file=sys.stderr)
+        print(f"started ComfyUI at {self.url} (log {log_path}, removed when it stops)" if self._own_workdir
+              else f"started ComfyUI at {self.url} (log {log_path})", file=sys.stderr)
         return log_path
 
     def stop(self) -> None:
@@ -102,6 +166,9 @@ class Server:
                 self.process.kill()
             self.process = None
             self._log.close()
+        if self._own_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir, self._own_workdir = None, False
 
 
 def _describe_rejection(body: str) -> str:

@@ -4,11 +4,13 @@
     python scripts/run_workflow.py workflows/drive_instance_edit.json --video clip.mp4 \
         --prompt "a silver robotic wolf" --points '[{"x":250,"y":300}]' --out results/
 
-Talks to the ComfyUI at --url; if none answers there, starts one from $COMFYUI_DIR
-(with this pack linked in) and stops it at the end. Takes UI-format workflows (what the
-editor saves) or API-format prompts. --video may be a folder: every clip in it runs in
-turn (batch mode), each into its own sub-folder of --out. Standard library only, so it
-runs under ComfyUI's own python.
+Talks to the ComfyUI at --server; if none answers there, starts one from $COMFYUI_DIR
+(with this pack linked in, and with --cpu where torch has no CUDA/MPS/XPU device) and
+stops it at the end. Takes UI-format workflows (what the editor saves) or API-format
+prompts. --video may be a folder: every clip in it runs, each into its own sub-folder of
+--out; with --server given several times the clips are spread over those servers, one
+prompt per server at a time. A manifest in --out lets a re-run skip the clips that are
+done. Standard library only, so it runs under ComfyUI's own python.
 """
 
 from __future__ import annotations
@@ -16,37 +18,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import signal
 import sys
+import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from pathlib import Path
 
-from comfy_server import RunError, Server
-from workflow_convert import WorkflowError, ui_to_api
+from comfy_server import RunError, Server, device_args
+from run_batch import Job, Manifest, fingerprint, run_jobs
+from run_outputs import collect_files, collect_reports, format_reports, write_json
+from workflow_convert import WorkflowError, ui_to_api, with_prompt_values
 
+DEFAULT_URL = "http://127.0.0.1:8188"
+DEFAULT_COMFYUI_DIR = Path(__file__).resolve().parent.parent / ".cache" / "ComfyUI-0.3.64"
+ENVIRONMENT = {
+    "COMFYUI_URL": f"the ComfyUI to use when no --server is given (default {DEFAULT_URL})",
+    "COMFYUI_DIR": "the ComfyUI folder to start when none answers (default: the test set-up's "
+                   ".cache/ComfyUI-0.3.64 when it exists)",
+    "COMFYUI_PYTHON": "the python that runs ComfyUI when this script starts it (default: this python)",
+    "COMFY_EXTRA_ARGS": "more arguments for ComfyUI's main.py when this script starts it, e.g. "
+                        "\"--lowvram --extra-model-paths-config my_paths.yaml\" (--cpu is added by itself where "
+                        "torch has no GPU)",
+}
+REPORT_NAME = "report.json"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
 VIDEO_LOADERS = {"DRIVE_LoadVideo": "video", "LoadVideo": "file"}
 POSITIVE_INPUTS = ("positive",)
 NEGATIVE_INPUTS = ("negative",)
 PROGRESS_EVERY_S = 15.0
-
-
-def load_prompt(path: Path, server: Server) -> dict:
-    """Read a UI- or API-format workflow file and return an API prompt."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise RunError(f"cannot read workflow {path}: {err}") from None
-    if "nodes" in data and "links" in data:
-        try:
-            return ui_to_api(data, server.request("/object_info", timeout=120))
-        except WorkflowError as err:
-            raise RunError(str(err)) from None
-    return data.get("prompt", data)
 
 
 def _nodes_of(prompt: dict, class_types) -> list[str]:
@@ -80,8 +80,24 @@ def _text_encoders_feeding(prompt: dict, input_names: tuple[str, ...]) -> list[s
     return sorted(found)
 
 
-def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | None) -> dict:
-    """Return a copy of ``prompt`` with the command line's overrides applied."""
+def _node_input(prompt: dict, item: str, flag: str) -> tuple[list[str], str, str]:
+    """``NODE.input=value`` -> (ids of the nodes NODE names: id, title or type; input name; value)."""
+    target, _, value = item.partition("=")
+    node_ref, _, name = target.partition(".")
+    ids = [nid for nid, n in prompt.items() if node_ref in (nid, n["class_type"], n.get("_meta", {}).get("title"))]
+    if not ids or not name or not value:
+        form = "NODE.input=value" if flag == "--set" else "NODE.input=PATH"
+        raise RunError(f"{flag} {item!r}: use {form}, NODE being a node id, title or type of the workflow"
+                       + (" (JSON values allowed)" if flag == "--set" else ""))
+    return ids, name, value
+
+
+def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | None,
+                    files: dict[str, str] | None = None) -> dict:
+    """Return a copy of ``prompt`` with the command line's overrides applied.
+
+    ``files`` maps each ``--file NODE.input=PATH`` item to the name its upload got.
+    """
     prompt = json.loads(json.dumps(prompt))
     if video_name is not None:
         loaders = _nodes_of(prompt, VIDEO_LOADERS)
@@ -113,26 +129,27 @@ def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | No
                 if isinstance(node["inputs"].get(name), int):
                     node["inputs"][name] = args.seed
     for item in args.set or []:
-        target, _, value = item.partition("=")
-        node_ref, _, name = target.partition(".")
-        ids = [nid for nid, n in prompt.items()
-               if node_ref in (nid, n["class_type"], n.get("_meta", {}).get("title"))]
-        if not ids or not name or not value:
-            raise RunError(f"--set {item!r}: use NODE.input=value, NODE being a node id, title or type "
-                           "(JSON values allowed)")
+        ids, name, value = _node_input(prompt, item, "--set")
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
             parsed = value
         for nid in ids:
             prompt[nid]["inputs"][name] = parsed
+    for item, uploaded in (files or {}).items():
+        ids, name, _ = _node_input(prompt, f"{item}={uploaded}", "--file")
+        for nid in ids:
+            prompt[nid]["inputs"][name] = uploaded
     return prompt
 
 
-def execute(server: Server, prompt: dict, timeout: float) -> dict:
+def execute(server: Server, prompt: dict, timeout: float, extra_data: dict | None = None,
+            label: str = "") -> dict:
     """Queue ``prompt``, print progress, and return its /history entry once done."""
-    queued = server.request("/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex})
-    pid = queued["prompt_id"]
+    payload = {"prompt": prompt, "client_id": uuid.uuid4().hex}
+    if extra_data:
+        payload["extra_data"] = extra_data
+    pid = server.request("/prompt", payload)["prompt_id"]
     start, last_state, last_print = time.time(), "", 0.0
     while time.time() - start < timeout:
         entry = server.request(f"/history/{pid}").get(pid)
@@ -142,55 +159,14 @@ def execute(server: Server, prompt: dict, timeout: float) -> dict:
                 err = next((d for e, d in status.get("messages", []) if e == "execution_error"), {})
                 raise RunError(f"node {err.get('node_id')} ({err.get('node_type')}) failed: "
                                f"{err.get('exception_message', 'unknown error').strip()}")
-            print(f"  done in {time.time() - start:.0f}s", file=sys.stderr)
+            print(f"{label}  done in {time.time() - start:.0f}s", file=sys.stderr)
             return entry
         state = "running" if server.request("/queue").get("queue_running") else "queued"
         if state != last_state or time.time() - last_print >= PROGRESS_EVERY_S:
-            print(f"  {state}, {time.time() - start:.0f}s", file=sys.stderr)
+            print(f"{label}  {state}, {time.time() - start:.0f}s", file=sys.stderr)
             last_state, last_print = state, time.time()
         time.sleep(1.0)
     raise RunError(f"the workflow did not finish within {timeout:.0f}s (prompt {pid} is still queued/running)")
-
-
-def collect_outputs(server: Server, entry: dict, out_dir: Path) -> list[Path]:
-    """Download every file the run produced into ``out_dir``, keeping ComfyUI's sub-folders."""
-    saved = []
-    for node_out in entry.get("outputs", {}).values():
-        for items in node_out.values():
-            if not isinstance(items, list):
-                continue
-            for item in items:
-                if not isinstance(item, dict) or "filename" not in item or item.get("type") != "output":
-                    continue
-                query = urllib.parse.urlencode({k: item.get(k, "") for k in ("filename", "subfolder", "type")})
-                target = out_dir / item.get("subfolder", "") / item["filename"]
-                if target in saved:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with urllib.request.urlopen(f"{server.url}/view?{query}", timeout=300) as resp, \
-                        open(target, "wb") as fh:
-                    shutil.copyfileobj(resp, fh)
-                saved.append(target)
-    return saved
-
-
-def upload_video(server: Server, path: Path) -> str:
-    """Upload a clip into ComfyUI's input folder; returns the name the loader widget takes."""
-    boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{path.name}\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode()
-    tail = (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\ntrue"
-            f"\r\n--{boundary}--\r\n").encode()
-    body = head + path.read_bytes() + tail
-    req = urllib.request.Request(server.url + "/upload/image", data=body,
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    try:
-        with urllib.request.urlopen(req, timeout=600) as resp:
-            info = json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        raise RunError(f"uploading {path} failed (HTTP {err.code}); files over ComfyUI's upload cap "
-                       "(100 MB by default, --max-upload-size) must be copied into ComfyUI/input") from None
-    return f"{info['subfolder']}/{info['name']}" if info.get("subfolder") else info["name"]
 
 
 def clips_of(video: Path | None) -> list[Path | None]:
@@ -206,8 +182,45 @@ def clips_of(video: Path | None) -> list[Path | None]:
     return [video]
 
 
+def jobs_of(video: Path | None, out: Path) -> list[Job]:
+    """One job per clip: a folder's clips each into ``out/<clip stem>``, a single clip (or none) into ``out``."""
+    clips = clips_of(video)
+    if len(clips) == 1:
+        return [Job(clips[0].name if clips[0] else "-", clips[0], out)]
+    return [Job(clip.name, clip, out / clip.stem) for clip in clips]
+
+
+def load_workflow(path: Path, server: Server) -> tuple[dict | None, dict, dict]:
+    """Read a UI- or API-format workflow: (the UI graph or None, the API prompt, /object_info)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise RunError(f"cannot read workflow {path}: {err}") from None
+    info = server.request("/object_info", timeout=120)
+    if "nodes" in data and "links" in data:
+        try:
+            return data, ui_to_api(data, info), info
+        except WorkflowError as err:
+            raise RunError(str(err)) from None
+    return None, data.get("prompt", data), info
+
+
+def _file_items(items: list[str] | None) -> dict[str, Path]:
+    files = {}
+    for item in items or []:
+        target, _, path = item.partition("=")
+        if not path or "." not in target:
+            raise RunError(f"--file {item!r}: use NODE.input=PATH, e.g. mask_in.image=workflows/inputs/mask.png")
+        if not Path(path).is_file():
+            raise RunError(f"--file {item!r}: {path} does not exist")
+        files[target] = Path(path)
+    return files
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    epilog = "environment variables:\n" + "\n".join(f"  {k:<17} {v}" for k, v in ENVIRONMENT.items())
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("workflow", type=Path, help="UI- or API-format workflow JSON")
     ap.add_argument("--video", type=Path, help="input clip, or a folder of clips for batch mode")
     ap.add_argument("--prompt", help="text for every encoder wired to a sampler's positive input")
@@ -217,41 +230,116 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, help="seed for every seed / noise_seed input")
     ap.add_argument("--set", action="append", metavar="NODE.input=value",
                     help="any other input, by node id, title or type; repeatable")
-    ap.add_argument("--out", type=Path, default=Path("drive_outputs"), help="folder for the results")
-    ap.add_argument("--url", default=os.environ.get("COMFYUI_URL", "http://127.0.0.1:8188"))
+    ap.add_argument("--file", action="append", metavar="NODE.input=PATH",
+                    help="upload PATH (an image, mask or video) into ComfyUI's input folder and give its name to "
+                         "that input, e.g. LoadImageMask.image=workflows/inputs/drive_demo_mask.png; repeatable")
+    ap.add_argument("--out", type=Path, default=Path("drive_outputs"),
+                    help="folder for the results, the report numbers (report.json) and manifest.json")
+    ap.add_argument("--rerun", action="store_true",
+                    help="run every clip again, even those manifest.json in --out records as done")
+    ap.add_argument("--previews", action="store_true",
+                    help="also download preview outputs (Preview Image and the like) into OUT/previews")
+    ap.add_argument("--server", "--url", dest="servers", action="append", metavar="URL",
+                    help="a ComfyUI to run on; repeat it to spread a folder of clips over several servers "
+                         "(default $COMFYUI_URL or " + DEFAULT_URL + ")")
     ap.add_argument("--comfyui-dir", type=Path, default=os.environ.get("COMFYUI_DIR"),
-                    help="ComfyUI checkout to start when none answers at --url (default $COMFYUI_DIR)")
+                    help="ComfyUI folder to start when no server answers (default $COMFYUI_DIR)")
     ap.add_argument("--python", default=os.environ.get("COMFYUI_PYTHON", sys.executable),
-                    help="python that runs ComfyUI when this script starts it")
+                    help="python that runs ComfyUI when this script starts it (default $COMFYUI_PYTHON)")
     ap.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait for one clip")
     ap.add_argument("--start-timeout", type=float, default=300, help="seconds to wait for ComfyUI to start")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    args.servers = args.servers or [os.environ.get("COMFYUI_URL", DEFAULT_URL)]
+    if args.comfyui_dir is None and (DEFAULT_COMFYUI_DIR / "main.py").is_file():
+        args.comfyui_dir = DEFAULT_COMFYUI_DIR
+    return args
+
+
+def _ready_servers(args: argparse.Namespace) -> tuple[list[Server], Server | None]:
+    """The servers that answer, and the one this script started (only when a single one was asked for)."""
+    servers = [Server(url) for url in args.servers]
+    alive = [s for s in servers if s.alive()]
+    if len(servers) > 1:
+        for s in servers:
+            if s not in alive:
+                print(f"warning: no ComfyUI answers at {s.url}; running on the others", file=sys.stderr)
+        if not alive:
+            raise RunError("none of the --server URLs answers; start ComfyUI there first")
+        return alive, None
+    if alive:
+        return alive, None
+    if args.comfyui_dir is None:
+        raise RunError(f"no ComfyUI answers at {servers[0].url}; start one or set COMFYUI_DIR")
+    extra = device_args(args.python, os.environ.get("COMFY_EXTRA_ARGS", "").split())
+    servers[0].start(Path(args.comfyui_dir), args.python, args.start_timeout, extra_args=extra)
+    return servers, servers[0]
+
+
+def _stop_on_sigterm() -> None:
+    """A SIGTERM (a killed job, a closed terminal) unwinds like Ctrl+C, so a ComfyUI this script started stops too."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    server = Server(args.url)
+    _stop_on_sigterm()
+    started = None
     try:
-        clips = clips_of(args.video)
-        if not server.alive():
-            if args.comfyui_dir is None:
-                raise RunError(f"no ComfyUI answers at {args.url}; start one or set COMFYUI_DIR")
-            server.start(Path(args.comfyui_dir), args.python, args.start_timeout,
-                         extra_args=os.environ.get("COMFY_EXTRA_ARGS", "").split())
-        base_prompt = load_prompt(args.workflow, server)
-        for clip in clips:
-            name = upload_video(server, clip) if clip is not None else None
-            out_dir = args.out / clip.stem if clip is not None and len(clips) > 1 else args.out
-            print(f"running {args.workflow.name}" + (f" on {clip.name}" if clip else ""), file=sys.stderr)
-            entry = execute(server, apply_overrides(base_prompt, args, name), args.timeout)
-            for path in collect_outputs(server, entry, out_dir):
-                print(path)
+        jobs = jobs_of(args.video, args.out)
+        files = _file_items(args.file)
+        servers, started = _ready_servers(args)
+        ui, base_prompt, info = load_workflow(args.workflow, servers[0])
+        manifest = Manifest(args.out)
+        print_lock = threading.Lock()
+        uploads: dict[tuple[str, Path], str] = {}
+
+        def upload(server: Server, path: Path) -> str:
+            if (server.url, path) not in uploads:
+                uploads[(server.url, path)] = server.upload(path)
+            return uploads[(server.url, path)]
+
+        def run_one(server: Server, job: Job) -> None:
+            label = f"[{job.key}]" if len(jobs) > 1 else ""
+            name = upload(server, job.clip) if job.clip is not None else None
+            prompt = apply_overrides(base_prompt, args, name, {k: upload(server, p) for k, p in files.items()})
+            extra = {"extra_pnginfo": {"workflow": with_prompt_values(ui, prompt, info)}} if ui else None
+            print(f"{label} running {args.workflow.name} on {server.url}".strip(), file=sys.stderr)
+            entry = execute(server, prompt, args.timeout, extra, label)
+            job.outputs = collect_files(server, entry, job.out_dir, args.previews)
+            reports = collect_reports(entry, prompt)
+            if reports:
+                write_json(job.out_dir / REPORT_NAME, reports)
+                job.outputs.append(job.out_dir / REPORT_NAME)
+            with print_lock:
+                if reports:
+                    print(format_reports(reports), file=sys.stderr)
+                for path in job.outputs:
+                    print(path)
+
+        for job in jobs:
+            predicted = apply_overrides(base_prompt, args, job.clip.name if job.clip else None,
+                                        {k: p.name for k, p in files.items()})
+            job.fingerprint = fingerprint(predicted, job.clip)
+        pending = [job for job in jobs if args.rerun or not manifest.is_done(job)]
+        for job in jobs:
+            if job not in pending:
+                print(f"[{job.key}] done before (manifest {manifest.path}): skipped", file=sys.stderr)
+        failures = run_jobs(pending, servers, run_one, manifest)
+        if len(failures) == 1 and len(jobs) == 1:
+            print(f"error: {failures[0].split(': ', 1)[1]}", file=sys.stderr)
+            return 1
+        if failures:
+            print(f"error: {len(failures)} of {len(jobs)} clip(s) failed:\n  " + "\n  ".join(failures),
+                  file=sys.stderr)
+            return 1
         return 0
     except RunError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:
-        server.stop()
+        if started is not None:
+            started.stop()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ follows the frontend 1.27 rules, checked against its ``graphToPrompt`` output:
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
@@ -113,6 +114,31 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict[str, dict[str, Any]]:
         title = node.get("title") or schema.get("display_name") or kind
         prompt[str(node["id"])] = {"inputs": inputs, "class_type": kind, "_meta": {"title": title}}
     return prompt
+
+
+def with_prompt_values(workflow: dict, prompt: dict, object_info: dict) -> dict:
+    """A copy of a UI workflow whose widget values are those of ``prompt`` (its API form, after overrides).
+
+    The inverse of the widget half of ``ui_to_api``: what a run embeds in its results, so the
+    graph dragged back into ComfyUI shows the settings that made them. Links are left alone.
+    """
+    out = copy.deepcopy(workflow)
+    for node in out.get("nodes", []):
+        api, schema = prompt.get(str(node.get("id"))), object_info.get(node.get("type"))
+        values = node.get("widgets_values")
+        if api is None or schema is None or not isinstance(values, list):
+            continue
+        pos = 0
+        for name, width in _widget_inputs(schema):
+            value = api["inputs"].get(name)
+            if pos < len(values) and name in api["inputs"] and not _is_link(value):
+                values[pos] = value
+            pos += width
+    return out
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
 def _bypass_input_link(node: dict, out_slot: int, out_type: str) -> int | None:

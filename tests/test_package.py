@@ -71,3 +71,56 @@ def test_ci_runs_the_readme_test_command():
     block = readme.split("<!-- test-command -->")[1].split("<!-- /test-command -->")[0]
     assert "pytest" in block and "setup_env.sh" in block
     assert "test-command" in (REPO / ".ci" / "run").read_text()
+
+
+README_BLOCKS = ("node-table", "model-table", "main-command", "test-command", "first-run-times")
+
+
+def test_readme_blocks_appear_once_each():
+    """Each marked block opens once and closes once, in that order: a second copy is always stale."""
+    readme = (REPO / "README.md").read_text()
+    for block in README_BLOCKS:
+        opens, closes = readme.count(f"<!-- {block} -->"), readme.count(f"<!-- /{block} -->")
+        assert (opens, closes) == (1, 1), f"README has {opens} '{block}' openers and {closes} closers"
+        assert readme.index(f"<!-- {block} -->") < readme.index(f"<!-- /{block} -->"), block
+
+
+def test_no_node_row_outside_the_node_table():
+    """A node's row lives in the one table only (copies outside it drift, as two InvertVideo rows did)."""
+    readme = (REPO / "README.md").read_text()
+    before, rest = readme.split("<!-- node-table -->")
+    _, after = rest.split("<!-- /node-table -->")
+    for part in (before, after):
+        stray = re.findall(r"^.*`DRIVE_\w+`\s*\|.*$|^.*\|\s*DRIVE/\w+\s*\|.*$", part, re.M)
+        assert not stray, f"node rows outside the node table: {stray}"
+
+
+def test_display_names_share_one_style():
+    """'<Name> (DRIVE)' for every node, and README prose never uses the old 'DRIVE <Name>' form."""
+    readme = (REPO / "README.md").read_text()
+    for path, call in schema_calls():
+        name = _kw(call, "display_name")
+        assert isinstance(name, ast.Constant), path
+        assert re.fullmatch(r"[A-Z0-9][\w\- ]*[\w)] \(DRIVE\)", name.value), name.value
+        bare = name.value.removesuffix(" (DRIVE)")
+        assert f"DRIVE {bare}" not in readme, f"README calls it 'DRIVE {bare}'; the UI shows {name.value!r}"
+
+
+def test_one_name_for_the_pack():
+    """comfyui-drive is the package, registry id and install folder; ComfyUI-DRIVE the display form."""
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())
+    readme = (REPO / "README.md").read_text()
+    assert meta["project"]["name"] == "comfyui-drive"
+    assert meta["tool"]["comfy"]["DisplayName"] == "ComfyUI-DRIVE"
+    assert readme.startswith("# ComfyUI-DRIVE\n")
+    assert re.search(r"git clone \S+/comfyui-drive\s", readme), "README's clone must make the comfyui-drive folder"
+    assert "Repository" in meta["project"]["urls"] and meta["tool"]["comfy"]["Icon"]
+    from comfy_server import PACK_LINK_NAME
+
+    assert PACK_LINK_NAME == "comfyui-drive"
+
+
+def test_readme_has_no_paths_outside_the_repository():
+    readme = (REPO / "README.md").read_text()
+    assert "../shared" not in readme and "/work/" not in readme
+    assert "build machine" not in readme

@@ -4,11 +4,20 @@
     python tools/build_workflows.py --url http://127.0.0.1:8188
 
 Needs a running ComfyUI with this pack loaded, Debian's chromium and playwright-core
-(NODE_PATH). Each spec below is turned into a graph by the frontend itself
+(NODE_PATH), and files (empty placeholders do) under the names the workflows use in its
+models and input folders. Each spec below is turned into a graph by the frontend itself
 (tools/frontend.js build), which saves the UI file users drag in
 (workflows/<name>.json) and the API prompt it makes of it
 (tests/workflows/<name>.api.json); /object_info for the node types used goes to
 tests/workflows/object_info.json so CI can check the converter without a server.
+
+For every workflow, with nothing to add to its spec: a template thumbnail
+(workflows/<name>.jpg, what the frontend's template browser shows), and on each node that
+names a file of ``MODEL_FILES`` the download metadata the Missing Models panel reads
+(``properties.models``: name, url, directory). A spec's ``pictures`` (title + node ids)
+become PNGs under workflows/pictures/ at full scale, with the UI workflow and its prompt
+embedded as ComfyUI embeds them (tEXt chunks ``workflow`` and ``prompt``), so dropping one
+onto the canvas restores the whole graph.
 """
 
 from __future__ import annotations
@@ -16,22 +25,42 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 UI_DIR = ROOT / "workflows"
 API_DIR = ROOT / "tests" / "workflows"
+PICTURE_DIR = UI_DIR / "pictures"
 
-VIDEO = "wolf.mp4"
+# The shipped demo clip (tools/make_demo_clip.py, workflows/inputs/): a ball at (120, 300) on frame 0.
+VIDEO = "drive_demo.mp4"
+MASK_IMAGE = "drive_demo_mask.png"
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
-EDIT_PROMPT = "a silver robotic wolf, metallic plates, glowing blue eyes, highly detailed"
+SAM2_FILE = "sam2.1_hiera_tiny.pt"
+EDIT_PROMPT = "a shiny chrome metal ball, reflections, highly detailed"
 NEGATIVE = "blurry, low quality, distorted, deformed"
-POINTS = '[{"x": 340, "y": 200}, {"x": 200, "y": 360}]'
-NEGATIVE_POINTS = '[{"x": 480, "y": 300}]'
+POINTS = '[{"x": 120, "y": 300}, {"x": 100, "y": 280}]'
+NEGATIVE_POINTS = '[{"x": 400, "y": 100}]'
+# Every model file a workflow names: its folder under ComfyUI/models and its official download
+# (README's model table gives the same, with sizes and licences). Nodes naming one get it as properties.models.
+MODEL_FILES = {
+    "v1-5-pruned-emaonly.safetensors": (
+        "checkpoints", "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/"
+                       "v1-5-pruned-emaonly.safetensors"),
+    # Meta's own Hugging Face repositories, the ones sam2's build_sam.from_pretrained downloads from
+    **{f"sam2.1_hiera_{size}.pt": (
+        "sam2", f"https://huggingface.co/facebook/sam2.1-hiera-{size.replace('_', '-')}/resolve/main/sam2.1_hiera_{size}.pt")
+       for size in ("tiny", "small", "base_plus", "large")},
+    "control_v11f1p_sd15_depth.pth": (
+        "controlnet", "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/control_v11f1p_sd15_depth.pth"),
+    "harmonizer.pth": ("harmonizer", "https://drive.google.com/file/d/15XGPQHBppaYGnhsP9l7iOGZudXNw1WbA/view"),
+}
 FIXED_SEED = {"seed": 12345, "control_after_generate": "fixed"}
 NOTE_COLOR, NOTE_BG = "#432", "#653"
 
@@ -91,7 +120,7 @@ def drive_instance_edit() -> dict:
     src, src_links = source_block(frame_cap=36)
     txt, txt_links = prompts_block(EDIT_PROMPT)
     nodes = src + txt + [
-        node("sam2", "DRIVE_SAM2Loader", 0, model_name="sam2.1_hiera_tiny.safetensors"),
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
         node("track", "DRIVE_TrackObject", 0, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
              samurai_mode=True),
         node("mask_tools", "DRIVE_MaskTools", 1, fill_holes=True, grow_px=8),
@@ -142,12 +171,20 @@ def drive_instance_edit() -> dict:
     ]
     groups = [{"title": "Depth ControlNet (optional, bypassed)", "nodes": ["cn_loader", "cn_apply"]},
               {"title": "Harmonizer weights (optional, bypassed)", "nodes": ["harm_loader"]}]
-    return {"name": "drive_instance_edit", "nodes": nodes, "links": links, "groups": groups}
+    pictures = [
+        {"name": "drive_instance_edit-1-masks", "title": "1. Load the clip, track the object",
+         "nodes": ["load", "ckpt", "note_mask", "sam2", "track"]},
+        {"name": "drive_instance_edit-2-prompts", "title": "2. Prompts, mask clean-up, optional ControlNet",
+         "nodes": ["encode", "inv_text", "pos", "neg", "mask_tools", "cn_loader", "cn_apply", "note_edit"]},
+        {"name": "drive_instance_edit-3-edit", "title": "3. Invert, edit, composite, harmonise, save",
+         "nodes": ["invert", "edit", "decode", "composite", "harm_loader", "harmonize", "save", "note_out"]},
+    ]
+    return {"name": "drive_instance_edit", "nodes": nodes, "links": links, "groups": groups, "pictures": pictures}
 
 
 def rave_global_edit() -> dict:
     src, src_links = source_block(frame_cap=36)
-    txt, txt_links = prompts_block("a wolf made of origami paper, papercraft")
+    txt, txt_links = prompts_block("a landscape made of origami paper, papercraft")
     nodes = src + txt + [
         node("invert", "DRIVE_InvertVideo", 2, steps=50, method="easyinv", cfg=1.0, grid_size=3),
         node("edit", "DRIVE_MaskedCFGSampler", 2, steps=50, cfg=7.5, grid_size=3, shuffle=True, **FIXED_SEED),
@@ -200,7 +237,7 @@ def mask_only() -> dict:
     nodes = [
         node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=0, size_policy="fit_longer_side",
              longer_side=512),
-        node("sam2", "DRIVE_SAM2Loader", 0, model_name="sam2.1_hiera_tiny.safetensors"),
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
         node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
              samurai_mode=True),
         node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, min_island_px=64),
@@ -230,7 +267,7 @@ def patch_nodes_ksampler() -> dict:
     txt, txt_links = prompts_block(EDIT_PROMPT)
     nodes = src + txt + [
         node("propagate", "DRIVE_PropagateMask", 0),
-        node("mask_in", "LoadImageMask", 0, image="wolf_mask.png", channel="red"),
+        node("mask_in", "LoadImageMask", 0, image=MASK_IMAGE, channel="red"),
         node("sched", "BasicScheduler", 2, scheduler="ddim_uniform", steps=30),
         node("flip", "FlipSigmas", 2),
         node("easyinv", "DRIVE_EasyInvSampler", 2),
@@ -243,11 +280,12 @@ def patch_nodes_ksampler() -> dict:
              scheduler="ddim_uniform", noise_seed=0, control_after_generate="fixed"),
         node("decode", "VAEDecode", 5),
         note("note", 0,
-             "The same mechanics as composable patches for core samplers. Inversion: DRIVE EasyInv Sampler on "
+             "The same mechanics as composable patches for core samplers. Inversion: EasyInv Sampler (DRIVE) on "
              "flipped ddim_uniform sigmas, no noise, cfg 1. Editing: RAVE Grid Patch and Masked-CFG Patch on "
              "the MODEL, then core KSampler (Advanced) with ddim / ddim_uniform, add_noise disabled and the "
-             "SAME steps. Here the mask comes from one drawn frame (wolf_mask.png) carried through the clip "
-             "by optical flow: no SAM2 needed.", width=420, height=240),
+             "SAME steps. Here the mask comes from one drawn frame (the demo clip's mask, shipped in the "
+             "pack's workflows/inputs; it must be the frames' size) carried through the clip by optical flow: "
+             "no SAM2 needed.", width=420, height=240),
     ]
     save, save_links = save_block(5, ["decode", 0], "DRIVE/patch_ksampler")
     links = src_links + txt_links + save_links + [
@@ -269,14 +307,14 @@ def remove_object() -> dict:
     nodes = [
         node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=0, size_policy="fit_longer_side",
              longer_side=512),
-        node("sam2", "DRIVE_SAM2Loader", 0, model_name="sam2.1_hiera_tiny.safetensors"),
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
         node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
              samurai_mode=True),
         node("mask_tools", "DRIVE_MaskTools", 1, fill_holes=True, min_island_px=64, grow_px=4),
         node("ckpt", "CheckpointLoaderSimple", 2, mode=4, ckpt_name=CHECKPOINT),
         node("bg_text", "CLIPTextEncode", 2, mode=4, title="Background prompt",
-             text="empty forest floor, grass, rocks, natural light"),
-        node("neg_text", "CLIPTextEncode", 2, mode=4, title="Negative prompt", text="wolf, animal, " + NEGATIVE),
+             text="an empty grassy field, a grey stone, natural light"),
+        node("neg_text", "CLIPTextEncode", 2, mode=4, title="Negative prompt", text="ball, " + NEGATIVE),
         node("fill", "DRIVE_FillBackground", 3, grow=4, keyframe=-1, **FIXED_SEED),
         node("save", "DRIVE_SaveVideo", 4, filename_prefix="DRIVE/object_removed", format="mp4"),
         node("preview", "DRIVE_MaskPreview", 4, title="Invented area"),
@@ -311,12 +349,31 @@ def remove_object() -> dict:
 SPECS = [drive_instance_edit, rave_global_edit, inversion_roundtrip, mask_only, patch_nodes_ksampler, remove_object]
 
 
+def with_model_metadata(spec: dict) -> dict:
+    """Give every node that names a file of MODEL_FILES its ``models`` entry (properties.models)."""
+    for n in spec["nodes"]:
+        named = [v for v in n["widgets"].values() if isinstance(v, str) and v in MODEL_FILES]
+        if named:
+            n["models"] = [{"name": v, "url": MODEL_FILES[v][1], "directory": MODEL_FILES[v][0]} for v in named]
+    return spec
+
+
+def png_with_workflow(png: bytes, workflow: dict, prompt: dict) -> bytes:
+    """The PNG with tEXt chunks ``workflow`` and ``prompt`` after IHDR, as ComfyUI's SaveImage writes them."""
+    def chunk(key: str, data: dict) -> bytes:
+        body = key.encode("latin-1") + b"\0" + json.dumps(data).encode("latin-1")
+        return struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+
+    cut = 8 + 25  # signature + IHDR
+    return png[:cut] + chunk("workflow", workflow) + chunk("prompt", prompt) + png[cut:]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", default="http://127.0.0.1:8188")
     ap.add_argument("--only", nargs="*", help="names of the workflows to rebuild (default: all)")
     args = ap.parse_args()
-    specs = [s() for s in SPECS if not args.only or s.__name__ in args.only]
+    specs = [with_model_metadata(s()) for s in SPECS if not args.only or s.__name__ in args.only]
     with tempfile.TemporaryDirectory() as tmp:
         spec_file, out = Path(tmp) / "specs.json", Path(tmp) / "out"
         spec_file.write_text(json.dumps(specs))
@@ -324,9 +381,16 @@ def main() -> int:
                         str(out)], check=True, env=dict(os.environ))
         UI_DIR.mkdir(exist_ok=True)
         API_DIR.mkdir(parents=True, exist_ok=True)
+        PICTURE_DIR.mkdir(exist_ok=True)
         for spec in specs:
-            (UI_DIR / f"{spec['name']}.json").write_text((out / f"{spec['name']}.json").read_text())
-            (API_DIR / f"{spec['name']}.api.json").write_text((out / f"{spec['name']}.api.json").read_text())
+            ui_text, api_text = (out / f"{spec['name']}.json").read_text(), (out / f"{spec['name']}.api.json").read_text()
+            (UI_DIR / f"{spec['name']}.json").write_text(ui_text)
+            (API_DIR / f"{spec['name']}.api.json").write_text(api_text)
+            (UI_DIR / f"{spec['name']}.jpg").write_bytes((out / f"{spec['name']}.jpg").read_bytes())
+            for pic in spec.get("pictures", []):
+                png = (out / f"{pic['name']}.png").read_bytes()
+                (PICTURE_DIR / f"{pic['name']}.png").write_bytes(
+                    png_with_workflow(png, json.loads(ui_text), json.loads(api_text)))
     used = sorted({n["type"] for p in UI_DIR.glob("*.json") for n in json.loads(p.read_text())["nodes"]} - {"Note"})
     with urllib.request.urlopen(f"{args.url}/object_info", timeout=120) as resp:
         info = json.loads(resp.read())

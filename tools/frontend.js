@@ -4,11 +4,15 @@
 //     Each spec (see tools/build_workflows.py) becomes a graph made by the frontend itself:
 //     nodes created by type, widgets set by name, links made by slot name, groups and modes set.
 //     Writes OUT_DIR/<name>.json (UI format, graph.serialize()) and OUT_DIR/<name>.api.json
-//     (graphToPrompt().output), so both are exactly what a user's frontend would save and send.
+//     (graphToPrompt().output), so both are exactly what a user's frontend would save and send;
+//     OUT_DIR/<name>.jpg, the template thumbnail (the whole graph); and for each of the spec's
+//     "pictures" (a title and node ids) OUT_DIR/<picture name>.png, those nodes at full scale.
+//     A node spec's "models" list becomes its properties.models (the Missing Models panel's source).
 //   node tools/frontend.js check URL WORKFLOW_DIR SHOT_DIR
 //     Loads every workflow file, reports missing node types, widget values the frontend
 //     rejected or changed, the API prompt the frontend makes of it, a screenshot per workflow,
-//     and the node types the search for "DRIVE" finds. Prints one JSON report on stdout.
+//     and the node types the search for "DRIVE" finds; then drops each PNG of PNG_DIR (optional)
+//     onto the canvas as a user would and reports the graph it restored. Prints one JSON report on stdout.
 const { chromium } = require('playwright-core');
 const fs = require('fs');
 const path = require('path');
@@ -20,6 +24,7 @@ async function openFrontend(url) {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run', '--disable-quic'],
   });
+
   const page = ctx.pages()[0] || await ctx.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -27,6 +32,8 @@ async function openFrontend(url) {
   await page.waitForFunction(() => window.app && window.app.graph && window.LiteGraph &&
     Object.keys(window.LiteGraph.registered_node_types || {}).length > 50, null, { timeout: 90000 });
   await page.keyboard.press('Escape');
+  // no minimap over the pictures (a user setting, stored by this server)
+  await page.evaluate(() => window.app.extensionManager?.setting?.set?.('Comfy.Minimap.Visible', false));
   return { ctx, page, errors };
 }
 
@@ -52,6 +59,7 @@ async function build(url, specsPath, outDir) {
         }
         if (n.color) node.color = n.color;
         if (n.bgcolor) node.bgcolor = n.bgcolor;
+        if (n.models) node.properties = { ...(node.properties || {}), models: n.models };
         made[n.id] = node;
       }
       // Columns left to right, nodes stacked top to bottom by their real sizes.
@@ -88,16 +96,66 @@ async function build(url, specsPath, outDir) {
         group.pos = [x0, y0];
         group.size = [x1 - x0, y1 - y0];
       }
+      app.canvas.ds.scale = 0.75;  // the view the file opens with, the same on every build
+      app.canvas.ds.offset = [60, 60];
       graph.setDirtyCanvas(true, true);
       const ui = graph.serialize();
       const api = (await app.graphToPrompt()).output;
-      return { ui, api };
+      const ids = Object.fromEntries(Object.entries(made).map(([k, node]) => [k, node.id]));
+      return { ui, api, ids };
     }, spec);
     fs.writeFileSync(path.join(outDir, `${spec.name}.json`), JSON.stringify(result.ui, null, 2) + '\n');
     fs.writeFileSync(path.join(outDir, `${spec.name}.api.json`), JSON.stringify(result.api, null, 2) + '\n');
+    await shoot(page, null, 0.6, { path: path.join(outDir, `${spec.name}.jpg`), type: 'jpeg', quality: 85 },
+      [1024, 768]);
+    for (const pic of spec.pictures || []) {
+      await shoot(page, pic.nodes.map((id) => result.ids[id]), 1.0, { path: path.join(outDir, `${pic.name}.png`) });
+    }
     console.error(`built ${spec.name}`);
   }
   await ctx.close();
+}
+
+// Screenshot the nodes `ids` (all nodes and groups when null) at canvas `scale`, cropped to them;
+// `fit` [w, h] instead scales the whole box down to fit that size (thumbnails).
+async function shoot(page, ids, scale, options, fit = null) {
+  await page.evaluate(() => window.app.canvas.draw(true, true));  // sizes settle on the first draw
+  await page.waitForTimeout(300);
+  const bounds = await page.evaluate((ids) => {
+    const graph = window.app.graph;
+    const nodes = ids ? ids.map((id) => graph.getNodeById(id)) : graph._nodes;
+    const boxes = nodes.map((n) => [n.pos[0], n.pos[1] - 40, n.size[0], n.size[1] + 40]);
+    const inside = (g, n) => n.pos[0] >= g.pos[0] && n.pos[1] >= g.pos[1] &&
+      n.pos[0] <= g.pos[0] + g.size[0] && n.pos[1] <= g.pos[1] + g.size[1];
+    for (const g of graph._groups || []) {  // a group shows whole when any of its nodes is pictured
+      if (!ids || nodes.some((n) => inside(g, n))) boxes.push([g.pos[0], g.pos[1], g.size[0], g.size[1]]);
+    }
+    return boxes.reduce((acc, [x, y, w, h]) => [Math.min(acc[0], x), Math.min(acc[1], y),
+      Math.max(acc[2], x + w), Math.max(acc[3], y + h)], [1e9, 1e9, -1e9, -1e9]);
+  }, ids);
+  const margin = 30, left = 160, top = 140;
+  let [x0, y0, x1, y1] = bounds;
+  if (fit) {  // pad the box to the thumbnail's aspect, so template cards show it whole and centred
+    const aspect = fit[0] / fit[1], w = x1 - x0, h = y1 - y0;
+    if (w / h > aspect) { const pad = (w / aspect - h) / 2; y0 -= pad; y1 += pad; }
+    else { const pad = (h * aspect - w) / 2; x0 -= pad; x1 += pad; }
+  }
+  if (fit) scale = Math.min(fit[0] / (x1 - x0 + 2 * margin), fit[1] / (y1 - y0 + 2 * margin), 1.5);
+  const width = Math.ceil((x1 - x0) * scale) + 2 * margin, height = Math.ceil((y1 - y0) * scale) + 2 * margin;
+  await page.setViewportSize({ width: Math.min(width + left + 300, 4000), height: Math.min(height + top + 300, 3000) });
+  await page.evaluate(([x0, y0, scale, margin, left, top]) => {
+    const ds = window.app.canvas.ds;
+    ds.scale = scale;
+    ds.offset = [-x0 + (left + margin) / scale, -y0 + (top + margin) / scale];
+    window.app.graph.setDirtyCanvas(true, true);
+  }, [x0, y0, scale, margin, left, top]);
+  await page.waitForTimeout(800);
+  const rect = await page.evaluate(() => {  // the canvas sits right of the side bar, below the menu
+    const r = window.app.canvas.canvas.getBoundingClientRect();
+    return [r.left, r.top];
+  });
+  await page.screenshot({ ...options, clip: { x: rect[0] + left, y: rect[1] + top, width, height } });
+  await page.setViewportSize({ width: 1600, height: 1000 });
 }
 
 // Type a query into the node search box (double-click on empty canvas), as a user would.
@@ -114,7 +172,23 @@ async function searchNodes(page, query) {
   return items.map((t) => t.replace(/\s+/g, ' ').trim());
 }
 
-async function check(url, workflowDir, shotDir) {
+// Drop each PNG onto the app the way a user's drag does (app.handleFile); report the graph it restored.
+async function dropPictures(page, pngDir) {
+  const restored = {};
+  for (const file of fs.readdirSync(pngDir).filter((f) => f.endsWith('.png')).sort()) {
+    const bytes = [...fs.readFileSync(path.join(pngDir, file))];
+    restored[file] = await page.evaluate(async ([bytes, name]) => {
+      const app = window.app;
+      app.graph.clear();
+      await app.handleFile(new File([new Uint8Array(bytes)], name, { type: 'image/png' }));
+      await new Promise((r) => setTimeout(r, 500));
+      return app.graph._nodes.map((n) => [n.id, n.type]).sort((a, b) => a[0] - b[0]);
+    }, [bytes, file]);
+  }
+  return restored;
+}
+
+async function check(url, workflowDir, shotDir, pngDir) {
   const { ctx, page, errors } = await openFrontend(url);
   fs.mkdirSync(shotDir, { recursive: true });
   const report = { workflows: {}, pageErrors: [] };
@@ -168,6 +242,7 @@ async function check(url, workflowDir, shotDir) {
   report.driveNodes = await page.evaluate(() => Object.keys(window.LiteGraph.registered_node_types)
     .filter((t) => t.toLowerCase().includes('drive')).sort());
   report.searchDrive = await searchNodes(page, 'DRIVE');
+  if (pngDir) report.dropped = await dropPictures(page, pngDir);
   report.pageErrors = errors;
   await ctx.close();
   console.log(JSON.stringify(report, null, 1));
@@ -176,7 +251,7 @@ async function check(url, workflowDir, shotDir) {
 const [cmd, ...rest] = process.argv.slice(2);
 const run = { build, check }[cmd];
 if (!run) {
-  console.error('usage: frontend.js build URL SPECS.json OUT_DIR | check URL WORKFLOW_DIR SHOT_DIR');
+  console.error('usage: frontend.js build URL SPECS.json OUT_DIR | check URL WORKFLOW_DIR SHOT_DIR [PNG_DIR]');
   process.exit(2);
 }
 run(...rest).catch((e) => { console.error(String(e && e.stack || e)); process.exit(1); });

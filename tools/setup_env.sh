@@ -5,7 +5,9 @@
 #   2. ComfyUI 0.3.64 under .cache/ (from ../shared/comfyui when that archive is beside the checkout,
 #      else a clone of the public repository at tag v0.3.64), its requirements in the same .venv, and
 #      PyPI's torchvision made importable on CPU torch (tools/torchvision_cpu.py; the pack never imports it).
-#   3. The random-weight SD1.5 checkpoint the integration tests load (tools/make_random_sd15.py).
+#   3. The random-weight SD1.5 checkpoint the integration tests load (tools/make_random_sd15.py), and
+#      random-weight stand-ins under the official names the workflows use (tools/make_stand_in_models.py),
+#      so the README's main command runs on this ComfyUI; they are listed in its models/STAND_INS.txt.
 #   4. Debian's chromium and playwright-core for the browser tests, where apt-get and npm can install them.
 # DRIVE_CACHE moves the cache folder (default .cache in the checkout, ignored by git).
 set -euo pipefail
@@ -66,6 +68,7 @@ fi
 step "ComfyUI $COMFY_TAG ready in $COMFY_DIR"
 
 [ -f "$CHECKPOINT" ] || "$PY" tools/make_random_sd15.py --comfy "$COMFY_DIR" "$CHECKPOINT"
+"$PY" tools/make_stand_in_models.py --models "$COMFY_DIR/models" --comfy "$COMFY_DIR"
 
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
   apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \

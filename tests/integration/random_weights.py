@@ -9,7 +9,8 @@ import torch
 
 
 def write_random_sam2(path: Path) -> None:
-    """A SAM 2.1 tiny state dict (image_size 256) with seeded random weights, as .safetensors."""
+    """A SAM 2.1 tiny state dict (image_size 256) with seeded random weights: .safetensors, or the
+    official ``.pt`` layout (``{"model": state_dict}``) when ``path`` ends in .pt."""
     pytest.importorskip("sam2")
     from safetensors.torch import save_file
 
@@ -18,4 +19,7 @@ def write_random_sam2(path: Path) -> None:
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = build_sam2_video_model(Sam2Variant("2.1", "tiny"), image_size=256)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    if path.suffix == ".pt":
+        torch.save({"model": model.state_dict()}, path)
+    else:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))

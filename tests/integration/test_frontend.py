@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PLACEHOLDER_FILES = {"checkpoints": ["v1-5-pruned-emaonly.safetensors"],
                      "controlnet": ["control_v11f1p_sd15_depth.pth"],
-                     "sam2": ["sam2.1_hiera_tiny.safetensors"],
+                     "sam2": ["sam2.1_hiera_tiny.pt"],
                      "harmonizer": ["harmonizer.pth"]}
 
 
@@ -41,14 +41,15 @@ def report(comfy, tmp_path_factory):
     for folder, names in PLACEHOLDER_FILES.items():
         for name in names:
             created.append(comfy.models_dir / folder / name)
-    created += [comfy.input_dir / "wolf.mp4", comfy.input_dir / "wolf_mask.png"]
+    created += [comfy.input_dir / "drive_demo.mp4", comfy.input_dir / "drive_demo_mask.png"]
     created = [p for p in created if not p.exists()]
     for path in created:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
     shots = Path(os.environ.get("DRIVE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
     out = subprocess.run(["node", str(ROOT / "tools" / "frontend.js"), "check", comfy.url + "/",
-                          str(ROOT / "workflows"), str(shots)], capture_output=True, text=True, timeout=600)
+                          str(ROOT / "workflows"), str(shots), str(ROOT / "workflows" / "pictures")],
+                         capture_output=True, text=True, timeout=600)
     for path in created:
         path.unlink()
     assert out.returncode == 0, out.stderr[-4000:]
@@ -75,3 +76,12 @@ def test_search_lists_every_drive_node(report, comfy):
     display = {comfy.object_info()[k]["display_name"] for k in ours}
     found = {item.split(" DRIVE")[0].strip() for item in report["searchDrive"]}
     assert display <= found, f"search for DRIVE misses {sorted(display - found)}"
+
+
+def test_dropped_pictures_restore_their_workflow(report):
+    """Each README picture carries its workflow: dropping it onto the canvas rebuilds that graph."""
+    pictures = sorted((ROOT / "workflows" / "pictures").glob("*.png"))
+    assert pictures and sorted(report["dropped"]) == [p.name for p in pictures]
+    for name, nodes in report["dropped"].items():
+        workflow = json.loads((ROOT / "workflows" / (name.split("-")[0] + ".json")).read_text())
+        assert nodes == sorted([n["id"], n["type"]] for n in workflow["nodes"]), name

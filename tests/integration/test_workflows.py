@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from PIL import Image
 
 from comfy_client import execution_error
+from comfy_server import Server
 from random_weights import write_random_sam2
 from workflow_convert import ui_to_api
 
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 FRAMES, SIZE, STEPS, CLIP_FPS = 8, 64, 3, 8
 CLIP_NAME = "drive_test_clip.mp4"
+MASK_NAME = "drive_test_mask.png"
 
 
 def _api(name: str) -> dict:
@@ -57,8 +60,8 @@ def assets(comfy):
             out.mux(packet)
     mask = np.zeros((SIZE, SIZE), np.uint8)
     mask[20:44, 14:38] = 255
-    Image.fromarray(mask).convert("RGB").save(comfy.input_dir / "wolf_mask.png")
-    write_random_sam2(comfy.models_dir / "sam2" / "sam2.1_hiera_tiny.safetensors")
+    Image.fromarray(mask).convert("RGB").save(comfy.input_dir / MASK_NAME)
+    write_random_sam2(comfy.models_dir / "sam2" / "sam2.1_hiera_tiny.pt")
     return {"clip": CLIP_NAME}
 
 
@@ -73,6 +76,8 @@ def _shrink(prompt: dict, clip: str) -> dict:
             inputs["ckpt_name"] = "sd15_random_fp16.safetensors"
         elif kind == "DRIVE_SAM2Loader":
             inputs["image_size"] = 256
+        elif kind == "LoadImageMask":
+            inputs["image"] = MASK_NAME
         elif kind == "DRIVE_TrackObject":
             inputs.update(positive_points='[{"x": 30, "y": 32}]', negative_points='[{"x": 2, "y": 2}]')
         if "steps" in inputs and kind != "DRIVE_EasyInvSampler":
@@ -151,7 +156,7 @@ def test_instance_edit_keeps_the_background_exactly(comfy, assets):
     prompt = _lossless(_shrink(_api("drive_instance_edit"), assets["clip"]))
     tools = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskTools")
     load = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_LoadVideo")
-    prompt["known_mask"] = {"class_type": "LoadImageMask", "inputs": {"image": "wolf_mask.png", "channel": "red"}}
+    prompt["known_mask"] = {"class_type": "LoadImageMask", "inputs": {"image": MASK_NAME, "channel": "red"}}
     prompt["propagated"] = {"class_type": "DRIVE_PropagateMask", "inputs": {
         "images": [load, 0], "mask": ["known_mask", 0], "frame_index": 0, "flow_quality": "fine",
         "occlusion_check": True, "threshold": 0.5}}
@@ -282,3 +287,92 @@ def test_headless_runner_reports_a_refused_prompt(comfy, tmp_path):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert run.returncode == 1
     assert "error:" in run.stderr and "no_such_clip.mp4" in run.stderr, run.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _runner(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_workflow.py"), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _container_tags(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        return dict(container.metadata)
+
+
+def test_headless_runner_uploads_files_and_embeds_the_ui_workflow(comfy, assets, tmp_path):
+    """--file gives patch_nodes_ksampler its mask; the saved video carries the UI graph with the run's values."""
+    mask = tmp_path / "my_mask.png"
+    shutil.copy(comfy.input_dir / MASK_NAME, mask)
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(comfy.input_dir / assets["clip"], clip)
+    run = _runner(str(ROOT / "workflows" / "patch_nodes_ksampler.json"), "--server", comfy.url, "--video", str(clip),
+                  "--file", f"LoadImageMask.image={mask}", "--set", f"DRIVE_LoadVideo.frame_load_cap={FRAMES}",
+                  "--set", "DRIVE_LoadVideo.size_policy=keep", "--set", f"BasicScheduler.steps={STEPS}",
+                  "--set", f"KSamplerAdvanced.steps={STEPS}", "--set", "DRIVE_RAVEGridPatch.grid_size=2",
+                  "--set", "CheckpointLoaderSimple.ckpt_name=sd15_random_fp16.safetensors", "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    video = next((tmp_path / "out").rglob("*.mp4"))
+    workflow = json.loads(_container_tags(video)["workflow"])
+    assert "nodes" in workflow and "links" in workflow, "the UI graph is embedded, not only the prompt"
+    by_type = {n["type"]: n for n in workflow["nodes"]}
+    assert by_type["LoadImageMask"]["widgets_values"][0] == "my_mask.png"
+    assert by_type["DRIVE_LoadVideo"]["widgets_values"][:2] == ["clip.mp4", FRAMES]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["jobs"]["clip.mp4"]["status"] == "done"
+
+
+def test_headless_runner_reports_edit_report_numbers(comfy, assets, tmp_path):
+    """The round trip's Edit Report numbers reach the console and report.json; --previews fetches the plot."""
+    out = tmp_path / "out"
+    run = _runner(str(ROOT / "workflows" / "inversion_roundtrip.json"), "--server", comfy.url,
+                  "--set", f"DRIVE_LoadVideo.video={assets['clip']}", "--set", f"DRIVE_LoadVideo.frame_load_cap={FRAMES}",
+                  "--set", "DRIVE_LoadVideo.size_policy=keep", "--set", f"DRIVE_InvertVideo.steps={STEPS}",
+                  "--set", f"DRIVE_MaskedCFGSampler.steps={STEPS}",
+                  "--set", "CheckpointLoaderSimple.ckpt_name=sd15_random_fp16.safetensors", "--previews", "--out", str(out))
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    numbers = next(r for r in report.values() if r["type"] == "DRIVE_EditReport")
+    assert {"summary", "background_psnr", "background_ssim", "warp_error", "flicker_ratio"} <= set(numbers)
+    assert f"background_psnr: {numbers['background_psnr']}" in run.stderr
+    assert list((out / "previews").rglob("*.png")), "the report's plot preview was not downloaded"
+
+
+def test_headless_runner_spreads_clips_over_two_servers(comfy, assets, tmp_path):
+    """Two CPU servers, four clips (one corrupt): each good clip runs once, the bad one is reported, a re-run skips."""
+    second = Server(f"http://127.0.0.1:{_free_port()}")
+    base = tmp_path / "second"
+    for sub in ("input", "output", "temp"):
+        (base / sub).mkdir(parents=True)
+    second.start(comfy.comfy_dir, sys.executable, 240, workdir=base,
+                 model_paths={"sam2": [comfy.models_dir / "sam2"]},
+                 extra_args=["--cpu", "--input-directory", str(base / "input"), "--output-directory",
+                             str(base / "output"), "--temp-directory", str(base / "temp")])
+    try:
+        clips = tmp_path / "clips"
+        clips.mkdir()
+        for name in ("a.mp4", "b.mp4", "c.mp4"):
+            shutil.copy(comfy.input_dir / assets["clip"], clips / name)
+        (clips / "bad.mp4").write_bytes(b"not a video at all")
+        out = tmp_path / "out"
+        args = [str(ROOT / "workflows" / "mask_only.json"), "--server", comfy.url, "--server", second.url,
+                "--video", str(clips), "--points", '[{"x": 30, "y": 32}]', "--negative-points", "[]",
+                "--set", "DRIVE_SAM2Loader.image_size=256", "--set", f"DRIVE_LoadVideo.frame_load_cap={FRAMES}",
+                "--set", "DRIVE_LoadVideo.size_policy=keep", "--out", str(out)]
+        first = _runner(*args)
+        assert first.returncode == 1 and "bad.mp4" in first.stderr and "1 of 4 clip(s) failed" in first.stderr
+        jobs = json.loads((out / "manifest.json").read_text())["jobs"]
+        assert {k: v["status"] for k, v in jobs.items()} == {"a.mp4": "done", "b.mp4": "done", "c.mp4": "done",
+                                                             "bad.mp4": "failed"}
+        assert {v["server"] for v in jobs.values()} == {comfy.url, second.url}, "both servers ran clips"
+        for clip in ("a", "b", "c"):
+            assert list((out / clip).rglob("*.mp4")), clip
+        again = _runner(*args)
+        assert again.stderr.count("done before") == 3 and again.stderr.count("running mask_only") == 1, again.stderr
+    finally:
+        second.stop()

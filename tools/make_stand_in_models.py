@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Random-weight stand-ins under the official model file names, FOR TESTING ONLY.
+
+    python tools/make_stand_in_models.py --models .cache/ComfyUI-0.3.64/models [--comfy .cache/ComfyUI-0.3.64]
+
+The workflows name the real files (``v1-5-pruned-emaonly.safetensors``,
+``sam2.1_hiera_tiny.pt``, ...). On a machine without them (CI, a first try on a CPU box)
+this writes files of the same names and layouts with seeded random weights into a ComfyUI
+models folder, so the README's main command runs end to end; the results are noise. Each
+stand-in is listed in ``STAND_INS.txt`` in that folder, and a file that already exists
+(a real model) is never touched. ``STAND_INS`` below is the registry: a workflow that uses
+another model adds one row and a maker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTICE = "STAND_INS.txt"
+RANDOM_SD15 = "sd15_random_fp16.safetensors"
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """One model file a workflow names: its folder under models/, its file name, how to make it."""
+
+    folder: str
+    name: str
+    make: Callable[[Path, argparse.Namespace], None]
+
+
+def make_sd15(path: Path, args: argparse.Namespace) -> None:
+    """The random SD1.5 checkpoint: a link to the test set-up's file when it exists, else written anew."""
+    existing = path.parent / RANDOM_SD15
+    if existing.is_file():
+        os.symlink(existing.name, path)
+        return
+    if args.comfy is None:
+        raise SystemExit(f"{existing} is absent: pass --comfy (the ComfyUI folder) to write a random SD1.5")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import make_random_sd15
+
+    make_random_sd15.main([str(path), "--comfy", str(args.comfy)])
+
+
+def make_sam2_tiny(path: Path, args: argparse.Namespace) -> None:
+    """A SAM 2.1 tiny checkpoint in the official ``.pt`` layout (``{"model": state_dict}``), seeded."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from drive_ops.masks.sam2_build import Sam2Variant, build_sam2_video_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_sam2_video_model(Sam2Variant("2.1", "tiny"))
+    tmp = path.with_name(path.name + ".partial")
+    torch.save({"model": model.state_dict()}, tmp)
+    os.replace(tmp, path)
+
+
+STAND_INS = [
+    StandIn("checkpoints", "v1-5-pruned-emaonly.safetensors", make_sd15),
+    StandIn("sam2", "sam2.1_hiera_tiny.pt", make_sam2_tiny),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", type=Path, required=True, help="a ComfyUI models folder (the test set-up's)")
+    ap.add_argument("--comfy", type=Path, help="the ComfyUI folder, to write a random SD1.5 when none exists")
+    args = ap.parse_args(argv)
+    made = []
+    for stand_in in STAND_INS:
+        path = args.models / stand_in.folder / stand_in.name
+        if path.exists() or path.is_symlink():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stand_in.make(path, args)
+        made.append(f"{stand_in.folder}/{stand_in.name}")
+        print(f"make_stand_in_models: wrote {path} (random weights)", file=sys.stderr)
+    if made:
+        notice = args.models / NOTICE
+        old = notice.read_text().splitlines() if notice.exists() else [
+            "Random-weight stand-ins written by tools/make_stand_in_models.py for testing: their outputs are noise.",
+            "Replace each with the real file (README, Models) to edit real videos."]
+        notice.write_text("\n".join(old + made) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
