@@ -25,6 +25,8 @@ from drive_ops.composite.fill_background import fill_background
 from tests.fill_scenes import scaled_scene
 
 SHAPES = {512: (512, 512), 1080: (1080, 1920)}
+
+
 def seconds_per_frame(frames: torch.Tensor, mask: torch.Tensor, device: str = "cpu",
                       flow_quality: str = "auto") -> dict:
     """Run one fill of ``frames`` ``[T,H,W,3]`` / ``mask`` ``[T,H,W]``: wall and CPU seconds per frame, peak MiB."""
