@@ -25,6 +25,11 @@ async function openFrontend(url) {
       '--disable-sync', '--no-first-run', '--disable-quic'],
   });
 
+  // A fresh ComfyUI user folder opens the templates browser over the canvas on first load; mark the
+  // tutorial done and hide the minimap (over the pictures) before the page reads its settings.
+  const saved = await fetch(new URL('settings', url), { method: 'POST',
+    body: JSON.stringify({ 'Comfy.TutorialCompleted': true, 'Comfy.Minimap.Visible': false }) });
+  if (!saved.ok) throw new Error(`POST ${url}settings answered ${saved.status}`);
   const page = ctx.pages()[0] || await ctx.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -32,8 +37,6 @@ async function openFrontend(url) {
   await page.waitForFunction(() => window.app && window.app.graph && window.LiteGraph &&
     Object.keys(window.LiteGraph.registered_node_types || {}).length > 50, null, { timeout: 90000 });
   await page.keyboard.press('Escape');
-  // no minimap over the pictures (a user setting, stored by this server)
-  await page.evaluate(() => window.app.extensionManager?.setting?.set?.('Comfy.Minimap.Visible', false));
   return { ctx, page, errors };
 }
 
@@ -166,10 +169,18 @@ async function searchNodes(page, query) {
   const box = page.locator('.comfy-vue-node-search-container input, input[placeholder*="Search"]').first();
   await box.waitFor({ timeout: 10000 });
   await box.fill(query);
-  await page.waitForTimeout(1000);
-  const items = await page.locator('.p-autocomplete-option, [role="option"]').allInnerTexts();
+  // the list filters asynchronously (slowly on a loaded machine): read it once it names the query
+  // and has stopped changing for a second
+  const options = page.locator('.p-autocomplete-option, [role="option"]');
+  let items = [], stableSince = Date.now();
+  for (const deadline = Date.now() + 20000; Date.now() < deadline;) {
+    await page.waitForTimeout(250);
+    const now = (await options.allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+    if (JSON.stringify(now) !== JSON.stringify(items)) { items = now; stableSince = Date.now(); }
+    else if (items.some((t) => t.includes(query)) && Date.now() - stableSince >= 1000) break;
+  }
   await page.keyboard.press('Escape');
-  return items.map((t) => t.replace(/\s+/g, ' ').trim());
+  return items;
 }
 
 // Drop each PNG onto the app the way a user's drag does (app.handleFile); report the graph it restored.
