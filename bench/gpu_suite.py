@@ -27,8 +27,9 @@ Figures (full sizes; ``--small`` shrinks them, see SIZES):
 - ``tuning``: Tune-A-Video seconds per tuning step and peak memory at 512x512 for 8, 16 and 24
   frames (bf16 on CUDA, gradient checkpointing, the whole clip per step; bench.tune_a_video has
   the other settings); a frame count that runs out of memory says so.
+- ``fill``: Fill Background fps and peak memory at 512 px, 16 frames (bench/fill.py's scene and entry point).
 
-Adding a figure (issue 14's fill, issue 19's tuning): one function ``fig_x(ctx) -> list[dict]``
+Adding a figure (issue 19's tuning): one function ``fig_x(ctx) -> list[dict]``
 (rows from :func:`row`) under ``@figure("x", needs=("DRIVE_NodeId",))``; it is skipped with a
 note while a node it needs is not registered. Until then PENDING names them in the table.
 """
@@ -53,17 +54,17 @@ SIZES = {
     "full": dict(px=512, frames=16, grid=3, steps=3, vram_frames=(16, 48, 96, 300), invert_frames=36,
                  invert_steps=5, flow_frames=36, flow_steps=50, io_size=(1080, 1920), io_frames=300,
                  harmonize_frames=60, mask_px=512, mask_frames=32, sam2_image_size=1024,
-                 tune_frames=(8, 16, 24), tune_steps=3),
+                 tune_frames=(8, 16, 24), tune_steps=3, fill_px=512,
+                 fill_frames=16),
     "small": dict(px=64, frames=8, grid=2, steps=2, vram_frames=(4, 8, 16, 24), invert_frames=8,
                   invert_steps=2, flow_frames=8, flow_steps=3, io_size=(270, 480), io_frames=30,
                   harmonize_frames=8, mask_px=128, mask_frames=8, sam2_image_size=256,
-                  tune_frames=(2, 4), tune_steps=1),
+                  tune_frames=(2, 4), tune_steps=1, fill_px=96, fill_frames=6),
 }
 MEMORY_KIND = {"cuda": "allocated above the start", "cpu": "sampled RSS above the start (noise at small sizes)"}
 SAMPLER_ROUNDS = 3
 """Sampler and floor timings alternate this many times; each takes its best (drift hits both alike)."""
 PENDING = {
-    "fill": "Fill Background fps: issue 14's node is not in this checkout yet",
 }
 
 
@@ -446,6 +447,19 @@ def fig_masks(ctx: Context) -> list[dict]:
     rows.append(row("masks", "Track Object (SAM 2.1 tiny)", count / seconds, "fps",
                     note=f"{count} frames {px}x{px}, image_size {ctx.size['sam2_image_size']}"))
     return rows
+
+
+@figure("fill", needs=("DRIVE_FillBackground",))
+def fig_fill(ctx: Context) -> list[dict]:
+    from bench.fill import seconds_per_frame
+    from tests.fill_scenes import scaled_scene
+
+    px, count = ctx.size["fill_px"], ctx.size["fill_frames"]
+    scene = scaled_scene(count, px, px)
+    r = seconds_per_frame(scene.frames, scene.masks, device=str(ctx.device))
+    note = f"{count} frames {px}x{px}, invented area {r['unseen_fraction']:.0%} of the object's; DIS flow on the CPU"
+    return [row("fill", "Fill Background", 1.0 / r["wall_s_per_frame"], "fps", note=note),
+            row("fill", "Fill Background peak memory", r["peak_mib"], "MiB", note=MEMORY_KIND[ctx.device.type])]
 
 
 def registered_nodes(pack) -> set[str]:

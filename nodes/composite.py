@@ -1,8 +1,10 @@
-"""Composite the edit over the original video and harmonise its colours (DRIVE/composite).
+"""Remove the object, composite the edit over the original video and harmonise its colours (DRIVE/composite).
 
-DRIVE_CompositeBackground, DRIVE_ColorFilters, DRIVE_HarmonizerLoader, DRIVE_Harmonize.
-The maths lives in drive_ops.composite (compositing, color_filters, harmonizer_model, harmonize);
-these nodes add sockets, model management, chunking progress and error messages.
+DRIVE_FillBackground, DRIVE_CompositeBackground, DRIVE_ColorFilters, DRIVE_HarmonizerLoader, DRIVE_Harmonize.
+The maths lives in drive_ops.composite (fill_background, background_propagation, compositing,
+color_filters, harmonizer_model, harmonize); these nodes add sockets, model management,
+chunking progress and error messages. Fill Background's diffusion keyframe fill is
+nodes/keyframe_inpaint.py.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import comfy.utils
 import folder_paths
 from ..drive_ops.composite.color_filters import FILTER_NAMES, apply_filters
 from ..drive_ops.composite.compositing import BLEND_MODES, composite_video, mask_on_canvas
+from ..drive_ops.composite.fill_background import INPAINT_METHODS, KEYFRAME_AUTO, fill_background
+from ..drive_ops.core.optical_flow import FLOW_QUALITIES
 from ..drive_ops.composite.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
 from ..drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file
 from ..drive_ops.core.validate import check_image, check_numbers
 from .checks import blend_mask, check_options
+from .keyframe_inpaint import diffusion_keyframe_fill
 from .model_folders import register_model_folder
 
 HARMONIZER_FOLDER = "harmonizer"
@@ -30,11 +35,86 @@ DEFAULT_WEIGHTS = "harmonizer.pth"
 LICENCE_NOTE = ("Harmonizer's published weights (harmonizer.pth from the ZHKKKe/Harmonizer repository) are "
                 "licensed CC BY-NC-SA 4.0: non-commercial use only")
 FRAMES_PER_CHUNK = 16
+DIFFUSION_INPUTS = ("model", "positive", "negative", "vae")
 
 Harmonizer = io.Custom("HARMONIZER")
 
 
 register_model_folder(HARMONIZER_FOLDER, HARMONIZER_EXTENSIONS)
+
+
+class FillBackground(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_FillBackground",
+            display_name="Fill Background (DRIVE)",
+            category="DRIVE/composite",
+            description="Removes the masked object: fills its region with the background other frames show, "
+                        "carried along optical flow completed from the surrounding motion (forwards and backwards), "
+                        "and invents what no frame shows once, on a keyframe (with the diffusion model when one is "
+                        "connected, else OpenCV inpainting), carried to the other frames so it moves with the "
+                        "scene. Outside the mask the frames are unchanged. Also outputs the mask of the invented "
+                        "area. Feed the filled clip into VAE Encode and Composite Background's background input "
+                        "to shrink an object instead.",
+            inputs=[
+                io.Image.Input("images", tooltip="The video frames [T,H,W,3]."),
+                io.Mask.Input("mask", tooltip="What to remove (e.g. Track Object's mask): one per frame, or one "
+                                              "frame for all, at the frames' size."),
+                io.Int.Input("grow", default=4, min=0, max=256,
+                             tooltip="Grow the mask by this many pixels first, so the object's soft edge and its "
+                                     "halo go too."),
+                io.Combo.Input("flow_quality", options=list(FLOW_QUALITIES), default="auto",
+                               tooltip="DIS optical-flow preset. fine refines at full resolution (small frames, thin "
+                                       "detail); medium is faster; auto picks fine below 384 px, else medium."),
+                io.Int.Input("keyframe", default=KEYFRAME_AUTO, min=KEYFRAME_AUTO, max=1_000_000,
+                             tooltip="The frame on which the area no frame shows is invented (-1 = the frame where "
+                                     "it is largest). Pick a frame where the object covers the most background."),
+                io.Combo.Input("inpaint_method", options=list(INPAINT_METHODS), default="telea",
+                               tooltip="OpenCV inpainting (Telea or Navier-Stokes): the keyframe fill without a "
+                                       "model, and the starting point of the diffusion fill."),
+                io.Int.Input("steps", default=20, min=1, max=1000,
+                             tooltip="DDIM steps of the diffusion keyframe fill (only with a model connected)."),
+                io.Float.Input("cfg", default=5.0, min=0.0, max=30.0, step=0.1,
+                               tooltip="CFG scale of the diffusion keyframe fill."),
+                io.Float.Input("denoise", default=0.85, min=0.01, max=1.0, step=0.01,
+                               tooltip="How much of the keyframe's unseen area the model redraws: 1 starts from "
+                                       "noise (use it with inpainting checkpoints), lower keeps more of the OpenCV "
+                                       "starting point."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Seed of the diffusion keyframe fill's noise."),
+                io.Model.Input("model", optional=True,
+                               tooltip="Optional: a diffusion MODEL to invent the unseen area on the keyframe (LoRA, "
+                                       "inpainting checkpoints work). Needs positive, negative and vae too."),
+                io.Conditioning.Input("positive", optional=True,
+                                      tooltip="Describe the background, without the object (e.g. \"empty forest "
+                                              "floor\"). A ControlNet applied here gets the keyframe's hint."),
+                io.Conditioning.Input("negative", optional=True,
+                                      tooltip="Negative prompt of the keyframe fill (e.g. the removed object's name)."),
+                io.Vae.Input("vae", optional=True, tooltip="The checkpoint's VAE, to encode and decode the keyframe."),
+            ],
+            outputs=[io.Image.Output(display_name="image", tooltip="The frames with the object removed."),
+                     io.Mask.Output(display_name="unrecovered",
+                                    tooltip="Where no frame showed the background: the invented fill.")],
+        )
+
+    @classmethod
+    def execute(cls, images: torch.Tensor, mask: torch.Tensor, grow: int, flow_quality: str, keyframe: int,
+                inpaint_method: str, steps: int, cfg: float, denoise: float, seed: int, model=None,
+                positive=None, negative=None, vae=None) -> io.NodeOutput:
+        given = dict(zip(DIFFUSION_INPUTS, (model, positive, negative, vae)))
+        missing = [name for name, value in given.items() if value is None]
+        if 0 < len(missing) < len(DIFFUSION_INPUTS):
+            raise ValueError(f"the diffusion keyframe fill needs model, positive, negative and vae; connect "
+                             f"{', '.join(missing)} too, or disconnect all four for the OpenCV fill")
+        frames = images.shape[0]
+        fill = None if model is None else diffusion_keyframe_fill(model, positive, negative, vae, steps, cfg,
+                                                                   denoise, seed, frames, inpaint_method)
+        out, unrecovered = fill_background(images, mask, grow=grow, flow_quality=flow_quality, keyframe=keyframe,
+                                           keyframe_fill=fill, inpaint_method=inpaint_method,
+                                           device=mm.get_torch_device(),
+                                           progress=comfy.utils.ProgressBar(3 * frames).update_absolute)
+        return io.NodeOutput(out.to(mm.intermediate_device()), unrecovered.to(mm.intermediate_device()))
 
 
 class CompositeBackground(io.ComfyNode):
@@ -46,7 +126,8 @@ class CompositeBackground(io.ComfyNode):
             category="DRIVE/composite",
             description="Puts the edited object back over the original video: the edited frames inside the "
                         "(grown, feathered) mask, the original bit for bit everywhere else. Edited frames at the "
-                        "loader's working size are mapped back onto the original's size.",
+                        "loader's working size are mapped back onto the original's size. With a background (the "
+                        "object removed by Fill Background), the edit is blended over that inside the mask.",
             inputs=[
                 io.Image.Input("edited", tooltip="The edited frames (e.g. VAE Decode of the masked-CFG result)."),
                 io.Image.Input("original", tooltip="The original frames whose background is kept; sets the output size."),
@@ -59,13 +140,18 @@ class CompositeBackground(io.ComfyNode):
                 io.Combo.Input("blend", options=list(BLEND_MODES), default="alpha",
                                tooltip="alpha: plain masked blend. laplacian: multi-band blend for a smoother "
                                        "low-frequency transition, still confined to the grown mask."),
+                io.Image.Input("background", optional=True,
+                               tooltip="Optional: the clip with the object removed (Fill Background), at the "
+                                       "original's or the edited frames' size. Inside the mask the edit is blended "
+                                       "over it instead of the original, so a smaller new object leaves no trace of "
+                                       "the old one. Sample the edit from the same filled clip (VAE Encode it)."),
             ],
             outputs=[io.Image.Output(display_name="image")],
         )
 
     @classmethod
     def execute(cls, edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int, feather: float,
-                blend: str) -> io.NodeOutput:
+                blend: str, background: torch.Tensor | None = None) -> io.NodeOutput:
         check_options(cls, blend=blend)
         check_image(edited, "the edited input")
         check_image(original, "the original input")
@@ -73,7 +159,8 @@ class CompositeBackground(io.ComfyNode):
         mask = blend_mask(mask, "DRIVE_CompositeBackground")
         frames = original.shape[0]
         out = composite_video(edited, original, mask, grow=grow, feather=feather, blend=blend,
-                              chunk=FRAMES_PER_CHUNK, progress=comfy.utils.ProgressBar(frames).update_absolute)
+                              chunk=FRAMES_PER_CHUNK, progress=comfy.utils.ProgressBar(frames).update_absolute,
+                              background=background)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 
@@ -208,4 +295,4 @@ class Harmonize(io.ComfyNode):
         return io.NodeOutput(out.to(mm.intermediate_device()), json.dumps(report))
 
 
-NODES = [CompositeBackground, ColorFilters, HarmonizerLoader, Harmonize]
+NODES = [FillBackground, CompositeBackground, ColorFilters, HarmonizerLoader, Harmonize]

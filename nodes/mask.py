@@ -6,6 +6,7 @@ import comfy.model_management as mm
 import comfy.utils
 from comfy_api.latest import io
 
+from ..drive_ops.core.optical_flow import FLOW_QUALITIES
 from ..drive_ops.core.validate import check_image, check_mask, check_numbers
 from .checks import blend_mask, check_options
 
@@ -28,7 +29,7 @@ class PropagateMask(io.ComfyNode):
                                               "of which frame_index is used)."),
                 io.Int.Input("frame_index", default=0, min=0, max=1_000_000,
                              tooltip="The frame the mask belongs to (0 = first)."),
-                io.Combo.Input("flow_quality", options=["auto", "fine", "medium", "fast", "ultrafast"],
+                io.Combo.Input("flow_quality", options=list(FLOW_QUALITIES),
                                default="auto",
                                tooltip="DIS optical-flow preset. fine refines at full resolution (small frames, "
                                        "thin objects); medium is faster; auto picks fine below 384 px, else medium."),

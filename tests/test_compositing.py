@@ -128,3 +128,40 @@ def test_mask_at_a_working_size_is_mapped_back_onto_the_canvas():
     assert abs(ys.float().mean() - (14 + plan.top) * scale) < 2 and abs(xs.float().mean() - (20 + plan.left) * scale) < 2
     with pytest.raises(ValueError, match="size policy"):
         mask_on_canvas(torch.zeros(1, 20, 20), 3, 75, 101)
+
+
+def _shrinking_edit(feather_px: int = 0):
+    """Original: a big red disc on a textured background; the edit (sampled over the filled clip): a small blue disc."""
+    ys, xs = torch.meshgrid(torch.arange(48), torch.arange(64), indexing="ij")
+    clean = (_clip(2, 48, 64, 10)[..., :1] * 0.5 + 0.2).expand(-1, -1, -1, 3).contiguous()   # grey: no red in it
+    big = ((ys - 24) ** 2 + (xs - 32) ** 2 < 15 ** 2).float().expand(2, -1, -1)
+    small = ((ys - 24) ** 2 + (xs - 32) ** 2 < 6 ** 2).float().expand(2, -1, -1)
+    red, blue = torch.tensor([0.95, 0.1, 0.1]), torch.tensor([0.1, 0.1, 0.95])
+    original = torch.where(big[..., None] > 0, red, clean)
+    edited = torch.where(small[..., None] > 0, blue, clean + 0.01)   # the edit's own (VAE-ish) copy of the background
+    return original, edited, clean, big
+
+
+@pytest.mark.parametrize("blend", ["alpha", "laplacian"])
+def test_a_filled_background_leaves_no_trace_of_the_old_object(blend):
+    original, edited, clean, big = _shrinking_edit()
+    redness = lambda x: x[..., 0] - x[..., 1]                          # noqa: E731
+    without = composite_background(edited, original, big, feather=4.0, blend=blend)
+    assert redness(without).max() > 0.3, "the feathered rim shows the old red object"
+    out = composite_background(edited, original, big, feather=4.0, blend=blend, background=clean)
+    assert redness(out).abs().max() < 0.02
+    outside = big == 0
+    assert torch.equal(out[outside], original[outside])
+    rim = (big > 0) & (composite_alpha(big, 0, 4.0)[0] < 0.5)          # the feathered rim: mostly the base
+    assert rim.any() and (out[rim] - clean[rim]).abs().max() < 0.02
+
+
+def test_the_background_may_come_at_the_working_size_and_must_match_the_frames():
+    original, edited, clean, big = _shrinking_edit()
+    torch.testing.assert_close(
+        composite_video(edited, original, big, feather=2.0, background=clean, chunk=1),
+        composite_background(edited, original, big, feather=2.0, background=clean), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="the background has 1 frames but the original has 2"):
+        composite_video(edited, original, big, background=clean[:1])
+    with pytest.raises(ValueError, match="background frames have 1 channels"):
+        composite_background(edited, original, big, background=clean[..., :1])

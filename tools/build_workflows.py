@@ -341,8 +341,51 @@ def tune_a_video_edit() -> dict:
     return {"name": "tune_a_video_edit", "nodes": nodes, "links": links}
 
 
+def remove_object() -> dict:
+    nodes = [
+        node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=0, size_policy="fit_longer_side",
+             longer_side=512),
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
+        node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
+             samurai_mode=True),
+        node("mask_tools", "DRIVE_MaskTools", 1, fill_holes=True, min_island_px=64, grow_px=4),
+        node("ckpt", "CheckpointLoaderSimple", 2, mode=4, ckpt_name=CHECKPOINT),
+        node("bg_text", "CLIPTextEncode", 2, mode=4, title="Background prompt",
+             text="an empty grassy field, a grey stone, natural light"),
+        node("neg_text", "CLIPTextEncode", 2, mode=4, title="Negative prompt", text="ball, " + NEGATIVE),
+        node("fill", "DRIVE_FillBackground", 3, grow=4, keyframe=-1, **FIXED_SEED),
+        node("save", "DRIVE_SaveVideo", 4, filename_prefix="DRIVE/object_removed", format="mp4"),
+        node("preview", "DRIVE_MaskPreview", 4, title="Invented area"),
+        node("save_preview", "DRIVE_SaveVideo", 4, title="Save invented-area overlay",
+             filename_prefix="DRIVE/object_removed_unseen", format="mp4"),
+        note("note_track", 0,
+             "1. Mask the object\nClick it: positive_points / negative_points are pixel coordinates on frame "
+             "frame_index. Mask Tools grows the mask a little so the object's soft edge and shadow go too; "
+             "grow more for motion blur. No SAM2? Swap Track Object for Propagate Mask.", height=180),
+        note("note_fill", 3,
+             "2. Fill the background\nWhat other frames show is carried into the hole along the background's "
+             "motion, both ways. What no frame ever shows (the overlay's red area) is invented once, on the "
+             "keyframe, and carried along, so it stays put as the camera moves. Without a model that is OpenCV "
+             "inpainting (smooth, fine for small areas). For large unseen areas enable the diffusion group "
+             "(Ctrl+B): describe the background, not the object; denoise 1 for inpainting checkpoints.",
+             height=260),
+    ]
+    links = [
+        ["sam2", "sam2_model", "track", "sam2_model"], ["load", "images", "track", "images"],
+        ["track", "mask", "mask_tools", "mask"],
+        ["load", "images", "fill", "images"], ["mask_tools", "mask", "fill", "mask"],
+        ["ckpt", "MODEL", "fill", "model"], ["bg_text", 0, "fill", "positive"], ["neg_text", 0, "fill", "negative"],
+        ["ckpt", "VAE", "fill", "vae"], ["ckpt", "CLIP", "bg_text", "clip"], ["ckpt", "CLIP", "neg_text", "clip"],
+        ["fill", "image", "save", "images"], ["load", "fps", "save", "fps"], ["load", "audio", "save", "audio"],
+        ["fill", "image", "preview", "images"], ["fill", "unrecovered", "preview", "mask"],
+        ["preview", "images", "save_preview", "images"], ["load", "fps", "save_preview", "fps"],
+    ]
+    groups = [{"title": "Diffusion keyframe fill (optional, bypassed)", "nodes": ["ckpt", "bg_text", "neg_text"]}]
+    return {"name": "remove_object", "nodes": nodes, "links": links, "groups": groups}
+
+
 SPECS = [drive_instance_edit, rave_global_edit, inversion_roundtrip, mask_only, patch_nodes_ksampler,
-         tune_a_video_edit]
+         tune_a_video_edit, remove_object]
 
 
 def with_model_metadata(spec: dict) -> dict:

@@ -1,10 +1,13 @@
 """Put the edited object back over the original video (DRIVE keeps the real background).
 
-``comp = edited*a + original*(1-a)`` inside the (grown) mask and the original,
-bit for bit, everywhere else: the edit must not leak into the background, whatever
-the feather or the blending does. Feathering therefore softens the seam *inward*
-(erode by the radius, then blur), and Laplacian-pyramid blending is confined to the
-grown mask the same way (its result is faded in with the same alpha).
+``comp = edited*a + base*(1-a)`` inside the (grown) mask and the original, bit for
+bit, everywhere else: the edit must not leak into the background, whatever the feather
+or the blending does. Feathering therefore softens the seam *inward* (erode by the
+radius, then blur), and Laplacian-pyramid blending is confined to the grown mask the
+same way (its result is faded in with the same alpha). ``base`` is the original, or,
+when the object was removed first (Fill Background), the filled clip: then the rim the
+feather leaves inside the mask, and wherever the edit is transparent, shows clean
+background instead of the old object.
 """
 
 from __future__ import annotations
@@ -93,21 +96,33 @@ def mask_on_canvas(mask: torch.Tensor, frames: int, height: int, width: int,
     return match_mask_frames(mask, frames, height, width)
 
 
-def _check_frame_counts(edited: torch.Tensor, original: torch.Tensor) -> None:
+def _check_frame_counts(edited: torch.Tensor, original: torch.Tensor, what: str = "edited video") -> None:
     if edited.shape[0] != original.shape[0]:
-        raise ValueError(f"the edited video has {edited.shape[0]} frames but the original has {original.shape[0]}; "
+        raise ValueError(f"the {what} has {edited.shape[0]} frames but the original has {original.shape[0]}; "
                          "trim both to the same frames (same frame cap / skip / stride on the loaders)")
 
 
+def _on_canvas(frames: torch.Tensor, original: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``frames`` brought to the original's size (``fit_to_canvas``) and dtype, with the coverage ``[H,W]``."""
+    channels = original.shape[-1]
+    frames = frames[..., :channels].to(device=original.device, dtype=original.dtype)
+    if frames.shape[-1] != channels:
+        raise ValueError(f"the {what} have {frames.shape[-1]} channels, the original {channels}")
+    return fit_to_canvas(frames, original.shape[1], original.shape[2])
+
+
 def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int = 0,
-                         feather: float = 0.0, blend: str = "alpha") -> torch.Tensor:
+                         feather: float = 0.0, blend: str = "alpha",
+                         background: torch.Tensor | None = None) -> torch.Tensor:
     """Edited frames over the original: ``[T,h,w,3]``, ``[T,H,W,3]``, MASK -> ``[T,H,W,3]``.
 
     The edited frames (and a mask at their size) are brought to the original's size
     by inverting the loader's crop/resize plan (``fit_to_canvas``); pixels the plan
     cropped away keep the original. The mask may be one frame (broadcast) or one per
     frame, at the original's or the edited frames' size. Outside the grown mask the
-    result is the original exactly.
+    result is the original exactly. ``background`` (``[T,h,w,3]`` at either size), the
+    object-free clip, replaces the original as what the edit is blended over inside the
+    grown mask.
     """
     if blend not in BLEND_MODES:
         raise ValueError(f"unknown blend {blend!r}; choose one of {', '.join(BLEND_MODES)}")
@@ -115,28 +130,29 @@ def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: tor
         raise ValueError("edited and original must be IMAGE batches [T,H,W,C]")
     frames, height, width = original.shape[0], original.shape[1], original.shape[2]
     _check_frame_counts(edited, original)
-    channels = original.shape[-1]
-    edited = edited[..., :channels].to(device=original.device, dtype=original.dtype)
-    if edited.shape[-1] != channels:
-        raise ValueError(f"the edited frames have {edited.shape[-1]} channels, the original {channels}")
     mask = mask_on_canvas(mask.to(original.device), frames, height, width, tuple(edited.shape[1:3]))
-    edited, covered = fit_to_canvas(edited, height, width)
+    edited, covered = _on_canvas(edited, original, "edited frames")
+    base = original
+    if background is not None:
+        _check_frame_counts(background, original, "background")
+        filled, filled_covered = _on_canvas(background, original, "background frames")
+        base = torch.where(filled_covered[..., None], filled, original)
     alpha, region = composite_alpha(mask, grow, feather)
     region = region & covered
     alpha = torch.where(region, alpha, torch.zeros_like(alpha)).unsqueeze(-1)
     if blend == "alpha":
-        mixed = edited * alpha + original * (1.0 - alpha)
+        mixed = edited * alpha + base * (1.0 - alpha)
     else:
-        bands = laplacian_blend(edited.movedim(-1, 1).contiguous(), original.movedim(-1, 1).contiguous(),
+        bands = laplacian_blend(edited.movedim(-1, 1).contiguous(), base.movedim(-1, 1).contiguous(),
                                 alpha.movedim(-1, 1).contiguous())
         # fade the multi-band result out with alpha, so its wide low-frequency seam ends at the mask edge
-        mixed = original + (bands.movedim(1, -1).clamp(0, 1) - original) * alpha
+        mixed = base + (bands.movedim(1, -1).clamp(0, 1) - base) * alpha
     return torch.where(region.unsqueeze(-1), mixed, original)
 
 
 def composite_video(edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int = 0,
                     feather: float = 0.0, blend: str = "alpha", chunk: int = 16,
-                    progress: Progress | None = None) -> torch.Tensor:
+                    progress: Progress | None = None, background: torch.Tensor | None = None) -> torch.Tensor:
     """``composite_background`` over a long clip, ``chunk`` frames at a time; same result.
 
     Frame counts are checked up front so a bad input fails before any work is done.
@@ -144,6 +160,8 @@ def composite_video(edited: torch.Tensor, original: torch.Tensor, mask: torch.Te
     """
     frames = original.shape[0]
     _check_frame_counts(edited, original)
+    if background is not None:
+        _check_frame_counts(background, original, "background")
     mask = mask.unsqueeze(0) if mask.dim() == 2 else mask
     if mask.shape[0] not in (1, frames):
         match_mask_frames(mask, frames)                       # raises the error that names the fix
@@ -151,6 +169,7 @@ def composite_video(edited: torch.Tensor, original: torch.Tensor, mask: torch.Te
     slices = chunk_slices(frames, max(1, chunk))
     for i, sl in enumerate(slices):
         part_mask = mask if mask.shape[0] == 1 else mask[sl]
-        out[sl] = composite_background(edited[sl], original[sl], part_mask, grow, feather, blend)
+        out[sl] = composite_background(edited[sl], original[sl], part_mask, grow, feather, blend,
+                                       None if background is None else background[sl])
         notify(progress, i + 1, len(slices))
     return out

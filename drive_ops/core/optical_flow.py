@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 DIS_PRESETS = ("ultrafast", "fast", "medium", "fine")
+FLOW_QUALITIES = ("auto", "fine", "medium", "fast", "ultrafast")
+"""What the nodes offer: a DIS preset, or "auto" (:func:`resolve_preset`)."""
 
 
 def _to_gray_u8(frame: torch.Tensor) -> np.ndarray:
@@ -42,6 +44,21 @@ def dis_flow(frame_a: torch.Tensor, frame_b: torch.Tensor, preset: str = "medium
         dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
     flow = dis.calc(_to_gray_u8(frame_a), _to_gray_u8(frame_b), None)
     return torch.from_numpy(flow).to(frame_a.device)
+
+
+DIS_REACH_PX = {"fine": 12, "medium": 24, "fast": 32, "ultrafast": 32}
+"""How far DIS carries a motion past an edge: about one patch at its finest scale (12 px
+patches at full resolution for "fine", at half for "medium", 8 px at quarter for the fast
+presets). fine and medium were measured on a disc moving over a textured pan (see
+docs/algorithms.md); the fast presets follow the same rule."""
+
+
+def resolve_preset(preset: str, height: int, width: int) -> str:
+    """``"auto"``: DIS "fine" below 384 px (where "medium"'s half-resolution flow misses the
+    edges of small objects), else "medium" (faster, and better on real 512 px clips)."""
+    if preset != "auto":
+        return preset
+    return "fine" if min(height, width) < 384 else "medium"
 
 
 def warp_backward(image: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.progress import Progress, notify
-from ..core.optical_flow import dis_flow, occlusion_mask, warp_backward
+from ..core.optical_flow import dis_flow, occlusion_mask, resolve_preset, warp_backward
 
 
 def _box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -73,14 +73,6 @@ def propagate_step(mask_prev: torch.Tensor, frame_prev: torch.Tensor, frame_next
     if occlusion_check:
         unreliable = occlusion_mask(flow_next_to_prev, dis_flow(frame_prev, frame_next, preset))
     return _snap_to_motion(warped, flow_next_to_prev, unreliable)
-
-
-def resolve_preset(preset: str, height: int, width: int) -> str:
-    """``"auto"``: DIS "fine" below 384 px (where "medium"'s half-resolution flow misses the
-    edges of small objects), else "medium" (faster, and better on real 512 px clips)."""
-    if preset != "auto":
-        return preset
-    return "fine" if min(height, width) < 384 else "medium"
 
 
 def propagate_mask(frames: torch.Tensor, mask: torch.Tensor, frame_index: int = 0, preset: str = "auto",

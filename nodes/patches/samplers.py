@@ -4,7 +4,8 @@ Each factory wraps a k-diffusion-style function of ``drive_ops.diffusion`` in a
 :class:`ModelCheckedSampler`, a ``comfy.samplers.KSAMPLER`` that refuses models whose
 noise schedule the pack's DDIM maths cannot follow (flow matching, EDM, ...) before the
 first step. :func:`run_sampler` is the sampling call Invert Video and Masked-CFG Sampler
-share (zero noise, copied conditioning, a progress bar per step).
+share (zero noise, copied conditioning, a progress bar per step), and Fill Background's
+keyframe inpainting (with noise).
 """
 
 from __future__ import annotations
@@ -120,18 +121,21 @@ def sigma_table(model) -> torch.Tensor:
 
 
 def run_sampler(model, positive, negative, latent: dict, cfg: float, sampler, sigmas: torch.Tensor,
-                seed: int) -> dict:
-    """comfy.sample on zero noise (the latent is already at sigmas[0]) with a progress bar per step.
+                seed: int, noise: torch.Tensor | None = None) -> dict:
+    """comfy.sample with a progress bar per step; zero noise by default (the latent is already at sigmas[0]).
 
-    A ``noise_mask`` is not handed to ComfyUI (with zero noise it would pin the outside to
-    the starting latent); the nodes decide what it means. The other keys are kept.
+    With ``noise`` the clean latent is noised to ``sigmas[0]`` first, as img2img does, and a
+    ``noise_mask`` is handed to ComfyUI (inpainting). With zero noise it is not (it would pin
+    the outside to the starting latent); the nodes decide what it means. The other keys are kept.
     """
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     memo: dict = {}
     positive, negative = copy_conditioning(positive, memo), copy_conditioning(negative, memo)
     callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
-    out = comfy.sample.sample_custom(model, torch.zeros_like(samples), cfg, sampler, sigmas, positive, negative,
-                                     samples, callback=callback,
+    noise_mask = None if noise is None else latent.get("noise_mask")
+    noise = torch.zeros_like(samples) if noise is None else noise
+    out = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative,
+                                     samples, noise_mask=noise_mask, callback=callback,
                                      disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     result = {k: v for k, v in latent.items() if k != "samples"}
     result["samples"] = out
