@@ -69,6 +69,11 @@ EDIT_MASK_GROW_PX = 8
 # Issue 12: the Masked-CFG Sampler's optional `background` conditioning (branch engine). True once it is on main:
 # drive_instance_edit then wires the inversion conditioning (empty prompt + ControlNet) into it.
 SAMPLER_HAS_BACKGROUND = False
+BACKGROUND_NOTE = ("Outside the mask the sampler's background input rules: it gets the inversion prompt (empty, "
+                   "same ControlNet) the frames were inverted with, so a negative prompt you type changes only the "
+                   "object." if SAMPLER_HAS_BACKGROUND else
+                   "Outside the mask the negative prompt rules (the sampler has no background input yet), so keep "
+                   "it empty.")
 FIXED_SEED = {"seed": 12345, "control_after_generate": "fixed"}
 NOTE_COLOR, NOTE_BG = "#432", "#653"
 
@@ -137,8 +142,8 @@ def drive_instance_edit() -> dict:
         node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, grow_px=EDIT_MASK_GROW_PX),
         node("canny", "Canny", 3),
         node("cn_loader", "ControlNetLoader", 3, control_net_name=CANNY_CONTROLNET),
-        node("cn_inv", "ControlNetApplyAdvanced", 3, title="ControlNet on the inversion prompt", strength=1.0),
-        node("cn_edit", "ControlNetApplyAdvanced", 3, title="ControlNet on the edit prompts", strength=1.0),
+        node("cn_inv", "ControlNetApplyAdvanced", 3, title="ControlNet: inversion", strength=1.0),
+        node("cn_edit", "ControlNetApplyAdvanced", 3, title="ControlNet: edit", strength=1.0),
         node("invert", "DRIVE_InvertVideo", 4, steps=50, method="easyinv", cfg=1.0, grid_size=1),
         node("edit", "DRIVE_MaskedCFGSampler", 4, steps=50, cfg=7.5, grid_size=3, shuffle=True, **FIXED_SEED),
         node("decode", "VAEDecode", 5),
@@ -155,8 +160,7 @@ def drive_instance_edit() -> dict:
              height=300),
         note("note_edit", 3,
              "2. Prompts and structure\nThe negative prompt is empty, as in DRIVE: under masked CFG it is only "
-             "the uncond branch inside the mask. The area outside the mask follows the background conditioning: "
-             "the inversion prompt (empty) the frames were inverted with.\n"
+             "the uncond branch inside the mask. " + BACKGROUND_NOTE + "\n"
              "Structure: Canny edges of every frame feed a ControlNet applied to the inversion AND the edit "
              f"prompts (strength 1). Put {CANNY_CONTROLNET} (lllyasviel/ControlNet-v1-1 on Hugging Face) in "
              "models/controlnet. Depth instead (controlnet_aux pack): README, 'Depth variant'.",
@@ -193,8 +197,7 @@ def drive_instance_edit() -> dict:
     ]
     if SAMPLER_HAS_BACKGROUND:
         links.append(["cn_inv", 0, "edit", "background"])
-    groups = [{"title": "Structure: Canny ControlNet on inversion and edit", "nodes": ["canny", "cn_loader", "cn_inv",
-                                                                                       "cn_edit"]},
+    groups = [{"title": "Structure (Canny ControlNet)", "nodes": ["canny", "cn_loader", "cn_inv", "cn_edit"]},
               {"title": "Harmonizer weights (optional, bypassed)", "nodes": ["harm_loader"]}]
     pictures = [
         {"name": "drive_instance_edit-1-masks", "title": "1. Load the clip, track the object, one edit mask",
