@@ -2,7 +2,8 @@
 
 Every mechanic is a patch on a *clone* of the MODEL (``nodes/patches``), so LoRA,
 ControlNet and IP-Adapter applied elsewhere keep working:
-- masked CFG: a post-CFG function (denoised space, ``disable_cfg1_optimization``);
+- masked CFG: a post-CFG function (denoised space) and a gate that keeps ComfyUI's cfg-1
+  shortcut (no uncond UNet pass) at every step whose result cannot read uncond;
 - RAVE grid shuffle: a ``CALC_COND_BATCH`` wrapper that grids the latents, ControlNet
   hints and conditioning masks with one permutation per step, calls the UNet a chunk of
   grids at a time and hands frames back in frame order.
@@ -73,7 +74,12 @@ class MaskedCFGSampler(io.ComfyNode):
     def execute(cls, model, positive, negative, latent, steps, cfg, cfg_start, grid_size, shuffle, seed,
                 max_grids_per_call, mask_mode, mask_threshold, mask=None, pix2video_weight=0.0) -> io.NodeOutput:
         patched = apply_grid_patch(model, grid_size, shuffle, seed, max_grids_per_call)
-        patched = apply_masked_cfg_patch(patched, mask, cfg_start, mask_mode, mask_threshold)
+        if positive is negative:
+            # One prompt wired to both: uncond == cond, so every step's result is the cond prediction
+            # (CFG, the mask blend and unguided steps alike); cfg 1 lets ComfyUI skip the second pass.
+            cfg = 1.0
+        else:
+            patched = apply_masked_cfg_patch(patched, mask, cfg_start, mask_mode, mask_threshold)
         sigmas = schedule.ddim_sampling_sigmas(sigma_table(model), steps)
         sampler = pix2video_sampler(pix2video_weight) if pix2video_weight > 0 else ddim_sampler()
         return io.NodeOutput(run_sampler(patched, positive, negative, latent, cfg, sampler, sigmas, seed))

@@ -14,7 +14,10 @@ from .patches.attention import apply_stem_patch
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.samplers import ddim_inversion_sampler, easyinv_sampler, run_sampler, sigma_table
 
-INVERT_WINDOW = "EasyInv blends z <- eta*z + (1-eta)*z_prev inside start*steps < i < (start+length)*steps."
+EASYINV_FROM = inversion.easyinv_first_steps(0.05, 0.2)
+INVERT_WINDOW = ("EasyInv blends z <- eta*z + (1-eta)*z_prev inside start*steps < i < (start+length)*steps "
+                 f"(step 0 never). With the default window it acts from {EASYINV_FROM} steps on (50 steps: "
+                 f"steps 3-12); with fewer steps no step falls inside and the result is plain DDIM.")
 
 
 def easyinv_inputs() -> list:
@@ -48,9 +51,10 @@ class InvertVideo(io.ComfyNode):
                 io.Latent.Input("latent", tooltip="The video's VAE-encoded frames [T,4,h,w]."),
                 io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Inversion steps; use the sampler's."),
                 io.Combo.Input("method", options=["easyinv", "ddim", "stem"], default="easyinv",
-                               tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending; stem: "
-                                       "DDIM with STEM attention (256 EM bases over the clip's tokens; tune it "
-                                       "with STEM Attention (DRIVE) + method ddim)."),
+                               tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending (it "
+                                       f"acts from {EASYINV_FROM} steps on with the default window; below that it "
+                                       "equals ddim); stem: DDIM with STEM attention (256 EM bases over the clip's "
+                                       "tokens; tune it with STEM Attention (DRIVE) + method ddim)."),
                 *easyinv_inputs(),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
                                tooltip="CFG during inversion; 1 uses the inversion prompt alone (DRIVE). "

@@ -170,3 +170,19 @@ def test_grid_size_one_is_per_frame_and_chunked_equals_unchunked(unet, table, co
     chunked, _ = _sampler_run(unet, table, contexts, noisy, max_grids_per_call=1, **opts)
     assert torch.allclose(chunked, whole, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(whole, per_frame, atol=1e-3)
+
+
+def test_uncond_needed_at_cfg_1_only_where_the_result_reads_it():
+    # 4 steps, cfg_start 0: step 0 is unguided (returns uncond); a mask reads uncond outside it at every step
+    assert [masked_cfg.uncond_needed(i, 4, 0.0, has_mask=False) for i in range(4)] == [True, False, False, False]
+    assert [masked_cfg.uncond_needed(i, 4, -1.0, has_mask=False) for i in range(4)] == [False] * 4
+    assert [masked_cfg.uncond_needed(i, 4, -1.0, has_mask=True) for i in range(4)] == [True] * 4
+    assert [masked_cfg.uncond_needed(i, 4, 0.5, has_mask=False) for i in range(4)] == [True, True, True, False]
+
+
+def test_easyinv_acts_from_five_steps_with_the_sd1_window():
+    assert inversion.easyinv_first_steps(0.05, 0.2) == 5  # 4 steps: 0.2 < i < 1.0 holds for no step
+    assert not any(inversion.in_easyinv_window(i, 4, 0.05, 0.2) for i in range(4))
+    assert [i for i in range(5) if inversion.in_easyinv_window(i, 5, 0.05, 0.2)] == [1]
+    assert inversion.easyinv_first_steps(0.85, 0.1) == 7  # the SDXL window
+    assert inversion.easyinv_first_steps(0.5, 0.0) is None  # an empty window never acts

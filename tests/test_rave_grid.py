@@ -60,6 +60,7 @@ def test_run_on_grids_chunked_equals_unchunked_and_keeps_none():
 def test_chunk_helpers():
     assert chunk_slices(5, 2) == [slice(0, 2), slice(2, 4), slice(4, 5)]
     assert rave_grid.largest_fitting(10, lambda k: 3 * k, 20) == 6
+    assert rave_grid.largest_fitting(10, lambda k: 3 * k, 18) == 5  # strictly below the budget, as ComfyUI
     assert rave_grid.largest_fitting(10, lambda k: 3 * k, 1) == 1
     with pytest.raises(ValueError):
         rave_grid.grid_permutation(0, 3, 0, 0)

@@ -75,6 +75,18 @@ def in_easyinv_window(i: int, steps: int, window_start: float, window_length: fl
     return i > 0 and window_start * steps < i < (window_start + window_length) * steps
 
 
+def easyinv_first_steps(window_start: float, window_length: float, limit: int = 10_000) -> int | None:
+    """The smallest step count at which at least one inversion step falls in EasyInv's window.
+
+    With fewer steps EasyInv is plain DDIM inversion, bit for bit (for the SD1.x window
+    0.05 + 0.2 that is 4 steps or fewer). None when no count up to ``limit`` has one.
+    """
+    for steps in range(1, limit + 1):
+        if any(in_easyinv_window(i, steps, window_start, window_length) for i in range(steps)):
+            return steps
+    return None
+
+
 @torch.no_grad()
 def sample_easyinv(model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict | None = None,
                    callback: Callable | None = None, disable: bool | None = None, eta: float = 0.5,

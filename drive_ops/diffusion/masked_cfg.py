@@ -61,6 +61,16 @@ def guidance_active(step: int, steps: int, cfg_start: float) -> bool:
     return step / steps > cfg_start
 
 
+def uncond_needed(step: int, steps: int, cfg_start: float, has_mask: bool) -> bool:
+    """Whether step ``step``'s result uses the uncond (negative-prompt) prediction at cfg 1.
+
+    At cfg 1 the CFG result is the cond prediction, so only two things still read uncond:
+    an unguided step (``cfg_start``) returns it, and a mask blends it in outside the object.
+    Where neither holds, ComfyUI's cfg-1 shortcut (no uncond UNet pass) cannot change the result.
+    """
+    return has_mask or not guidance_active(step, steps, cfg_start)
+
+
 def cfg_combine(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """Classifier-free guidance ``uncond + scale * (cond - uncond)`` (ComfyUI's order of operations)."""
     return uncond + (cond - uncond) * scale

@@ -90,11 +90,15 @@ def decompose_grids(grids: torch.Tensor, perm: torch.Tensor, grid_size: int, fra
 
 
 def largest_fitting(count: int, cost: Callable[[int], float], budget: float) -> int:
-    """The largest ``k`` in ``1..count`` with ``cost(k) <= budget`` (at least 1); ``cost`` must grow with k."""
+    """The largest ``k`` in ``1..count`` with ``cost(k) < budget`` (at least 1); ``cost`` must grow with k.
+
+    Strictly below, as ComfyUI's own batching test (``memory_required * 1.5 < free``), so a
+    chunk chosen here is never split again into separate cond and uncond calls.
+    """
     lo, hi = 1, count
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if cost(mid) <= budget:
+        if cost(mid) < budget:
             lo = mid
         else:
             hi = mid - 1

@@ -12,12 +12,16 @@ import os
 import shutil
 import struct
 import zlib
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Iterator
+
 import numpy as np
 import torch
 
 from ..core.progress import Progress, notify
+from .frame_bytes import PixelConverter, prefetch
 
 FORMATS = ("mp4", "webm", "gif", "png")
 # Container, video codec, pixel format and audio codec per format (None: no audio track).
@@ -46,13 +50,6 @@ def file_extension(fmt: str) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown video format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return "" if fmt == "png" else f".{fmt}"
-
-
-def to_uint8(frame: torch.Tensor) -> np.ndarray:
-    """One IMAGE frame ``[H,W,C]`` in 0..1 to ``[H,W,3]`` uint8 (rounded; grey is repeated, alpha dropped)."""
-    if frame.shape[-1] == 1:
-        frame = frame.expand(*frame.shape[:-1], 3)
-    return (frame[..., :3].float() * 255).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
 def even_padding(height: int, width: int) -> tuple[int, int]:
@@ -123,6 +120,25 @@ def encode_video(frames: torch.Tensor, fps: float, path: str, fmt: str = "mp4", 
     return result
 
 
+def video_frames(frames: torch.Tensor, pix_fmt: str, pad_h: int = 0, pad_w: int = 0) -> Iterator:
+    """``av.VideoFrame`` per frame of ``[T,H,W,C]`` in ``pix_fmt``, made in a thread ahead of the encoder.
+
+    The float-to-byte conversion, the edge padding and the colour conversion (libswscale, as
+    the encoder itself would do it) overlap with the encoding instead of preceding each frame.
+    """
+    import av
+
+    height, width = int(frames.shape[1]), int(frames.shape[2])
+    convert = PixelConverter(height, width, pad_h, pad_w)
+
+    def make() -> Iterator:
+        for i in range(frames.shape[0]):
+            frame = av.VideoFrame.from_ndarray(convert(frames[i]), format="rgb24")
+            yield frame if pix_fmt == "rgb24" else frame.reformat(format=pix_fmt)
+
+    yield from prefetch(make())
+
+
 def _write_container(frames: torch.Tensor, fps: float, path: str, fmt: str, crf: int, audio: dict | None,
                      metadata: dict | None, progress: Progress | None) -> EncodeResult:
     import av
@@ -144,6 +160,7 @@ def _write_container(frames: torch.Tensor, fps: float, path: str, fmt: str, crf:
         stream.width, stream.height, stream.pix_fmt = width + pad_w, height + pad_h, pix_fmt
         if fmt == "mp4":
             stream.options = {"crf": str(crf)}
+            stream.codec_context.thread_type = "FRAME"  # x264's frame threads (ffmpeg's default), not slices
         elif fmt == "webm":
             stream.bit_rate = 0
             stream.options = {"crf": str(crf), "row-mt": "1"}
@@ -157,15 +174,12 @@ def _write_container(frames: torch.Tensor, fps: float, path: str, fmt: str, crf:
                 raise ValueError(f"audio with {samples.shape[0]} channels is not supported (1 to 8)")
             audio_stream.layout = layout
         palette = _GifPalette(width, height, rate) if fmt == "gif" else None
-        for i in range(count):
-            pixels = to_uint8(frames[i])
-            if pad_h or pad_w:
-                pixels = np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts, frame.time_base = i, 1 / rate
-            for out in palette.push(frame) if palette else [frame]:
-                container.mux(stream.encode(out))
-            notify(progress, i + 1, count)
+        with closing(video_frames(frames, "rgb24" if palette else pix_fmt, pad_h, pad_w)) as ahead:
+            for i, frame in enumerate(ahead):
+                frame.pts, frame.time_base = i, 1 / rate
+                for out in palette.push(frame) if palette else [frame]:
+                    container.mux(stream.encode(out))
+                notify(progress, i + 1, count)
         for out in palette.push(None) if palette else []:
             container.mux(stream.encode(out))
         container.mux(stream.encode(None))
@@ -239,12 +253,12 @@ def _write_png_sequence(frames: torch.Tensor, folder: str, metadata: dict | None
     codec = av.CodecContext.create("png", "w")
     codec.width, codec.height, codec.pix_fmt = width, height, "rgb24"
     text = _metadata_strings(metadata)
-    for i in range(count):
-        frame = av.VideoFrame.from_ndarray(to_uint8(frames[i]), format="rgb24")
-        data = b"".join(bytes(p) for p in codec.encode(frame))
-        if i == 0 and text:
-            data = _with_text_chunks(data, text)
-        with open(os.path.join(folder, png_frame_name(i)), "wb") as fh:
-            fh.write(data)
-        notify(progress, i + 1, count)
+    with closing(video_frames(frames, "rgb24")) as ahead:
+        for i, frame in enumerate(ahead):
+            data = b"".join(bytes(p) for p in codec.encode(frame))
+            if i == 0 and text:
+                data = _with_text_chunks(data, text)
+            with open(os.path.join(folder, png_frame_name(i)), "wb") as fh:
+                fh.write(data)
+            notify(progress, i + 1, count)
     return EncodeResult(path=folder, frames=count, width=width, height=height, notes=[])
