@@ -46,6 +46,8 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
 VIDEO_LOADERS = {"DRIVE_LoadVideo": "video", "LoadVideo": "file"}
 POSITIVE_INPUTS = ("positive",)
 NEGATIVE_INPUTS = ("negative",)
+CONDITIONING_INPUTS = ("positive", "negative", "conditioning", "background", "conditioning_1", "conditioning_2",
+                       "conditioning_to", "conditioning_from")
 PROGRESS_EVERY_S = 15.0
 
 
@@ -56,11 +58,18 @@ def _nodes_of(prompt: dict, class_types) -> list[str]:
 def _text_encoders_feeding(prompt: dict, input_names: tuple[str, ...]) -> list[str]:
     """Ids of the text encoders whose conditioning reaches any input named like ``input_names``.
 
-    Walks upstream through conditioning nodes (Apply ControlNet, Conditioning Set Mask, ...):
-    from such a node it follows its input of the same role, else its ``conditioning`` input.
+    Starts at the nodes that use conditioning (samplers), not at those that pass it on, and walks
+    upstream through conditioning nodes (Apply ControlNet, Conditioning Set Mask, ...): from
+    such a node it follows its input of the same role, else its ``conditioning`` input. (An
+    Apply ControlNet on the inversion prompt has a ``negative`` input too, but it feeds Invert
+    Video's ``conditioning``: its prompt is not a negative one.)
     """
+    relays = {v[0] for node in prompt.values() for name, v in node["inputs"].items()
+              if name in CONDITIONING_INPUTS and isinstance(v, list)}
     found, todo = set(), []
-    for node in prompt.values():
+    for nid, node in prompt.items():
+        if nid in relays:
+            continue
         todo += [(v[0], name) for name, v in node["inputs"].items() if name in input_names and isinstance(v, list)]
     seen = set()
     while todo:

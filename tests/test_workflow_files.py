@@ -81,3 +81,46 @@ def test_pictures_carry_their_workflow():
         assert json.loads(text["workflow"]) == workflow, pic.name
         assert isinstance(json.loads(text["prompt"]), dict)
         assert f"workflows/pictures/{pic.name}" in (ROOT / "README.md").read_text(), f"README does not show {pic.name}"
+
+
+def _main_api() -> dict:
+    return json.loads((ROOT / "tests" / "workflows" / "drive_instance_edit.api.json").read_text())
+
+
+def test_main_workflow_has_one_mask_chain():
+    """Sampler, composite and harmonize take Mask Tools' one hard-edged mask; the composite grows nothing more."""
+    prompt = _main_api()
+    by_type = {n["class_type"]: n["inputs"] for n in prompt.values()}
+    edit_mask = by_type["DRIVE_MaskedCFGSampler"]["mask"]
+    assert prompt[edit_mask[0]]["class_type"] == "DRIVE_MaskTools"
+    assert by_type["DRIVE_CompositeBackground"]["mask"] == edit_mask
+    assert by_type["DRIVE_Harmonize"]["mask"] == edit_mask
+    assert by_type["DRIVE_CompositeBackground"]["grow"] == 0
+    assert by_type["DRIVE_CompositeBackground"]["feather"] > 0, "the seam is feathered (inward) by the composite"
+    assert prompt[edit_mask[0]]["inputs"]["feather_px"] == 0, "a soft edit mask reaches past what the sampler edits"
+
+
+def test_main_workflow_edits_as_drive_does():
+    """Empty negative prompt, per-frame inversion, and one Canny ControlNet at strength 1 on the inversion
+    conditioning and on both edit prompts."""
+    prompt = _main_api()
+
+    def source(link: list) -> dict:
+        return prompt[link[0]]
+
+    by_type: dict[str, list[dict]] = {}
+    for node in prompt.values():
+        by_type.setdefault(node["class_type"], []).append(node["inputs"])
+    invert, edit = by_type["DRIVE_InvertVideo"][0], by_type["DRIVE_MaskedCFGSampler"][0]
+    assert invert["grid_size"] == 1
+    applies = [source(invert["conditioning"]), source(edit["positive"]), source(edit["negative"])]
+    assert all(a["class_type"] == "ControlNetApplyAdvanced" for a in applies)
+    for apply in applies:
+        inputs = apply["inputs"]
+        assert (inputs["strength"], inputs["start_percent"], inputs["end_percent"]) == (1.0, 0.0, 1.0)
+        assert source(inputs["image"])["class_type"] == "Canny"
+        assert source(inputs["control_net"])["inputs"]["control_net_name"] == "control_v11p_sd15_canny.pth"
+    assert source(source(edit["negative"])["inputs"]["negative"])["inputs"]["text"] == ""
+    assert source(source(invert["conditioning"])["inputs"]["positive"])["inputs"]["text"] == ""
+    if "background" in edit:
+        assert edit["background"] == invert["conditioning"], "the background is sampled with what it was inverted with"

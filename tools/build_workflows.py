@@ -43,6 +43,7 @@ VIDEO = "drive_demo.mp4"
 MASK_IMAGE = "drive_demo_mask.png"
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 SAM2_FILE = "sam2.1_hiera_tiny.pt"
+CANNY_CONTROLNET = "control_v11p_sd15_canny.pth"
 EDIT_PROMPT = "a shiny chrome metal ball, reflections, highly detailed"
 NEGATIVE = "blurry, low quality, distorted, deformed"
 POINTS = '[{"x": 120, "y": 300}, {"x": 100, "y": 280}]'
@@ -57,16 +58,24 @@ MODEL_FILES = {
     **{f"sam2.1_hiera_{size}.pt": (
         "sam2", f"https://huggingface.co/facebook/sam2.1-hiera-{size.replace('_', '-')}/resolve/main/sam2.1_hiera_{size}.pt")
        for size in ("tiny", "small", "base_plus", "large")},
+    CANNY_CONTROLNET: (
+        "controlnet", f"https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/{CANNY_CONTROLNET}"),
     "control_v11f1p_sd15_depth.pth": (
         "controlnet", "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/control_v11f1p_sd15_depth.pth"),
     "harmonizer.pth": ("harmonizer", "https://drive.google.com/file/d/15XGPQHBppaYGnhsP9l7iOGZudXNw1WbA/view"),
 }
+# The main workflow's one edit mask: Mask Tools grows the tracked object by this much for sampler, composite, harmonize.
+EDIT_MASK_GROW_PX = 8
+BACKGROUND_NOTE = ("Outside the mask the sampler's background input rules: it gets the inversion prompt (empty, "
+                   "same ControlNet) the frames were inverted with, so a negative prompt you type changes only the "
+                   "object.")
 FIXED_SEED = {"seed": 12345, "control_after_generate": "fixed"}
 NOTE_COLOR, NOTE_BG = "#432", "#653"
 
 
 def node(id_: str, type_: str, col: int, mode: int = 0, title: str | None = None, **widgets) -> dict:
-    """A node in layout column ``col`` (the frontend stacks each column by the nodes' real sizes)."""
+    """A node in layout column ``col`` (the frontend stacks each column by the nodes' real sizes, loaders that
+    preview their file last: the preview grows them downward)."""
     spec = {"id": id_, "type": type_, "col": col, "widgets": widgets}
     if mode:
         spec["mode"] = mode
@@ -100,11 +109,12 @@ def source_block(frame_cap: int) -> tuple[list[dict], list[list]]:
     return nodes, links
 
 
-def prompts_block(edit_text: str) -> tuple[list[dict], list[list]]:
+def prompts_block(edit_text: str, negative: str = NEGATIVE) -> tuple[list[dict], list[list]]:
     nodes = [
         node("inv_text", "CLIPTextEncode", 1, title="Inversion prompt (keep empty)", text=""),
         node("pos", "CLIPTextEncode", 1, title="Edit prompt", text=edit_text),
-        node("neg", "CLIPTextEncode", 1, title="Negative prompt", text=NEGATIVE),
+        node("neg", "CLIPTextEncode", 1, title="Negative prompt" if negative else "Negative prompt (empty, DRIVE)",
+             text=negative),
     ]
     links = [["ckpt", "CLIP", "inv_text", "clip"], ["ckpt", "CLIP", "pos", "clip"], ["ckpt", "CLIP", "neg", "clip"]]
     return nodes, links
@@ -118,66 +128,83 @@ def save_block(col: int, image_src: list, prefix: str) -> tuple[list[dict], list
 
 def drive_instance_edit() -> dict:
     src, src_links = source_block(frame_cap=36)
-    txt, txt_links = prompts_block(EDIT_PROMPT)
+    txt, txt_links = prompts_block(EDIT_PROMPT, negative="")
     nodes = src + txt + [
-        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
-        node("track", "DRIVE_TrackObject", 0, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
+        node("sam2", "DRIVE_SAM2Loader", 1, model_name=SAM2_FILE),
+        node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
              samurai_mode=True),
-        node("mask_tools", "DRIVE_MaskTools", 1, fill_holes=True, grow_px=8),
-        node("cn_loader", "ControlNetLoader", 2, mode=4, control_net_name="control_v11f1p_sd15_depth.pth"),
-        node("cn_apply", "ControlNetApplyAdvanced", 2, mode=4, strength=0.6),
-        node("invert", "DRIVE_InvertVideo", 3, steps=50, method="easyinv", cfg=1.0, grid_size=3),
-        node("edit", "DRIVE_MaskedCFGSampler", 3, steps=50, cfg=7.5, grid_size=3, shuffle=True,
-             **FIXED_SEED),
-        node("decode", "VAEDecode", 4),
-        node("composite", "DRIVE_CompositeBackground", 4, grow=8, feather=4.0),
-        node("harm_loader", "DRIVE_HarmonizerLoader", 4, mode=4, weights="harmonizer.pth"),
+        # the one edit mask: sampler, composite and harmonize all take this node's output (binary, no feather)
+        node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, grow_px=EDIT_MASK_GROW_PX),
+        node("canny", "Canny", 3),
+        node("cn_loader", "ControlNetLoader", 3, control_net_name=CANNY_CONTROLNET),
+        node("cn_inv", "ControlNetApplyAdvanced", 3, title="ControlNet: inversion", strength=1.0),
+        node("cn_edit", "ControlNetApplyAdvanced", 3, title="ControlNet: edit", strength=1.0),
+        node("invert", "DRIVE_InvertVideo", 4, steps=50, method="easyinv", cfg=1.0, grid_size=1),
+        node("edit", "DRIVE_MaskedCFGSampler", 4, steps=50, cfg=7.5, grid_size=3, shuffle=True, **FIXED_SEED),
+        node("decode", "VAEDecode", 5),
+        node("composite", "DRIVE_CompositeBackground", 5, grow=0, feather=4.0),
+        node("harm_loader", "DRIVE_HarmonizerLoader", 5, mode=4, weights="harmonizer.pth"),
         node("harmonize", "DRIVE_Harmonize", 5),
         note("note_mask", 0,
              "1. Masks\nClick the object: positive_points / negative_points are pixel coordinates on frame "
              "frame_index (KJNodes' Points Editor writes this format). samurai_mode adds SAMURAI's motion model, "
              "good for fast or occluded objects. Put a SAM 2.1 file in models/sam2. No SAM2? Swap Track Object "
-             "for Propagate Mask and draw the mask on one frame."),
+             "for Propagate Mask and draw the mask on one frame.\n\nOne mask for everything: Mask Tools grows "
+             f"the object by {EDIT_MASK_GROW_PX} px (a hard edge); the sampler edits inside it, the composite "
+             "pastes the original back outside it and feathers the seam inward, Harmonize adjusts inside it.",
+             height=300),
         note("note_edit", 3,
-             "2. Editing\nInvert Video (EasyInv) then the Masked-CFG Sampler with the SAME steps. grid_size 3 "
-             "packs 9 frames per grid (RAVE); keep frame_load_cap a multiple of 9. cfg acts only inside the "
-             "mask; outside it the negative prompt keeps the background. Lower max_grids_per_call if VRAM runs "
-             "out. The depth ControlNet group is bypassed: enable it (Ctrl+B) and feed depth maps for more "
-             "structure."),
-        note("note_out", 5,
-             "3. Composite and harmonise\nThe original background is pasted back bit for bit outside the "
-             "grown mask. Harmonize matches the object's colours to the scene: with harmonizer.pth in "
-             "models/harmonizer (non-commercial licence) enable the loader; without it a weight-free Lab "
-             "match is used. The source audio is kept."),
+             "2. Prompts and structure\nThe negative prompt is empty, as in DRIVE: under masked CFG it is only "
+             "the uncond branch inside the mask. " + BACKGROUND_NOTE + "\n"
+             "Structure: Canny edges of every frame feed a ControlNet applied to the inversion AND the edit "
+             f"prompts (strength 1). Put {CANNY_CONTROLNET} (lllyasviel/ControlNet-v1-1 on Hugging Face) in "
+             "models/controlnet. Depth instead (controlnet_aux pack): README, 'Depth variant'.",
+             height=300),
+        note("note_invert", 4,
+             "3. Invert and edit\nInvert Video inverts each frame on its own (grid_size 1, as RAVE and DRIVE "
+             "do); the Masked-CFG Sampler then edits on shuffled 3x3 grids (RAVE) with the SAME steps: keep "
+             "frame_load_cap a multiple of 9. cfg acts only inside the mask. Lower max_grids_per_call if VRAM "
+             "runs out.\nMeasured on the test bed (bench/inversion_grid.py, 4 clips x 16 frames, 50 steps, PSNR "
+             "vs the VAE round trip): per frame inverts best (ddim 45.6 dB, easyinv 36.3; grid 2: 45.5 / 36.0; "
+             "grid 3: 44.6 / 35.5), but sampled back on shuffled 2x2 grids, a grid-2 inversion keeps more "
+             "(30.9 / 30.6 dB vs 27.7 / 28.7 per frame): try Invert Video's grid_size = the sampler's.",
+             height=270),
+        note("note_out", 6,
+             "4. Composite and harmonise\nThe original background is pasted back bit for bit outside the edit "
+             "mask (grow 0 here: the mask is Mask Tools'), with a 4 px seam feathered inward. Harmonize matches "
+             "the object's colours to the scene: with harmonizer.pth in models/harmonizer (non-commercial "
+             "licence) enable the loader; without it a weight-free Lab match is used. The source audio is kept."),
     ]
     save, save_links = save_block(6, ["harmonize", "image"], "DRIVE/instance_edit")
-    nodes = place(nodes + save, {"sam2": 1, "track": 1, "encode": 2, "mask_tools": 2, "inv_text": 2, "pos": 2,
-                                 "neg": 2, "invert": 4, "edit": 4, "decode": 5, "composite": 5, "harm_loader": 5,
-                                 "harmonize": 5, "cn_loader": 3, "cn_apply": 3, "note_edit": 3, "note_out": 6})
+    nodes = place(nodes + save, {"encode": 2, "inv_text": 2, "pos": 2, "neg": 2})
     links = src_links + txt_links + save_links + [
         ["sam2", "sam2_model", "track", "sam2_model"], ["load", "images", "track", "images"],
         ["track", "mask", "mask_tools", "mask"],
-        ["cn_loader", 0, "cn_apply", "control_net"], ["load", "images", "cn_apply", "image"],
-        ["pos", 0, "cn_apply", "positive"], ["neg", 0, "cn_apply", "negative"],
-        ["ckpt", "MODEL", "invert", "model"], ["inv_text", 0, "invert", "conditioning"],
+        ["load", "images", "canny", "image"], ["cn_loader", 0, "cn_inv", "control_net"], ["canny", 0, "cn_inv", "image"],
+        ["inv_text", 0, "cn_inv", "positive"], ["inv_text", 0, "cn_inv", "negative"],
+        ["cn_loader", 0, "cn_edit", "control_net"], ["canny", 0, "cn_edit", "image"],
+        ["pos", 0, "cn_edit", "positive"], ["neg", 0, "cn_edit", "negative"],
+        ["ckpt", "MODEL", "invert", "model"], ["cn_inv", 0, "invert", "conditioning"],
         ["encode", 0, "invert", "latent"],
-        ["ckpt", "MODEL", "edit", "model"], ["cn_apply", 0, "edit", "positive"], ["cn_apply", 1, "edit", "negative"],
+        ["ckpt", "MODEL", "edit", "model"], ["cn_edit", 0, "edit", "positive"], ["cn_edit", 1, "edit", "negative"],
         ["invert", 0, "edit", "latent"], ["mask_tools", "mask", "edit", "mask"],
         ["edit", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
         ["decode", 0, "composite", "edited"], ["load", "images", "composite", "original"],
         ["mask_tools", "mask", "composite", "mask"],
         ["composite", "image", "harmonize", "image"], ["mask_tools", "mask", "harmonize", "mask"],
         ["harm_loader", 0, "harmonize", "harmonizer"], ["load", "fps", "harmonize", "fps"],
+        ["cn_inv", 0, "edit", "background"],
     ]
-    groups = [{"title": "Depth ControlNet (optional, bypassed)", "nodes": ["cn_loader", "cn_apply"]},
-              {"title": "Harmonizer weights (optional, bypassed)", "nodes": ["harm_loader"]}]
+    groups = [{"title": "Structure (Canny ControlNet)", "nodes": ["canny", "cn_loader", "cn_inv", "cn_edit"]},
+              {"title": "Harmonizer (optional)", "nodes": ["harm_loader"]}]
     pictures = [
-        {"name": "drive_instance_edit-1-masks", "title": "1. Load the clip, track the object",
-         "nodes": ["load", "ckpt", "note_mask", "sam2", "track"]},
-        {"name": "drive_instance_edit-2-prompts", "title": "2. Prompts, mask clean-up, optional ControlNet",
-         "nodes": ["encode", "inv_text", "pos", "neg", "mask_tools", "cn_loader", "cn_apply", "note_edit"]},
+        {"name": "drive_instance_edit-1-masks", "title": "1. Load the clip, track the object, one edit mask",
+         "nodes": ["load", "ckpt", "note_mask", "sam2", "track", "mask_tools"]},
+        {"name": "drive_instance_edit-2-prompts", "title": "2. Prompts and the Canny ControlNet",
+         "nodes": ["encode", "inv_text", "pos", "neg", "canny", "cn_loader", "cn_inv", "cn_edit", "note_edit"]},
         {"name": "drive_instance_edit-3-edit", "title": "3. Invert, edit, composite, harmonise, save",
-         "nodes": ["invert", "edit", "decode", "composite", "harm_loader", "harmonize", "save", "note_out"]},
+         "nodes": ["invert", "edit", "note_invert", "decode", "composite", "harm_loader", "harmonize", "save",
+                   "note_out"]},
     ]
     return {"name": "drive_instance_edit", "nodes": nodes, "links": links, "groups": groups, "pictures": pictures}
 
@@ -268,7 +295,7 @@ def patch_nodes_ksampler() -> dict:
     nodes = src + txt + [
         node("propagate", "DRIVE_PropagateMask", 0),
         node("mask_in", "LoadImageMask", 0, image=MASK_IMAGE, channel="red"),
-        node("sched", "BasicScheduler", 2, scheduler="ddim_uniform", steps=30),
+        node("sched", "BasicScheduler", 2, scheduler="ddim_uniform", steps=25),
         node("flip", "FlipSigmas", 2),
         node("easyinv", "DRIVE_EasyInvSampler", 2),
         node("no_noise", "DisableNoise", 2),
@@ -276,14 +303,15 @@ def patch_nodes_ksampler() -> dict:
         node("invert", "SamplerCustomAdvanced", 3, title="Invert (EasyInv on flipped sigmas)"),
         node("grid", "DRIVE_RAVEGridPatch", 3, grid_size=2, shuffle=True, **FIXED_SEED),
         node("masked_cfg", "DRIVE_MaskedCFGPatch", 3),
-        node("ksampler", "KSamplerAdvanced", 4, add_noise="disable", steps=30, cfg=7.5, sampler_name="ddim",
+        node("ksampler", "KSamplerAdvanced", 4, add_noise="disable", steps=25, cfg=7.5, sampler_name="ddim",
              scheduler="ddim_uniform", noise_seed=0, control_after_generate="fixed"),
         node("decode", "VAEDecode", 5),
         note("note", 0,
              "The same mechanics as composable patches for core samplers. Inversion: EasyInv Sampler (DRIVE) on "
              "flipped ddim_uniform sigmas, no noise, cfg 1. Editing: RAVE Grid Patch and Masked-CFG Patch on "
              "the MODEL, then core KSampler (Advanced) with ddim / ddim_uniform, add_noise disabled and the "
-             "SAME steps. Here the mask comes from one drawn frame (the demo clip's mask, shipped in the "
+             "SAME steps (a divisor of 1000: ddim_uniform runs one extra step otherwise). Masked-CFG Patch's "
+             "background gets the inversion prompt, so the area outside the mask is sampled back with it. Here the mask comes from one drawn frame (the demo clip's mask, shipped in the "
              "pack's workflows/inputs; it must be the frames' size) carried through the clip by optical flow: "
              "no SAM2 needed.", width=420, height=240),
     ]
@@ -296,10 +324,11 @@ def patch_nodes_ksampler() -> dict:
         ["no_noise", 0, "invert", "noise"], ["inv_guider", 0, "invert", "guider"], ["easyinv", 0, "invert", "sampler"],
         ["flip", 0, "invert", "sigmas"], ["encode", 0, "invert", "latent_image"],
         ["ckpt", "MODEL", "grid", "model"], ["grid", 0, "masked_cfg", "model"], ["propagate", "mask", "masked_cfg", "mask"],
+        ["inv_text", 0, "masked_cfg", "background"],
         ["masked_cfg", 0, "ksampler", "model"], ["pos", 0, "ksampler", "positive"], ["neg", 0, "ksampler", "negative"],
         ["invert", 0, "ksampler", "latent_image"], ["ksampler", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
     ]
-    nodes = place(nodes + save, {"propagate": 1, "mask_in": 0, "encode": 1, "inv_text": 1, "pos": 1, "neg": 1})
+    nodes = place(nodes + save, {"propagate": 1, "mask_in": 1, "encode": 1, "inv_text": 1, "pos": 1, "neg": 1})
     return {"name": "patch_nodes_ksampler", "nodes": nodes, "links": links}
 
 

@@ -2,7 +2,8 @@
 //
 //   node tools/frontend.js build URL SPECS.json OUT_DIR
 //     Each spec (see tools/build_workflows.py) becomes a graph made by the frontend itself:
-//     nodes created by type, widgets set by name, links made by slot name, groups and modes set.
+//     nodes created by type, widgets set by name, links made by slot name, groups and modes set;
+//     each column stacked in spec order, file-previewing loaders (Load Video, Load Image) last.
 //     Writes OUT_DIR/<name>.json (UI format, graph.serialize()) and OUT_DIR/<name>.api.json
 //     (graphToPrompt().output), so both are exactly what a user's frontend would save and send;
 //     OUT_DIR/<name>.jpg, the template thumbnail (the whole graph); and for each of the spec's
@@ -10,7 +11,8 @@
 //     A node spec's "models" list becomes its properties.models (the Missing Models panel's source).
 //   node tools/frontend.js check URL WORKFLOW_DIR SHOT_DIR
 //     Loads every workflow file, reports missing node types, widget values the frontend
-//     rejected or changed, the API prompt the frontend makes of it, a screenshot per workflow,
+//     rejected or changed, the API prompt the frontend makes of it, Load Video's height before and
+//     after its video preview loaded, the nodes that overlap then, a screenshot per workflow,
 //     and the node types the search for "DRIVE" finds; then drops each PNG of PNG_DIR (optional)
 //     onto the canvas as a user would and reports the graph it restored. Prints one JSON report on stdout.
 const { chromium } = require('playwright-core');
@@ -65,12 +67,15 @@ async function build(url, specsPath, outDir) {
         if (n.models) node.properties = { ...(node.properties || {}), models: n.models };
         made[n.id] = node;
       }
-      // Columns left to right, nodes stacked top to bottom by their real sizes.
+      // Columns left to right, nodes stacked top to bottom by their real sizes. A node that previews
+      // its picked file grows downward once the file loads (Load Video by its video), so it goes last.
       const GAP_X = 120, GAP_Y = 60, TITLE = 40;
+      const SHOWS_FILE = new Set(['DRIVE_LoadVideo', 'LoadImage', 'LoadImageMask']);
       const columns = [...new Set(spec.nodes.map((n) => n.col))].sort((a, b) => a - b);
       let x = 0;
       for (const col of columns) {
-        const members = spec.nodes.filter((n) => n.col === col);
+        const members = spec.nodes.filter((n) => n.col === col)
+          .sort((a, b) => SHOWS_FILE.has(a.type) - SHOWS_FILE.has(b.type));
         let y = 0;
         for (const n of members) {
           made[n.id].pos = [x, y + TITLE];
@@ -201,6 +206,30 @@ async function dropPictures(page, pngDir) {
 
 async function check(url, workflowDir, shotDir, pngDir) {
   const { ctx, page, errors } = await openFrontend(url);
+  await page.evaluate(() => {
+    // Wait (up to 10 s) until every video preview has its metadata and node sizes stopped changing:
+    // a picked video grows Load Video by its preview, which must not cover the nodes below.
+    window.settle = async (app) => {
+      let last = '';
+      for (let i = 0; i < 40; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        app.canvas.draw(true, true);
+        const now = JSON.stringify(app.graph._nodes.map((n) => n.size));
+        if (now === last && [...document.querySelectorAll('video')].every((v) => v.readyState >= 1)) return;
+        last = now;
+      }
+    };
+    // Pairs of nodes whose boxes (title bar included) intersect.
+    window.overlappingNodes = (nodes) => {
+      const box = (n) => [n.pos[0], n.pos[1] - 40, n.pos[0] + n.size[0], n.pos[1] + n.size[1]];
+      const found = [];
+      nodes.forEach((a, i) => nodes.slice(i + 1).forEach((b) => {
+        const [ax0, ay0, ax1, ay1] = box(a), [bx0, by0, bx1, by1] = box(b);
+        if (ax0 < bx1 && bx0 < ax1 && ay0 < by1 && by0 < ay1) found.push(`${a.type}#${a.id} / ${b.type}#${b.id}`);
+      }));
+      return found;
+    };
+  });
   fs.mkdirSync(shotDir, { recursive: true });
   const report = { workflows: {}, pageErrors: [] };
   const files = fs.readdirSync(workflowDir).filter((f) => f.endsWith('.json') && !f.endsWith('.api.json')).sort();
@@ -227,11 +256,16 @@ async function check(url, workflowDir, shotDir, pngDir) {
         }
       }
       const api = (await app.graphToPrompt()).output;
+      const loaders = app.graph._nodes.filter((n) => n.type === 'DRIVE_LoadVideo');
+      const heights = loaders.map((n) => n.size[1]);
+      await settle(app);
+      const videoPreview = loaders.map((n, i) => [n.id, heights[i], n.size[1]]);
+      const overlaps = overlappingNodes(app.graph._nodes);
       const boxes = [...app.graph._nodes.map((n) => [n.pos[0], n.pos[1] - 40, n.size[0], n.size[1] + 40]),
         ...(app.graph._groups || []).map((g) => [g.pos[0], g.pos[1], g.size[0], g.size[1]])];
       const bounds = boxes.reduce((acc, [x, y, w, h]) => [Math.min(acc[0], x), Math.min(acc[1], y),
         Math.max(acc[2], x + w), Math.max(acc[3], y + h)], [1e9, 1e9, -1e9, -1e9]);
-      return { missing, widgetIssues, api, nodeCount: data.nodes.length, bounds };
+      return { missing, widgetIssues, api, nodeCount: data.nodes.length, bounds, videoPreview, overlaps };
     }, data);
     const [x0, y0, x1, y1] = result.bounds;
     const scale = 0.75, margin = 40;

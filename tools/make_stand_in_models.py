@@ -64,16 +64,28 @@ def make_sam2_tiny(path: Path, args: argparse.Namespace) -> None:
     os.replace(tmp, path)
 
 
+def make_canny_controlnet(path: Path, args: argparse.Namespace) -> None:
+    """An SD1.5 ControlNet in the official ``.pth`` layout (tools/make_random_controlnet.py), seeded."""
+    if args.comfy is None:
+        raise SystemExit(f"pass --comfy (the ComfyUI folder) to write a random ControlNet as {path.name}")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import make_random_controlnet
+
+    make_random_controlnet.write_random_controlnet(path, args.comfy)
+
+
 STAND_INS = [
     StandIn("checkpoints", "v1-5-pruned-emaonly.safetensors", make_sd15),
     StandIn("sam2", "sam2.1_hiera_tiny.pt", make_sam2_tiny),
+    StandIn("controlnet", "control_v11p_sd15_canny.pth", make_canny_controlnet),
 ]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", type=Path, required=True, help="a ComfyUI models folder (the test set-up's)")
-    ap.add_argument("--comfy", type=Path, help="the ComfyUI folder, to write a random SD1.5 when none exists")
+    ap.add_argument("--comfy", type=Path, help="the ComfyUI folder, to write a random SD1.5 (when none exists) "
+                                               "and ControlNet")
     args = ap.parse_args(argv)
     made = []
     for stand_in in STAND_INS:

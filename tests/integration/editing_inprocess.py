@@ -2,8 +2,8 @@
 
 Run by tests/integration/test_editing.py with ComfyUI on PYTHONPATH; prints
 "ALL CHECKS PASSED" at the end (check 5 proves bench/quality.py's pure-PyTorch step model equal to
-the nodes' own path). Random weights: the numbers mean nothing, the code
-paths, shapes and equalities are the real ones.
+the nodes' own path; check 6 that Invert Video applies a ControlNet on its conditioning). Random
+weights: the numbers mean nothing, the code paths, shapes and equalities are the real ones.
 """
 
 from __future__ import annotations
@@ -160,4 +160,20 @@ for grid, shuffle, per_call, cfg_start in ((2, True, 1, 0.0), (1, False, 0, -1.0
     print(f"guided_denoiser vs nodes' path (grid {grid}, shuffle {shuffle}, cfg_start {cfg_start}): "
           f"max abs diff {err:.2e}")
     assert err < 1e-4 * float(nodes_out.abs().max()) + 1e-6, err
+
+# 6. Invert Video applies a ControlNet on its conditioning (the main workflow's Canny one), at grid 1 as there:
+# strength 1 changes the inverted latents, strength 0 gives exactly the plain inversion
+def invert_with(conditioning):
+    return invert.InvertVideo.execute(model, conditioning, {"samples": latent}, 3, "easyinv", 0.5, 0.05, 0.6, "after",
+                                      1.0, 1, 0).args[0]["samples"]
+
+
+plain_inv = invert_with(plain_pos)
+controlled = {strength: invert_with(node_helpers.conditioning_set_values(plain_pos, {
+    "control": control_net.copy().set_cond_hint(hint.movedim(-1, 1), strength, (0.0, 1.0))}))
+    for strength in (1.0, 0.0)}
+moved, kept = (float((controlled[s] - plain_inv).abs().max()) for s in (1.0, 0.0))
+print(f"Invert Video with a ControlNet: max abs change {moved:.3e} at strength 1, {kept:.3e} at strength 0")
+assert moved > 1e-3 * float(plain_inv.abs().max()), "the inversion ignored the ControlNet"
+assert kept < 1e-5 * float(plain_inv.abs().max()) + 1e-7, kept
 print("ALL CHECKS PASSED")

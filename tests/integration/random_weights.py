@@ -23,3 +23,21 @@ def write_random_sam2(path: Path) -> None:
         torch.save({"model": model.state_dict()}, path)
     else:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
+def provide_random_controlnet(models_dir: Path, comfy_dir: Path, name: str) -> None:
+    """``name`` in ``models_dir``/controlnet: ComfyUI's own controlnet folder's file when it has one, else
+    a random SD1.5 ControlNet (tools/make_random_controlnet.py, ~0.7 GB, written in a subprocess so this
+    process never imports comfy)."""
+    import os
+    import subprocess
+    import sys
+
+    target = models_dir / "controlnet" / name
+    if target.exists() or (comfy_dir / "models" / "controlnet" / name).exists():
+        return
+    tool = Path(__file__).resolve().parents[2] / "tools" / "make_random_controlnet.py"
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), str(target)], capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PLACEHOLDER_FILES = {"checkpoints": ["v1-5-pruned-emaonly.safetensors"],
-                     "controlnet": ["control_v11f1p_sd15_depth.pth"],
+                     "controlnet": ["control_v11p_sd15_canny.pth", "control_v11f1p_sd15_depth.pth"],
                      "sam2": ["sam2.1_hiera_tiny.pt"],
                      "harmonizer": ["harmonizer.pth"]}
 
@@ -36,16 +36,20 @@ def _playwright_available() -> bool:
 def report(comfy, tmp_path_factory):
     if not _playwright_available():
         pytest.skip("needs node, playwright-core on NODE_PATH and /usr/bin/chromium (apt-get install chromium)")
-    # the files the workflows name, as empty placeholders (only combo lists are read), removed afterwards
+    # the model files the workflows name, as empty placeholders (only combo lists are read), and the shipped
+    # clip and mask themselves (Load Video's preview must load, as it does for a user), removed afterwards
     created = []
     for folder, names in PLACEHOLDER_FILES.items():
         for name in names:
             created.append(comfy.models_dir / folder / name)
-    created += [comfy.input_dir / "drive_demo.mp4", comfy.input_dir / "drive_demo_mask.png"]
-    created = [p for p in created if not p.exists()]
+    inputs = [comfy.input_dir / "drive_demo.mp4", comfy.input_dir / "drive_demo_mask.png"]
+    created = [p for p in created + inputs if not p.exists()]
     for path in created:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"")
+        if path in inputs:
+            shutil.copy(ROOT / "workflows" / "inputs" / path.name, path)
+        else:
+            path.write_bytes(b"")
     shots = Path(os.environ.get("DRIVE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
     out = subprocess.run(["node", str(ROOT / "tools" / "frontend.js"), "check", comfy.url + "/",
                           str(ROOT / "workflows"), str(shots), str(ROOT / "workflows" / "pictures")],
@@ -62,6 +66,14 @@ def test_workflows_load_without_errors(report):
         assert result["missing"] == [], f"{name}: missing node types {result['missing']}"
         assert result["widgetIssues"] == [], f"{name}: {result['widgetIssues']}"
         assert Path(result["screenshot"]).stat().st_size > 10_000
+
+
+def test_nothing_overlaps_once_the_video_shows(report):
+    """Once a video is picked, Load Video's preview grows the node downward: it must cover no other node."""
+    for name, result in report["workflows"].items():
+        for node_id, before, after in result["videoPreview"]:
+            assert after > before + 100, f"{name}: Load Video #{node_id} did not show its preview ({before} -> {after})"
+        assert result["overlaps"] == [], f"{name}: overlapping nodes {result['overlaps']}"
 
 
 def test_frontend_prompt_equals_api_twin(report):
