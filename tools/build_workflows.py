@@ -311,7 +311,8 @@ def patch_nodes_ksampler() -> dict:
              "flipped ddim_uniform sigmas, no noise, cfg 1. Editing: RAVE Grid Patch and Masked-CFG Patch on "
              "the MODEL, then core KSampler (Advanced) with ddim / ddim_uniform, add_noise disabled and the "
              "SAME steps (a divisor of 1000: ddim_uniform runs one extra step otherwise). Masked-CFG Patch's "
-             "background gets the inversion prompt, so the area outside the mask is sampled back with it. Here the mask comes from one drawn frame (the demo clip's mask, shipped in the "
+             "background gets the inversion prompt, so the area outside the mask is sampled back with it. "
+             "Here the mask comes from one drawn frame (the demo clip's mask, shipped in the "
              "pack's workflows/inputs; it must be the frames' size) carried through the clip by optical flow: "
              "no SAM2 needed.", width=420, height=240),
     ]
