@@ -51,7 +51,9 @@ class TemporalTransformerBlock(BasicTransformerBlock):
 
     def forward(self, x, context=None, transformer_options={}):
         x = super().forward(x, context=context, transformer_options=transformer_options)
-        if not transformer_options.get(FRAME_ORDER_KEY, True):
+        # the frame-order wrappers give the first frame of the call, None when re-batched; the grid wrapper
+        # never splits the clip for this MODEL, so only a call that starts at frame 0 holds it whole
+        if transformer_options.get(FRAME_ORDER_KEY, 0) != 0:
             raise RuntimeError(TEMPORAL_REFUSAL)
         return self.temporal(x, len(transformer_options.get("cond_or_uncond") or [0]))
 
