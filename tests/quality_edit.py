@@ -207,7 +207,7 @@ def success(case: Case, images: torch.Tensor) -> tuple[float, float]:
     """(share of frames whose object median colour is the new colour, mean share of mask pixels of that colour)."""
     from testbed import judge
 
-    imgs = images.numpy()
+    imgs = images.detach().numpy()
     m = case.clip.masks[0]
     ok = [judge.colour_in_mask(imgs[t], m[t]).colour == case.new_colour for t in range(len(imgs))]
     share = [judge.colour_fraction(imgs[t], m[t], case.new_colour) for t in range(len(imgs))]
