@@ -41,6 +41,7 @@ VARIANTS = {v.name: v for v in (
     Variant("stem", inversion="stem"),
     Variant("steps50", steps=50),
     Variant("no-mask", mask=False),
+    Variant("mask-grow4", mask_grow_px=4),
     Variant("cfg12", cfg=12.0),
     Variant("cfg_start0.15", cfg_start=0.15),
     Variant("cfg_start0.3", cfg_start=0.3),

@@ -48,6 +48,7 @@ class Variant:
     pix2video: float = 0.0           # Pix2Video latent-guidance weight (0 = plain DDIM sampling)
     cross_frame: str | None = None   # pix2video | sparse_causal | anchor_only self-attention while sampling
     fresh_noise: bool = False        # baseline: seeded noise inside the mask instead of the inverted latent
+    mask_grow_px: int = 0            # grow the pixel mask before it goes to latent size (covers edge cells)
 
 
 @dataclass
@@ -113,9 +114,10 @@ def attention(unet, kind: str | None, frames: int = 0, mode: str = "pix2video"):
         unet.set_attn_processor(original)
 
 
-def latent_mask(case: Case, latent_hw: tuple[int, int]) -> torch.Tensor:
-    """The instance mask at latent size, as the Masked-CFG Sampler makes it (nearest, threshold 0.5)."""
-    return masked_cfg.mask_to_latent(case.mask, *latent_hw)
+def latent_mask(case: Case, latent_hw: tuple[int, int], grow_px: int = 0) -> torch.Tensor:
+    """The instance mask (grown by ``grow_px``) at latent size, as the Masked-CFG Sampler makes it (nearest, 0.5)."""
+    mask = grow_mask(case.mask, grow_px) if grow_px else case.mask
+    return masked_cfg.mask_to_latent(mask, *latent_hw)
 
 
 def invert(tb, z0: torch.Tensor, method: str, steps: int) -> torch.Tensor:
@@ -141,7 +143,7 @@ def sample_edit(tb, case: Case, noise: torch.Tensor, v: Variant, seed: int = 0) 
     sigmas = schedule.ddim_sampling_sigmas(tb.sigmas, v.steps)
     pos = tb.text_context(case.target_caption)[0]
     neg = tb.text_context("")[0]
-    m = latent_mask(case, tuple(noise.shape[-2:]))
+    m = latent_mask(case, tuple(noise.shape[-2:]), v.mask_grow_px)
     if v.fresh_noise:
         fresh = torch.randn(noise.shape, generator=torch.Generator().manual_seed(seed)) * schedule.vp_scale(sigmas[0])
         noise = torch.where(m.unsqueeze(1) > 0, fresh, noise)
