@@ -216,19 +216,30 @@ def success(case: Case, images: torch.Tensor) -> tuple[float, float]:
     return float(np.mean(ok)), float(np.mean(share))
 
 
+def _inverted(tb, case: Case, z0: torch.Tensor, method: str, steps: int,
+              cache: dict | None) -> tuple[torch.Tensor, float]:
+    """(inverted latents, seconds the inversion took), computed once per clip/method/steps when ``cache`` is given."""
+    key = (case.seed, method, steps)
+    if cache is not None and key in cache:
+        return cache[key]
+    start = time.perf_counter()
+    out = invert(tb, z0, method, steps), time.perf_counter() - start
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
 def run_edit(tb, case: Case, v: Variant, seed: int = 0, inverted: dict | None = None,
              composite_grow: int = BG_GROW_PX) -> EditResult:
-    """Invert (cached in ``inverted`` per method/steps), sample, decode, composite and measure one edit."""
-    start = time.perf_counter()
+    """Invert (cached in ``inverted`` per clip/method/steps), sample, decode, composite and measure one edit.
+
+    ``seconds`` = inversion + sampling + decoding, the inversion's time counted even when cached.
+    """
     z0 = tb.encode(case.frames) * tb.latent_scale
-    key = (case.seed, v.inversion, v.steps)
-    if inverted is None or key not in inverted:
-        noise = invert(tb, z0, v.inversion, v.steps)
-        if inverted is not None:
-            inverted[key] = noise
-    noise = inverted[key] if inverted is not None else noise
+    noise, invert_s = _inverted(tb, case, z0, v.inversion, v.steps, inverted)
+    start = time.perf_counter()
     edited = tb.decode(sample_edit(tb, case, noise, v, seed) / tb.latent_scale)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start + invert_s
     roundtrip = tb.decode(z0 / tb.latent_scale)
     comp = composite_video(edited, case.frames, case.mask, grow=composite_grow)
     ok, share = success(case, edited)
@@ -240,10 +251,7 @@ def run_edit(tb, case: Case, v: Variant, seed: int = 0, inverted: dict | None = 
 def reconstruction_psnr(tb, case: Case, method: str, steps: int, inverted: dict | None = None) -> tuple[float, float]:
     """(PSNR of invert -> reconstruct vs the frames, PSNR of the AE round trip vs the frames), dB, per-frame mean."""
     z0 = tb.encode(case.frames) * tb.latent_scale
-    key = (case.seed, method, steps)
-    noise = inverted[key] if inverted is not None and key in inverted else invert(tb, z0, method, steps)
-    if inverted is not None:
-        inverted[key] = noise
+    noise = _inverted(tb, case, z0, method, steps, inverted)[0]
     recon = tb.decode(reconstruct(tb, noise, steps) / tb.latent_scale)
     roundtrip = tb.decode(z0 / tb.latent_scale)
     return float(psnr(case.frames, recon).mean()), float(psnr(case.frames, roundtrip).mean())
