@@ -1,130 +1,162 @@
 #!/usr/bin/env python3
-"""Edit-quality table for the engine's variants on the clips in ../shared/data.
+"""Edit-quality table of the engine's variants on the trained test bed (issue 16).
 
-    python -m bench.quality [--size 64] [--frames 8] [--steps 10] [--device cpu]
+    python -m bench.quality [--variants ddim,easyinv,...] [--clips 6] [--frames 8] [--threads 1]
 
-Runs the DRIVE step model in pure PyTorch (drive_ops.diffusion.masked_cfg.guided_denoiser:
-the same grid / CFG / mask functions the ComfyUI patches compose; the integration test
-tests/integration/editing_inprocess.py checks that it gives the nodes' own result) with
-DDIM or EasyInv inversion, the grid shuffle on or off, and the instance mask on or off,
-all with one seed, then measures each result with drive_ops.evaluate.edit_report. The
-denoiser and VAE are diffusers models built from small configs with RANDOM weights (no
-weights can be downloaded here): only background preservation (exact composition is not
-applied here, so this is the sampler's own leakage) and reconstruction are meaningful;
-warp error and flicker of random-weight edits say nothing about a real checkpoint.
+Every variant edits the same held-out one-object clips of the synthetic world (64 px,
+8 frames) with the same seed: the object is recoloured ("a red ball ..." -> "a green
+ball ...") through drive_ops (tests/quality_edit.py: the Masked-CFG Sampler's step model,
+proven equal to the nodes' path by tests/integration/editing_inprocess.py) on the test
+bed's trained UNet / AE / text encoder. Columns (means over the clips):
+
+- success: share of frames whose object (true mask) has the new colour's median (judge);
+- share: share of mask pixels of the new colour;
+- bg PSNR: decoded edit vs the AE round trip outside the mask grown by 2 px, BEFORE
+  composition (the sampler's own leakage; after composition it is exact by construction);
+- warp: object warp error x1e3 along the world's TRUE motion; flicker: object flicker ratio
+  (1 = as steady as the source);
+- recon: invert then resample at cfg 1 (empty prompt), PSNR vs the frames; AE: the round trip's;
+- s: seconds per clip (inversion + sampling, this machine).
+
+A small model trained on synthetic clips: the numbers rank the variants on this world;
+they are not SD1.5's. Writes bench/out/quality.json and bench/out/quality.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 
-from bench.common import DATA, load_clip
-from drive_ops.diffusion import inversion, masked_cfg, schedule
-from drive_ops.evaluate.edit_report import build_report
-from drive_ops.evaluate.metrics import reconstruction
-from tests.tiny_unet import eps_denoiser, tiny_unet
+from tests.quality_edit import CLIP_SEEDS, Variant, make_case, reconstruction_psnr, run_edit
 
-CLIPS = [("wolf-1_original.mp4", "wolf-1_binary_mask.mp4"), ("truck.mp4", None)]
-LATENT_SCALE = 0.18215
-
-
-def build_models(device: torch.device, seed: int):
-    """The tests' tiny SD-shaped UNet (cross-attention on both branches) and an 8x VAE, seeded random weights."""
-    from diffusers import AutoencoderKL
-
-    unet = tiny_unet(seed).to(device)
-    with torch.no_grad():  # a smooth random eps field, so the ODE discretisation converges
-        unet.conv_out.weight.mul_(0.1)
-        unet.conv_out.bias.mul_(0.1)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32, 32, 64),
-                            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                            layers_per_block=1, norm_num_groups=16, sample_size=64).eval().to(device)
-    gen = torch.Generator().manual_seed(seed + 1)
-    contexts = [torch.randn(1, 8, 32, generator=gen).to(device) for _ in range(2)]  # edit prompt, empty prompt
-    return unet, vae, contexts
-
-
-def encode(vae, frames: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return vae.encode(frames.movedim(-1, 1) * 2 - 1).latent_dist.mean * LATENT_SCALE
+OUT = Path(__file__).resolve().parent / "out"
+BASE = Variant()
+VARIANTS = {v.name: v for v in (
+    BASE,
+    Variant("easyinv", inversion="easyinv"),
+    Variant("stem", inversion="stem"),
+    Variant("steps50", steps=50),
+    Variant("no-mask", mask=False),
+    Variant("mask-grow4", mask_grow_px=4),
+    Variant("cfg12", cfg=12.0),
+    Variant("cfg_start0.15", cfg_start=0.15),
+    Variant("cfg_start0.3", cfg_start=0.3),
+    Variant("cfg_start0.5", cfg_start=0.5),
+    Variant("grid2", grid=2),
+    Variant("grid2-shuffle", grid=2, shuffle=True),
+    Variant("grid3-shuffle", grid=3, shuffle=True),
+    Variant("pix2video30", pix2video=30.0),
+    Variant("pix2video100", pix2video=100.0),
+    Variant("xframe-pix2video", cross_frame="pix2video"),
+    Variant("xframe-sparse_causal", cross_frame="sparse_causal"),
+    Variant("xframe-anchor_only", cross_frame="anchor_only"),
+    Variant("fresh-noise-in-mask", fresh_noise=True),
+)}
+COLUMNS = ("success", "share", "bg_psnr", "warp", "flicker", "recon", "ae", "seconds")
 
 
-def decode(vae, latents: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return ((vae.decode(latents / LATENT_SCALE).sample + 1) / 2).clamp(0, 1).movedim(1, -1)
+def run(variants: list[Variant], clips: int, frames: int, seed: int, log=print) -> list[dict]:
+    """One row per variant: the means over ``clips`` held-out clips of every column."""
+    from testbed.load import load_testbed
+
+    tb = load_testbed()
+    cases = [make_case(s, frames) for s in CLIP_SEEDS[:clips]]
+    inverted: dict = {}
+    recon: dict = {}
+    rows = []
+    for v in variants:
+        per = []
+        for case in cases:
+            r = run_edit(tb, case, v, seed, inverted)
+            key = (v.inversion, v.steps)
+            if (case.seed,) + key not in recon:
+                recon[(case.seed,) + key] = reconstruction_psnr(tb, case, v.inversion, v.steps, inverted)
+            rec, ae = recon[(case.seed,) + key]
+            per.append(dict(r.numbers, recon=rec, ae=ae, seconds=r.seconds))
+        row = {"variant": v.name, **{c: sum(p[c] for p in per) / len(per) for c in COLUMNS},
+               "per_clip_success": [round(p["success"], 3) for p in per]}
+        rows.append(row)
+        log(format_row(row))
+    return rows
 
 
-def invert(method: str, model, latents: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-    if method == "ddim":
-        return inversion.sample_ddim_inversion(model, latents, sigmas)
-    return inversion.sample_easyinv(model, latents, sigmas)
+def format_header() -> str:
+    return (f"{'variant':<22}{'success':>8}{'share':>7}{'bg PSNR':>9}{'warp e-3':>9}{'flicker':>8}"
+            f"{'recon':>7}{'AE':>7}{'s':>6}")
 
 
-def clip_and_mask(name: str, mask_name: str | None, frames: int, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    video = load_clip(name, frames, size)
-    if mask_name is None:
-        return video, None
-    return video, (load_clip(mask_name, frames, size)[..., 0] > 0.5).float()
+def format_row(r: dict) -> str:
+    return (f"{r['variant']:<22}{r['success']:>8.2f}{r['share']:>7.2f}{r['bg_psnr']:>9.2f}{r['warp'] * 1e3:>9.2f}"
+            f"{r['flicker']:>8.2f}{r['recon']:>7.2f}{r['ae']:>7.2f}{r['seconds']:>6.1f}")
 
 
-def main() -> None:
+def markdown(rows: list[dict]) -> str:
+    """The table as README markdown."""
+    lines = ["| variant | edit success | mask share | bg PSNR dB | object warp e-3 | object flicker | "
+             "recon PSNR dB | AE PSNR dB | s/clip |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['variant']} | {r['success']:.2f} | {r['share']:.2f} | {r['bg_psnr']:.1f} | {r['warp'] * 1e3:.2f} "
+              f"| {r['flicker']:.2f} | {r['recon']:.1f} | {r['ae']:.1f} | {r['seconds']:.1f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Edit success and background PSNR per variant (bars), written with matplotlib's Agg backend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["variant"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.35 * len(rows) + 1.5), sharey=True)
+    for ax, col, label in zip(axes, ("success", "bg_psnr", "warp"),
+                              ("edit success (frames)", "background PSNR dB (before composition)",
+                               "object warp error x1e3")):
+        ax.barh(names, [r[col] * (1e3 if col == "warp" else 1) for r in rows])
+        ax.set_xlabel(label)
+    axes[0].invert_yaxis()
+    fig.suptitle("DRIVE variants on the test bed (small model trained on synthetic clips, 64 px)")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", type=int, default=64, help="longer side in pixels (multiple of 16)")
+    ap.add_argument("--variants", default="all",
+                    help=f"comma-separated names or 'all': {', '.join(VARIANTS)}")
+    ap.add_argument("--clips", type=int, default=len(CLIP_SEEDS), help=f"held-out clips (1-{len(CLIP_SEEDS)})")
     ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--cfg", type=float, default=7.5)
-    ap.add_argument("--grid", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
-    if not DATA.is_dir():
-        raise SystemExit(f"{DATA} is absent: the clips live in shared/data beside the checkout")
-    device = torch.device(args.device)
-    unet, vae, (edit_ctx, empty_ctx) = build_models(device, args.seed)
-    table = schedule.sigma_from_alpha_cumprod(schedule.scaled_linear_alphas_cumprod()).to(device)
-    inv_sigmas = schedule.ddim_inversion_sigmas(table, args.steps)
-    samp_sigmas = schedule.ddim_sampling_sigmas(table, args.steps)
-    branches = [eps_denoiser(unet, table, edit_ctx), eps_denoiser(unet, table, empty_ctx)]
-
-    print(f"random-weight diffusers UNet + VAE, {args.frames} frames at {args.size}px, {args.steps} steps, "
-          f"cfg {args.cfg}, grid {args.grid}, seed {args.seed}, device {device}")
-    print("MEANINGFUL on random weights: bg PSNR/SSIM (leakage of the edit outside the mask) and the "
-          "reconstruction columns. NOT meaningful: warp error, flicker (they measure random edits).")
-    head = f"{'clip':<18}{'inversion':<10}{'shuffle':<8}{'mask':<6}{'bg PSNR':>9}{'bg SSIM':>9}" \
-           f"{'warp e-3':>10}{'flicker':>9}{'recon PSNR':>12}{'VAE PSNR':>10}{'s':>7}"
-    print(head)
-    print("-" * len(head))
-    for clip_name, mask_name in CLIPS:
-        frames, mask = clip_and_mask(clip_name, mask_name, args.frames, args.size)
-        frames = frames.to(device)
-        latents = encode(vae, frames)
-        vae_rt = decode(vae, latents)
-        latent_mask = None if mask is None else masked_cfg.mask_to_latent(mask.to(device), *latents.shape[-2:])
-        for method in ("ddim", "easyinv"):
-            start = time.perf_counter()
-            noise = invert(method, branches[1], latents, inv_sigmas)
-            recon = reconstruction(frames, vae_rt, decode(vae, inversion.sample_ddim(branches[1], noise, samp_sigmas)))
-            recon_db, vae_db = recon.inversion_psnr.mean().item(), recon.vae_psnr.mean().item()
-            inv_s = time.perf_counter() - start
-            for shuffle in (False, True):
-                for use_mask in ((False, True) if mask is not None else (False,)):
-                    start = time.perf_counter()
-                    model = masked_cfg.guided_denoiser(
-                        lambda x, s, branch: branches[branch](x, s), samp_sigmas, args.cfg,
-                        mask=latent_mask if use_mask else None, grid_size=args.grid, shuffle=shuffle, seed=args.seed)
-                    edited = decode(vae, inversion.sample_ddim(model, noise, samp_sigmas))
-                    report = build_report(vae_rt.cpu(), edited.cpu(), mask if use_mask else None)
-                    took = time.perf_counter() - start + inv_s
-                    print(f"{clip_name[:17]:<18}{method:<10}{str(shuffle):<8}{str(use_mask):<6}"
-                          f"{report.bg_psnr:>9.2f}{report.bg_ssim:>9.4f}{report.mean_warp_error * 1e3:>10.3f}"
-                          f"{report.flicker_ratio:>9.3f}{recon_db:>12.2f}{vae_db:>10.2f}{took:>7.1f}")
-    print("bg PSNR/SSIM are measured against the VAE round trip (the sampler's own leakage, before composition); "
-          "without a mask they cover the whole frame.")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--markdown", action="store_true", help="also print the table as README markdown")
+    args = ap.parse_args(argv)
+    names = list(VARIANTS) if args.variants == "all" else [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    if not 1 <= args.clips <= len(CLIP_SEEDS):
+        raise SystemExit(f"--clips must be 1-{len(CLIP_SEEDS)}, got {args.clips}")
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    print(f"test bed (small LDM trained on synthetic clips), {args.clips} held-out clips x {args.frames} frames "
+          f"at 64 px, seed {args.seed}, {args.threads} thread(s); base: {BASE}")
+    print(format_header())
+    rows = run([VARIANTS[n] for n in names], args.clips, args.frames, args.seed)
+    OUT.mkdir(exist_ok=True)
+    record = dict(clips=args.clips, frames=args.frames, seed=args.seed, threads=args.threads,
+                  wall_s=round(time.perf_counter() - start, 1), rows=rows)
+    tmp = OUT / "quality.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(OUT / "quality.json")
+    plot(rows, OUT / "quality.png")
+    if args.markdown:
+        print(markdown(rows))
+    print(f"wrote {OUT / 'quality.json'} and {OUT / 'quality.png'} ({record['wall_s']} s)")
 
 
 if __name__ == "__main__":

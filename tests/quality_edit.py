@@ -1,0 +1,277 @@
+"""One DRIVE edit of a test-bed clip through drive_ops, and the numbers that judge it.
+
+Shared by the quality tests (tests/test_quality_*.py) and ``python -m bench.quality``, so the
+table and the asserted claims come from the same code. The edit is the pack's path without
+ComfyUI: invert the AE latents with the empty prompt (DDIM, EasyInv or DDIM with STEM
+attention), then sample back with ``masked_cfg.guided_denoiser`` (RAVE grids, CFG, the
+instance mask in latent space) or Pix2Video's guided DDIM, optionally with cross-frame
+self-attention in the UNet; tests/integration/editing_inprocess.py proves this step model
+equals the nodes' patches. Clips are held-out world seeds with one object; the edit
+recolours that object to the first of green / red / blue that is neither its colour nor
+the background's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from drive_ops.composite.compositing import composite_video
+from drive_ops.core.mask_morphology import grow_mask
+from drive_ops.diffusion import inversion, masked_cfg, pix2video, schedule
+from drive_ops.diffusion.cross_frame_attention import blocks_for, gather_context, source_frames
+from drive_ops.diffusion.stem import stem_attention
+from drive_ops.evaluate.metrics import flicker, flicker_ratio, psnr
+
+NEW_COLOURS = ("green", "red", "blue")
+CLIP_SEEDS = (21, 22, 23, 24, 25, 26)  # offsets from world.HELDOUT_START
+BG_GROW_PX = 2                          # background = outside the true mask grown by this (the seam band)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of the edit (defaults = the pack's Invert Video ddim + Masked-CFG Sampler, no grid)."""
+    name: str = "ddim"
+    inversion: str = "ddim"          # ddim | easyinv | stem
+    steps: int = 20
+    cfg: float = 7.5
+    cfg_start: float = 0.0
+    grid: int = 1
+    shuffle: bool = False
+    mask: bool = True
+    pix2video: float = 0.0           # Pix2Video latent-guidance weight (0 = plain DDIM sampling)
+    cross_frame: str | None = None   # pix2video | sparse_causal | anchor_only self-attention while sampling
+    fresh_noise: bool = False        # baseline: seeded noise inside the mask instead of the inverted latent
+    mask_grow_px: int = 0            # grow the pixel mask before it goes to latent size (covers edge cells)
+
+
+@dataclass
+class Case:
+    """A held-out clip, the colour it is edited to and the edit prompt."""
+    seed: int
+    clip: object
+    new_colour: str
+    target_caption: str
+    frames: torch.Tensor     # IMAGE [T,H,W,3]
+    mask: torch.Tensor       # MASK [T,H,W] float, the true object mask
+
+
+def make_case(seed: int, frames: int = 8, size: int = 64) -> Case:
+    """Held-out clip ``HELDOUT_START + seed`` with one object, and its recolour target."""
+    from testbed import world
+
+    clip = world.make_clip(world.HELDOUT_START + seed, frames=frames, size=size, n_objects=1)
+    new = next(c for c in NEW_COLOURS if c not in (clip.objects[0].colour, clip.scene.background.colour))
+    target = clip.scene.replace_object(0, colour=new)
+    return Case(seed, clip, new, target.caption, torch.from_numpy(clip.frames),
+                torch.from_numpy(clip.union).float())
+
+
+class _AttnProcessor:
+    """diffusers ``attn1`` processor: self-attention with K/V from other frames (cross-frame) or STEM bases."""
+
+    def __init__(self, kind: str, index: torch.Tensor | None = None, seed: int = 0):
+        self.kind, self.index, self.seed = kind, index, seed
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **_):
+        q, k_src = attn.to_q(hidden_states), hidden_states
+        if self.kind == "cross_frame":
+            k_src = gather_context(hidden_states, 1, self.index)
+        k, v = attn.to_k(k_src), attn.to_v(k_src)
+        if self.kind == "stem":
+            out = stem_attention(q, k, v, attn.heads, seed=self.seed)
+        else:
+            b, n, c = q.shape
+            d = c // attn.heads
+            heads = lambda t: t.reshape(b, -1, attn.heads, d).transpose(1, 2)  # noqa: E731
+            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v)).transpose(1, 2).reshape(b, n, c)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+_DIFFUSERS_BLOCK = {"input": "down_blocks", "middle": "mid_block", "output": "up_blocks"}
+
+
+@contextmanager
+def attention(unet, kind: str | None, frames: int = 0, mode: str = "pix2video"):
+    """Swap the UNet's self-attention (``attn1``) for cross-frame (``mode``'s layers) or STEM, then restore it."""
+    if kind is None:
+        yield
+        return
+    original = unet.attn_processors
+    prefixes = tuple(_DIFFUSERS_BLOCK[b] for b in blocks_for(mode, "mode default")) if kind == "cross_frame" else ("",)
+    proc = _AttnProcessor(kind, source_frames(frames, mode) if kind == "cross_frame" else None)
+    unet.set_attn_processor({n: (proc if n.endswith("attn1.processor") and n.startswith(prefixes) else p)
+                             for n, p in original.items()})
+    try:
+        yield
+    finally:
+        unet.set_attn_processor(original)
+
+
+def latent_mask(case: Case, latent_hw: tuple[int, int], grow_px: int = 0) -> torch.Tensor:
+    """The instance mask (grown by ``grow_px``) at latent size, as the Masked-CFG Sampler makes it (nearest, 0.5)."""
+    mask = grow_mask(case.mask, grow_px) if grow_px else case.mask
+    return masked_cfg.mask_to_latent(mask, *latent_hw)
+
+
+def invert(tb, z0: torch.Tensor, method: str, steps: int) -> torch.Tensor:
+    """Empty-prompt inversion of UNet-unit latents ``[T,4,h,w]`` to the last sigma of ``steps`` DDIM steps."""
+    empty = tb.text_context("")[0]
+    model = tb.denoiser(empty, cfg=1.0)
+    sigmas = schedule.ddim_inversion_sigmas(tb.sigmas, steps)
+    if method == "easyinv":
+        return inversion.sample_easyinv(model, z0, sigmas)
+    with attention(tb.unet, "stem" if method == "stem" else None):
+        return inversion.sample_ddim_inversion(model, z0, sigmas)
+
+
+def reconstruct(tb, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """Sample inverted latents back at cfg 1 with the empty prompt (what inversion must undo) -> UNet units."""
+    empty = tb.text_context("")[0]
+    return inversion.sample_ddim(tb.denoiser(empty, cfg=1.0), noise, schedule.ddim_sampling_sigmas(tb.sigmas, steps))
+
+
+def sample_edit(tb, case: Case, noise: torch.Tensor, v: Variant, seed: int = 0) -> torch.Tensor:
+    """Masked-CFG (or Pix2Video) sampling from inverted latents toward the target prompt -> UNet-unit latents."""
+    t = noise.shape[0]
+    sigmas = schedule.ddim_sampling_sigmas(tb.sigmas, v.steps)
+    pos = tb.text_context(case.target_caption)[0]
+    neg = tb.text_context("")[0]
+    m = latent_mask(case, tuple(noise.shape[-2:]), v.mask_grow_px)
+    if v.fresh_noise:
+        fresh = torch.randn(noise.shape, generator=torch.Generator().manual_seed(seed)) * schedule.vp_scale(sigmas[0])
+        noise = torch.where(m.unsqueeze(1) > 0, fresh, noise)
+    model = masked_cfg.guided_denoiser(tb.branch_denoiser(pos, neg), sigmas, v.cfg, mask=m if v.mask else None,
+                                       cfg_start=v.cfg_start, grid_size=v.grid, shuffle=v.shuffle, seed=seed)
+    with attention(tb.unet, "cross_frame" if v.cross_frame else None, t, v.cross_frame or "pix2video"):
+        if v.pix2video > 0:
+            return pix2video.sample_pix2video(model, noise, sigmas, weight=v.pix2video)
+        return inversion.sample_ddim(model, noise, sigmas)
+
+
+def object_warp_error(edited: torch.Tensor, clip, erode_px: int = 2) -> float:
+    """Mean squared RGB change of the object along its TRUE motion: edited[t](p) vs edited[t+1](p + flow(p)).
+
+    Pixels are those of the object mask of frame t eroded by ``erode_px`` whose flow target
+    stays inside the object of frame t+1 (the world's flow is exact; no estimated flow).
+    """
+    x = edited.float()
+    t, h, w, _ = x.shape
+    flow = torch.from_numpy(clip.flow).float()                       # [T-1,H,W,2] forward (dx, dy)
+    masks = torch.from_numpy(clip.masks[0]).float()
+    inner = grow_mask(masks, -erode_px) > 0.5
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    errs = []
+    for i in range(t - 1):
+        gx = (xs + flow[i, ..., 0]) / (w - 1) * 2 - 1
+        gy = (ys + flow[i, ..., 1]) / (h - 1) * 2 - 1
+        grid = torch.stack([gx, gy], -1)[None]
+        nxt = F.grid_sample(x[i + 1].permute(2, 0, 1)[None], grid, align_corners=True)[0].permute(1, 2, 0)
+        lands = F.grid_sample(inner[i + 1].float()[None, None], grid, mode="nearest", align_corners=True)[0, 0] > 0.5
+        valid = inner[i] & lands
+        if valid.any():
+            errs.append(((nxt - x[i]) ** 2).mean(-1)[valid].mean())
+    return float(torch.stack(errs).mean()) if errs else math.nan
+
+
+def object_flicker(case: Case, edited: torch.Tensor) -> float:
+    """Flicker ratio inside the object (edited frame-to-frame change over the source's; 1 = as steady)."""
+    f = flicker(case.frames, edited, case.mask)
+    return float(flicker_ratio(f.edited_inside, f.source_inside).mean())
+
+
+def background_psnr(reference: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor,
+                    grow: int = BG_GROW_PX) -> float:
+    """PSNR (dB) of ``edited`` vs ``reference`` over the pixels outside ``mask`` grown by ``grow``, pooled."""
+    region = grow_mask(mask.float(), grow) <= 0
+    mse = ((edited.float() - reference.float()) ** 2).mean(-1)[region].mean()
+    return 10 * math.log10(1.0 / max(float(mse), 1e-12))
+
+
+@dataclass
+class EditResult:
+    case: Case
+    variant: Variant
+    edited: torch.Tensor        # IMAGE [T,H,W,3], the decoded sample, before composition
+    composited: torch.Tensor    # IMAGE, edited over the source outside the grown mask
+    roundtrip: torch.Tensor     # IMAGE, the AE round trip of the source
+    seconds: float
+    numbers: dict = field(default_factory=dict)
+
+
+def success(case: Case, images: torch.Tensor) -> tuple[float, float]:
+    """(share of frames whose object median colour is the new colour, mean share of mask pixels of that colour)."""
+    from testbed import judge
+
+    imgs = images.detach().numpy()
+    m = case.clip.masks[0]
+    ok = [judge.colour_in_mask(imgs[t], m[t]).colour == case.new_colour for t in range(len(imgs))]
+    share = [judge.colour_fraction(imgs[t], m[t], case.new_colour) for t in range(len(imgs))]
+    return float(np.mean(ok)), float(np.mean(share))
+
+
+def _inverted(tb, case: Case, z0: torch.Tensor, method: str, steps: int,
+              cache: dict | None) -> tuple[torch.Tensor, float]:
+    """(inverted latents, seconds the inversion took), computed once per clip/method/steps when ``cache`` is given."""
+    key = (case.seed, method, steps)
+    if cache is not None and key in cache:
+        return cache[key]
+    start = time.perf_counter()
+    out = invert(tb, z0, method, steps), time.perf_counter() - start
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
+def run_edit(tb, case: Case, v: Variant, seed: int = 0, inverted: dict | None = None,
+             composite_grow: int = BG_GROW_PX) -> EditResult:
+    """Invert (cached in ``inverted`` per clip/method/steps), sample, decode, composite and measure one edit.
+
+    ``seconds`` = inversion + sampling + decoding, the inversion's time counted even when cached.
+    """
+    z0 = tb.encode(case.frames) * tb.latent_scale
+    noise, invert_s = _inverted(tb, case, z0, v.inversion, v.steps, inverted)
+    start = time.perf_counter()
+    edited = tb.decode(sample_edit(tb, case, noise, v, seed) / tb.latent_scale)
+    seconds = time.perf_counter() - start + invert_s
+    roundtrip = tb.decode(z0 / tb.latent_scale)
+    comp = composite_video(edited, case.frames, case.mask, grow=composite_grow)
+    ok, share = success(case, edited)
+    numbers = dict(success=ok, share=share, bg_psnr=background_psnr(roundtrip, edited, case.mask),
+                   warp=object_warp_error(edited, case.clip), flicker=object_flicker(case, edited))
+    return EditResult(case, v, edited, comp, roundtrip, seconds, numbers)
+
+
+def reconstruction_psnr(tb, case: Case, method: str, steps: int, inverted: dict | None = None) -> tuple[float, float]:
+    """(PSNR of invert -> reconstruct vs the frames, PSNR of the AE round trip vs the frames), dB, per-frame mean."""
+    z0 = tb.encode(case.frames) * tb.latent_scale
+    noise = _inverted(tb, case, z0, method, steps, inverted)[0]
+    recon = tb.decode(reconstruct(tb, noise, steps) / tb.latent_scale)
+    roundtrip = tb.decode(z0 / tb.latent_scale)
+    return float(psnr(case.frames, recon).mean()), float(psnr(case.frames, roundtrip).mean())
+
+
+def with_name(v: Variant, **changes) -> Variant:
+    """``v`` with ``changes``, named by them."""
+    return replace(v, name=",".join(f"{k}={val}" for k, val in changes.items()), **changes)
+
+
+def load_testbed_or_skip():
+    """The committed test bed; outside CI a checkout without the weight files skips (in CI it fails)."""
+    import os
+
+    import pytest
+    from testbed import load
+
+    missing = load.missing_files()
+    if missing and os.environ.get("CI", "").lower() not in {"1", "true", "yes"}:
+        pytest.skip(f"testbed weights missing ({', '.join(p.name for p in missing)}); "
+                    f"train them with `{load.RETRAIN_COMMAND}`")
+    torch.set_num_threads(1)
+    return load.load_testbed()
