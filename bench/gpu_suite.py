@@ -29,9 +29,9 @@ Figures (full sizes; ``--small`` shrinks them, see SIZES):
   the other settings); a frame count that runs out of memory says so.
 - ``fill``: Fill Background fps and peak memory at 512 px, 16 frames (bench/fill.py's scene and entry point).
 
-Adding a figure (issue 19's tuning): one function ``fig_x(ctx) -> list[dict]``
-(rows from :func:`row`) under ``@figure("x", needs=("DRIVE_NodeId",))``; it is skipped with a
-note while a node it needs is not registered. Until then PENDING names them in the table.
+Adding a figure: one function ``fig_x(ctx) -> list[dict]`` (rows from :func:`row`) under
+``@figure("x", needs=("DRIVE_NodeId",))``; it is skipped with a note while a node it needs is
+not registered.
 """
 
 from __future__ import annotations
@@ -64,8 +64,6 @@ SIZES = {
 MEMORY_KIND = {"cuda": "allocated above the start", "cpu": "sampled RSS above the start (noise at small sizes)"}
 SAMPLER_ROUNDS = 3
 """Sampler and floor timings alternate this many times; each takes its best (drift hits both alike)."""
-PENDING = {
-}
 
 
 def row(figure: str, metric: str, value: float, unit: str, goal: str = "", note: str = "") -> dict:
@@ -492,15 +490,13 @@ def main() -> None:
     pack = load_pack()
     ctx = Context(torch.device(opts.device), opts.small, SIZES["small" if opts.small else "full"], pack)
     chosen = opts.only.split(",") if opts.only else list(FIGURES)
-    unknown = [name for name in chosen if name not in FIGURES and name not in PENDING]
+    unknown = [name for name in chosen if name not in FIGURES]
     if unknown:
         raise SystemExit(f"unknown figures {unknown}; choose from {', '.join(FIGURES)}")
     present = registered_nodes(pack)
     rows: list[dict] = []
     started = time.perf_counter()
     for name in chosen:
-        if name in PENDING:
-            continue
         fn, needs = FIGURES[name]
         missing = [n for n in needs if n not in present]
         if missing:
@@ -509,8 +505,6 @@ def main() -> None:
         begin = time.perf_counter()
         rows += fn(ctx)
         print(f"gpu_suite: {name} done in {time.perf_counter() - begin:.1f} s", flush=True)
-    rows += [row(name, "skipped", "-", "", note=note) for name, note in PENDING.items()
-             if not opts.only or name in chosen]
     total = time.perf_counter() - started
     device_name = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else platform.processor()
     print(f"\nDRIVE gpu_suite: {device_name or platform.machine()}, torch {torch.__version__}, "
