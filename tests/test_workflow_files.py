@@ -124,3 +124,18 @@ def test_main_workflow_edits_as_drive_does():
     assert source(source(invert["conditioning"])["inputs"]["positive"])["inputs"]["text"] == ""
     if "background" in edit:
         assert edit["background"] == invert["conditioning"], "the background is sampled with what it was inverted with"
+
+
+def test_main_workflow_shrink_group_is_bypassed_and_changes_nothing():
+    """Fill Background sits in the main workflow bypassed: its image output passes Load Video's frames through,
+    so the API prompt (what runs) encodes and composites over the original frames as without it."""
+    ui = json.loads((ROOT / "workflows" / "drive_instance_edit.json").read_text())
+    fill = [n for n in ui["nodes"] if n["type"] == "DRIVE_FillBackground"]
+    assert len(fill) == 1 and fill[0]["mode"] == 4
+    prompt = _main_api()
+    assert not any(n["class_type"] == "DRIVE_FillBackground" for n in prompt.values())
+    by_type = {n["class_type"]: n["inputs"] for n in prompt.values()}
+    frames = by_type["DRIVE_CompositeBackground"]["original"]
+    assert prompt[frames[0]]["class_type"] == "DRIVE_LoadVideo"
+    assert by_type["DRIVE_CompositeBackground"]["background"] == frames
+    assert by_type["VAEEncode"]["pixels"] == frames

@@ -135,6 +135,9 @@ def drive_instance_edit() -> dict:
              samurai_mode=True),
         # the one edit mask: sampler, composite and harmonize all take this node's output (binary, no feather)
         node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, grow_px=EDIT_MASK_GROW_PX),
+        # bypassed: its image output passes Load Video's frames through, so the graph edits the original
+        node("fill", "DRIVE_FillBackground", 2, mode=4, title="Fill Background (shrinking edits)", grow=4,
+             keyframe=-1, **FIXED_SEED),
         node("canny", "Canny", 3),
         node("cn_loader", "ControlNetLoader", 3, control_net_name=CANNY_CONTROLNET),
         node("cn_inv", "ControlNetApplyAdvanced", 3, title="ControlNet: inversion", strength=1.0),
@@ -173,7 +176,10 @@ def drive_instance_edit() -> dict:
              "4. Composite and harmonise\nThe original background is pasted back bit for bit outside the edit "
              "mask (grow 0 here: the mask is Mask Tools'), with a 4 px seam feathered inward. Harmonize matches "
              "the object's colours to the scene: with harmonizer.pth in models/harmonizer (non-commercial "
-             "licence) enable the loader; without it a weight-free Lab match is used. The source audio is kept."),
+             "licence) enable the loader; without it a weight-free Lab match is used. The source audio is kept.\n"
+             "Edit smaller than the object (a dog into a cat)? Enable Fill Background (Ctrl+B): the object is "
+             "removed first, the edit is sampled from the filled clip and composited over it, so the rim the "
+             "new object leaves shows clean background."),
     ]
     save, save_links = save_block(6, ["harmonize", "image"], "DRIVE/instance_edit")
     nodes = place(nodes + save, {"encode": 2, "inv_text": 2, "pos": 2, "neg": 2})
@@ -194,12 +200,17 @@ def drive_instance_edit() -> dict:
         ["composite", "image", "harmonize", "image"], ["mask_tools", "mask", "harmonize", "mask"],
         ["harm_loader", 0, "harmonize", "harmonizer"], ["load", "fps", "harmonize", "fps"],
         ["cn_inv", 0, "edit", "background"],
+        ["load", "images", "fill", "images"], ["mask_tools", "mask", "fill", "mask"],
+        ["fill", "image", "composite", "background"],
     ]
+    links = [["fill", "image", "encode", "pixels"] if link == ["load", "images", "encode", "pixels"] else link
+             for link in links]
     groups = [{"title": "Structure (Canny ControlNet)", "nodes": ["canny", "cn_loader", "cn_inv", "cn_edit"]},
-              {"title": "Harmonizer (optional)", "nodes": ["harm_loader"]}]
+              {"title": "Harmonizer (optional)", "nodes": ["harm_loader"]},
+              {"title": "Shrinking edits (bypassed)", "nodes": ["fill"]}]
     pictures = [
         {"name": "drive_instance_edit-1-masks", "title": "1. Load the clip, track the object, one edit mask",
-         "nodes": ["load", "ckpt", "note_mask", "sam2", "track", "mask_tools"]},
+         "nodes": ["load", "ckpt", "note_mask", "sam2", "track", "mask_tools", "fill"]},
         {"name": "drive_instance_edit-2-prompts", "title": "2. Prompts and the Canny ControlNet",
          "nodes": ["encode", "inv_text", "pos", "neg", "canny", "cn_loader", "cn_inv", "cn_edit", "note_edit"]},
         {"name": "drive_instance_edit-3-edit", "title": "3. Invert, edit, composite, harmonise, save",
