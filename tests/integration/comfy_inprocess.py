@@ -35,6 +35,20 @@ def start_comfy(cpu: bool = True) -> None:
     args.cpu = cpu
 
 
+def start_comfy_on_testbed() -> None:
+    """:func:`start_comfy` for tests on the trained test bed; without its weight files the test skips
+    (tests/conftest.py turns that skip into a failure in CI) with the command that retrains them."""
+    import pytest
+
+    from testbed import load
+
+    missing = load.missing_files()
+    if missing:
+        pytest.skip(f"testbed weights missing ({', '.join(p.name for p in missing)}); "
+                    f"train them with `{load.RETRAIN_COMMAND}`")
+    start_comfy()
+
+
 def load_pack(name: str = "drive_pack"):
     """Import this checkout as a package (its folder name need not be a valid module name)."""
     if name not in sys.modules:

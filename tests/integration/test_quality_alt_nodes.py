@@ -31,15 +31,9 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def runs():
-    from testbed import load
+    from comfy_inprocess import load_pack, start_comfy_on_testbed
 
-    missing = load.missing_files()
-    if missing:  # tests/conftest.py turns this skip into a failure in CI
-        pytest.skip(f"testbed weights missing ({', '.join(p.name for p in missing)}); "
-                    f"train them with `{load.RETRAIN_COMMAND}`")
-    from comfy_inprocess import load_pack, start_comfy
-
-    start_comfy()
+    start_comfy_on_testbed()
     torch.set_num_threads(1)
     import comfy_extras.nodes_custom_sampler as custom
     import nodes as core

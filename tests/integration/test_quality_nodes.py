@@ -20,15 +20,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def runs():
-    from testbed import load
+    from comfy_inprocess import start_comfy_on_testbed
 
-    missing = load.missing_files()
-    if missing:  # tests/conftest.py turns this skip into a failure in CI
-        pytest.skip(f"testbed weights missing ({', '.join(p.name for p in missing)}); "
-                    f"train them with `{load.RETRAIN_COMMAND}`")
-    from comfy_inprocess import start_comfy
-
-    start_comfy()
+    start_comfy_on_testbed()
     torch.set_num_threads(1)
     from quality_edit import CLIP_SEEDS, Variant, load_testbed_or_skip, make_case, run_edit
 
