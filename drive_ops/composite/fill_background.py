@@ -185,6 +185,12 @@ def fill_background(frames: torch.Tensor, mask: torch.Tensor, grow: int = 4, flo
     return out, unrecovered
 
 
+def _areas(remaining: torch.Tensor) -> torch.Tensor:
+    """Pixels still to fill per frame ``[T]`` of ``remaining`` ``[T,H,W]`` bool, one frame at a time:
+    a whole-clip ``sum`` would first widen the bools to int64, 8 bytes per pixel of the clip."""
+    return torch.stack([frame.sum() for frame in remaining])
+
+
 def _fill_unseen(out: torch.Tensor, remaining: torch.Tensor, keyframe: int, fill: KeyframeFill, inpaint_method: str,
                  flows, device: torch.device, channels: int, step: Callable[[], None]) -> None:
     """Invent what no frame shows on keyframes and carry each fill along the flow, in place on ``out``.
@@ -203,7 +209,7 @@ def _fill_unseen(out: torch.Tensor, remaining: torch.Tensor, keyframe: int, fill
         remaining[t, yc, xc] = False
 
     for round_ in range(MAX_KEYFRAMES):
-        areas = remaining.flatten(1).sum(1)
+        areas = _areas(remaining)
         if int(areas.sum()) == 0:
             return
         k = keyframe if round_ == 0 and keyframe != KEYFRAME_AUTO and areas[keyframe] > 0 else int(areas.argmax())
