@@ -275,3 +275,62 @@ def load_testbed_or_skip():
                     f"train them with `{load.RETRAIN_COMMAND}`")
     torch.set_num_threads(1)
     return load.load_testbed()
+
+
+SHRINK_WIRINGS = ("edit the fill", "composite over the fill")
+
+
+@dataclass
+class ShrinkEdit:
+    """A red ball replaced by a smaller ``new_colour`` one (:func:`shrink_edit`); masks ``[T,H,W]`` float."""
+    frames: torch.Tensor      # IMAGE, the source clip
+    filled: torch.Tensor      # IMAGE, Fill Background's output (the ball removed)
+    edited: torch.Tensor      # IMAGE, the decoded sample
+    out: torch.Tensor         # IMAGE, the composite the wiring makes
+    old: torch.Tensor         # the red ball's mask
+    new: torch.Tensor         # the new ball's mask: the old one shrunk
+
+
+def red_ball_clip(seed: int, frames: int = 16, size: int = 64):
+    """(scene, clip) of world seed ``seed`` with its one object made a red ball."""
+    from testbed import world
+
+    scene = world.sample_scene(seed, frames=frames, size=size, n_objects=1).replace_object(0, colour="red", shape="ball")
+    return scene, world.render_clip(scene)
+
+
+def red_pixels(frames: torch.Tensor, where: torch.Tensor) -> list[int]:
+    """Per frame of ``frames`` ``[T,H,W,3]``, the pixels of ``where`` ``[T,H,W]`` bool the judge calls red."""
+    from testbed import judge
+
+    red = judge.OBJECT_NAMES.index("red")
+    return [int((judge.pixel_labels(frames[t].numpy())[where[t].numpy()] == red).sum()) for t in range(len(frames))]
+
+
+def shrink_edit(tb, seed: int, wiring: str, new_colour: str = "yellow", shrink_px: int = 4, fill_grow_px: int = 2,
+                steps: int = 20) -> ShrinkEdit:
+    """A red ball replaced by a smaller ball of ``new_colour`` with Fill Background, one of ``SHRINK_WIRINGS``.
+
+    "edit the fill": invert the filled clip and sample the edit inside the old mask, then
+    composite over the original with the filled clip as ``background`` (the main workflow's
+    bypassed group). "composite over the fill": sample the edit from the original clip
+    inside the new mask (the old one shrunk by ``shrink_px``), then composite it with the new
+    mask over the filled clip as ``original``. DDIM, ``steps`` steps, masked CFG 7.5.
+    """
+    from drive_ops.composite.fill_background import fill_background
+
+    if wiring not in SHRINK_WIRINGS:
+        raise ValueError(f"unknown wiring {wiring!r}; choose one of {', '.join(SHRINK_WIRINGS)}")
+    scene, clip = red_ball_clip(seed)
+    frames = torch.from_numpy(clip.frames)
+    old = torch.from_numpy(clip.union).float()
+    new = grow_mask(old, -shrink_px)
+    filled, _ = fill_background(frames, old, grow=fill_grow_px)
+    on_fill = wiring == "edit the fill"
+    source, sample_mask = (filled, old) if on_fill else (frames, new)
+    case = Case(seed, clip, new_colour, scene.replace_object(0, colour=new_colour).caption, source, sample_mask)
+    noise = invert(tb, tb.encode(source) * tb.latent_scale, "ddim", steps)
+    edited = tb.decode(sample_edit(tb, case, noise, Variant(steps=steps)) / tb.latent_scale)
+    out = (composite_video(edited, frames, old, background=filled) if on_fill
+           else composite_video(edited, filled, new))
+    return ShrinkEdit(frames, filled, edited, out, old, new)
