@@ -69,20 +69,20 @@ def unet_config(full: bool) -> dict:
 
 
 def random_model(full: bool = False, device: torch.device | None = None, std: float = 0.02, family: str = "sd15",
-                 model_type: str = "EPS"):
+                 model_type: str = "EPS", dtype: torch.dtype = torch.float32):
     """A ModelPatcher around a model (tiny unless ``full``) with normal(0, std) weights.
 
     ``family`` "sd15" is SD1.5's UNet (or a tiny one of its structure); "sdxl" a tiny UNet
     with SDXL's conditioning (context 2048, pooled + size ADM) in SDXL's latent space.
     ``model_type`` names a ``comfy.model_base.ModelType`` (EPS, V_PREDICTION, FLOW, EDM, ...):
-    the same network under another noise schedule / prediction.
+    the same network under another noise schedule / prediction; ``dtype`` the UNet's weights.
     """
     import comfy.model_base
     import comfy.model_patcher
     import comfy.supported_models
 
     device = device or torch.device("cpu")
-    config = unet_config(full)
+    config = dict(unet_config(full), dtype=dtype)
     if family == "sdxl":
         config.update(context_dim=2048, adm_in_channels=2816, num_classes="sequential", use_linear_in_transformer=True)
         model_config = comfy.supported_models.SDXL(dict(config, attention_resolutions=None))
