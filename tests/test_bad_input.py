@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from bad_input_catalogue import Case, assert_outcome, classify
+from bad_input_files import Payload, write_audio_only, write_clip
 from drive_ops.composite.compositing import composite_video
 from drive_ops.composite.harmonize import harmonize_video
 from drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file, random_state_dict
@@ -40,40 +41,6 @@ FRAME = (64, 64)          # (height, width) of the tracker's frames in the point
 MARKER = "payload-ran"    # a booby-trapped pickle would create this file
 
 
-class _Payload:
-    """Unpickling this runs ``fn(*args)``: what a booby-trapped checkpoint does."""
-
-    def __init__(self, fn, *args):
-        self.fn, self.args = fn, args
-
-    def __reduce__(self):
-        return self.fn, self.args
-
-
-def _clip(path: Path, frames: int, width: int, height: int, rate=10, codec="ffv1", pix_fmt="bgr0") -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        for i in range(frames):
-            img = np.full((height, width, 3), (37 * i) % 256, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
-
-
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        stream.layout = "mono"
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        for packet in list(stream.encode(chunk)) + list(stream.encode(None)):
-            container.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
     """Every file the cases read: clips, stills, weights (good, broken, booby-trapped)."""
@@ -82,15 +49,15 @@ def files(tmp_path_factory) -> Path:
 
     d = tmp_path_factory.mktemp("bad_input")
     marker = str(d / MARKER)
-    _clip(d / "one.mkv", 1, 16, 16)
-    _clip(d / "pixel.mkv", 3, 1, 1)
-    _clip(d / "odd.mkv", 3, 7, 5)
-    _clip(d / "ntsc.mp4", 12, 32, 32, rate=Fraction(24000, 1001), codec="libx264", pix_fmt="yuv420p")
+    write_clip(d / "one.mkv", 1, 16, 16)
+    write_clip(d / "pixel.mkv", 3, 1, 1)
+    write_clip(d / "odd.mkv", 3, 7, 5)
+    write_clip(d / "ntsc.mp4", 12, 32, 32, rate=Fraction(24000, 1001), codec="libx264", pix_fmt="yuv420p")
     full = (d / "ntsc.mp4").read_bytes()
     (d / "truncated.mp4").write_bytes(full[: len(full) // 2])
     (d / "empty.mp4").write_bytes(b"")
     (d / "random.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
-    _audio_only(d / "audio.m4a")
+    write_audio_only(d / "audio.m4a")
     Image.fromarray(np.full((5, 7, 3), 200, np.uint8)).save(d / "still.png")
     state = {"w": torch.ones(3)}
     torch.save(state, d / "good.pth")
@@ -104,14 +71,14 @@ def files(tmp_path_factory) -> Path:
     sft = (d / "good.safetensors").read_bytes()
     (d / "truncated.safetensors").write_bytes(sft[: len(sft) - 6])
     torch.save([torch.ones(2)], d / "list.pth")
-    torch.save({"x": _Payload(os.system, f"touch {marker}")}, d / "trap_zip.pth")
-    torch.save({"x": _Payload(os.system, f"touch {marker}")}, d / "trap_legacy.pth",
+    torch.save({"x": Payload(os.system, f"touch {marker}")}, d / "trap_zip.pth")
+    torch.save({"x": Payload(os.system, f"touch {marker}")}, d / "trap_legacy.pth",
                _use_new_zipfile_serialization=False)
     with open(d / "trap_exec.pth", "wb") as fh:
-        pickle.dump({"x": _Payload(exec, f"open({marker!r}, 'w').close()")}, fh, protocol=2)
+        pickle.dump({"x": Payload(exec, f"open({marker!r}, 'w').close()")}, fh, protocol=2)
     import subprocess
     with open(d / "trap_popen.pth", "wb") as fh:
-        pickle.dump(_Payload(subprocess.Popen, ["touch", marker]), fh, protocol=2)
+        pickle.dump(Payload(subprocess.Popen, ["touch", marker]), fh, protocol=2)
     (d / "folder.pth").mkdir()
     return d
 
@@ -164,8 +131,8 @@ def _ntsc_round_trip(files: Path) -> Fraction:
 
 def _replaced_with_same_mtime(files: Path) -> tuple[str, str]:
     a, b = files / "cache_a.mkv", files / "cache_b.mkv"
-    _clip(a, 3, 16, 16)
-    _clip(b, 4, 16, 16)
+    write_clip(a, 3, 16, 16)
+    write_clip(b, 4, 16, 16)
     before = file_fingerprint(str(a))
     stat = os.stat(a)
     shutil.copyfile(b, a)

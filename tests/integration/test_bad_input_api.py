@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from bad_input_catalogue import Case, assert_outcome, record_observed
+from bad_input_files import Payload, write_audio_only, write_clip
 from comfy_client import execution_error
 from random_weights import write_random_sam2
 
@@ -32,26 +33,6 @@ pytestmark = pytest.mark.integration
 NAN = float("nan")
 SAM2_FILE = "sam2.1_hiera_tiny_random.safetensors"
 MARKER = "api-payload-ran"
-
-
-class _Payload:
-    def __init__(self, fn, *args):
-        self.fn, self.args = fn, args
-
-    def __reduce__(self):
-        return self.fn, self.args
-
-
-def _clip(path: Path, frames: int, width: int, height: int, rate=10, codec="ffv1", pix_fmt="bgr0", shade=0) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        for i in range(frames):
-            img = np.full((height, width, 3), (shade + 29 * i) % 256, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
 
 
 @pytest.fixture(scope="module")
@@ -63,34 +44,28 @@ def files(comfy) -> Path:
     from drive_ops.composite.harmonizer_model import random_state_dict
 
     inp, models = comfy.input_dir, comfy.models_dir
-    _clip(inp / "bi_clip.mkv", 6, 64, 64)
-    _clip(inp / "bi_odd.mkv", 3, 7, 5)
-    _clip(inp / "bi_pixel.mkv", 2, 1, 1)
-    _clip(inp / "bi_ntsc.mp4", 12, 32, 32, rate=Fraction(24000, 1001), codec="libx264", pix_fmt="yuv420p")
+    write_clip(inp / "bi_clip.mkv", 6, 64, 64)
+    write_clip(inp / "bi_odd.mkv", 3, 7, 5)
+    write_clip(inp / "bi_pixel.mkv", 2, 1, 1)
+    write_clip(inp / "bi_ntsc.mp4", 12, 32, 32, rate=Fraction(24000, 1001), codec="libx264", pix_fmt="yuv420p")
     full = (inp / "bi_ntsc.mp4").read_bytes()
     (inp / "bi_truncated.mp4").write_bytes(full[: len(full) // 2])
     (inp / "bi_empty.mp4").write_bytes(b"")
     (inp / "bi_random.mp4").write_bytes(np.random.default_rng(0).bytes(3000))
     Image.fromarray(np.full((5, 7, 3), 90, np.uint8)).save(inp / "bi_still.png")
-    _clip(inp / "bi_swap.mkv", 3, 16, 16)
-    with av.open(str(inp / "bi_audio.m4a"), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        stream.layout = "mono"
-        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp", layout="mono")
-        chunk.sample_rate, chunk.pts = 16000, 0
-        for packet in list(stream.encode(chunk)) + list(stream.encode(None)):
-            container.mux(packet)
+    write_clip(inp / "bi_swap.mkv", 3, 16, 16)
+    write_audio_only(inp / "bi_audio.m4a")
     write_random_sam2(models / "sam2" / SAM2_FILE)
     good = (models / "sam2" / SAM2_FILE).read_bytes()
     (models / "sam2" / "bi_truncated.safetensors").write_bytes(good[: len(good) // 3])
     (models / "sam2" / "bi_zero.pt").write_bytes(b"")
     marker = comfy.base / MARKER
-    torch.save({"model": _Payload(os.system, f"touch {marker}")}, models / "sam2" / "bi_trap.pt")
+    torch.save({"model": Payload(os.system, f"touch {marker}")}, models / "sam2" / "bi_trap.pt")
     save_file({k: v.contiguous() for k, v in random_state_dict(0).items()},
               str(models / "harmonizer" / "bi_good.safetensors"))
     (models / "harmonizer" / "bi_random.pth").write_bytes(np.random.default_rng(3).bytes(6000))
     (models / "harmonizer" / "bi_zero.pth").write_bytes(b"")
-    torch.save({"w": _Payload(subprocess.Popen, ["touch", str(marker)])}, models / "harmonizer" / "bi_trap.pth")
+    torch.save({"w": Payload(subprocess.Popen, ["touch", str(marker)])}, models / "harmonizer" / "bi_trap.pth")
     (models / "harmonizer" / "bi_sam2.safetensors").write_bytes(good)
     return inp
 
@@ -230,7 +205,7 @@ def _swap_and_rerun(comfy, files: Path, prompt: dict) -> tuple[int, int]:
     first = comfy.run_ok(prompt)
     path = files / "bi_swap.mkv"
     stat = os.stat(path)
-    _clip(files / "bi_swap_new.mkv", 5, 16, 16, shade=100)
+    write_clip(files / "bi_swap_new.mkv", 5, 16, 16, shade=100)
     shutil.copyfile(files / "bi_swap_new.mkv", path)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     second = comfy.run_ok(prompt)
