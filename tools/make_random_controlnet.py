@@ -22,20 +22,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_random_sd15 import UNET_CONFIG, random_state_dict  # noqa: E402
+from make_random_sd15 import UNET_CONFIG, random_state_dict, use_comfy  # noqa: E402
 
 PREFIX = "control_model."
 
 
 def meta_controlnet(comfy_dir: Path) -> dict[str, torch.nn.Module]:
     """SD1.5's ControlNet on the meta device, keyed by its prefix in the official .pth files."""
-    sys.path.insert(0, str(comfy_dir))
-    import comfy.options
-
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-
-    args.cpu = True
+    use_comfy(comfy_dir)
     import comfy.ops
     from comfy.cldm.cldm import ControlNet
 

@@ -37,8 +37,8 @@ CLIP_CONFIG = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, nu
 POSITION_IDS = "cond_stage_model.transformer.text_model.embeddings.position_ids"
 
 
-def meta_modules(comfy_dir: Path) -> dict[str, torch.nn.Module]:
-    """The three parts of SD1.5 on the meta device, keyed by their prefix in the checkpoint."""
+def use_comfy(comfy_dir: Path) -> None:
+    """Make ComfyUI at ``comfy_dir`` importable, on the CPU and without parsing this script's arguments."""
     sys.path.insert(0, str(comfy_dir))
     import comfy.options
 
@@ -46,6 +46,11 @@ def meta_modules(comfy_dir: Path) -> dict[str, torch.nn.Module]:
     from comfy.cli_args import args
 
     args.cpu = True
+
+
+def meta_modules(comfy_dir: Path) -> dict[str, torch.nn.Module]:
+    """The three parts of SD1.5 on the meta device, keyed by their prefix in the checkpoint."""
+    use_comfy(comfy_dir)
     import comfy.ops
     from comfy.ldm.models.autoencoder import AutoencoderKL
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
