@@ -8,7 +8,9 @@ instance mask in latent space) or Pix2Video's guided DDIM, optionally with cross
 self-attention in the UNet; tests/integration/editing_inprocess.py proves this step model
 equals the nodes' patches. Clips are held-out world seeds with one object; the edit
 recolours that object to the first of green / red / blue that is neither its colour nor
-the background's.
+the background's. :func:`shrink_edit` is the shrinking case (a red ball replaced by a
+smaller one with Fill Background), shared by tests/test_fill_testbed.py and
+``python -m bench.shrink_edit``.
 """
 
 from __future__ import annotations
