@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +21,25 @@ TINY_UNET = dict(model_channels=32, channel_mult=[1, 2], transformer_depth=[1, 1
                  transformer_depth_output=[1, 1, 1, 1, 1, 1], num_heads=2, num_head_channels=-1)
 SD15_UNET = dict(model_channels=320, channel_mult=[1, 2, 4, 4], transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
                  transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], num_heads=8, num_head_channels=-1)
+
+
+CHECKS_PASSED = "ALL CHECKS PASSED"
+
+
+def run_checks_script(name: str, timeout: float = 600, extra_paths: tuple[Path, ...] = ()) -> None:
+    """Run the in-process script ``name`` of tests/integration in a fresh python (``COMFYUI_PYTHON``, else this
+    one) with ComfyUI (and ``extra_paths``) on PYTHONPATH; assert it exits 0 having printed CHECKS_PASSED.
+
+    A subprocess, because importing ComfyUI in-process sets its global args and model state for good.
+    """
+    script = Path(__file__).with_name(name)
+    path = [os.environ["COMFYUI_DIR"], *map(str, extra_paths), os.environ.get("PYTHONPATH")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, path)))
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    done = subprocess.run([python, str(script)], env=env, capture_output=True, text=True, timeout=timeout)
+    print(done.stdout[-3000:])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    assert CHECKS_PASSED in done.stdout
 
 
 def start_comfy(cpu: bool = True) -> None:

@@ -11,22 +11,12 @@ counting only the branches that run.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from comfy_inprocess import run_checks_script
 
 pytestmark = pytest.mark.integration
 
 
 def test_uncond_pass_runs_exactly_where_the_result_reads_it():
-    script = Path(__file__).with_name("cfg1_inprocess.py")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ["COMFYUI_DIR"],
-                                                                     os.environ.get("PYTHONPATH")])))
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    done = subprocess.run([python, str(script)], env=env, capture_output=True, text=True, timeout=600)
-    print(done.stdout[-3000:])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    assert "ALL CHECKS PASSED" in done.stdout
+    run_checks_script("cfg1_inprocess.py")

@@ -10,13 +10,10 @@ at grid size 1, and that the upstream MODEL / CONDITIONING / ControlNet are unto
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+
+from comfy_inprocess import run_checks_script
 
 pytestmark = pytest.mark.integration
 
@@ -144,11 +141,4 @@ def test_post_cfg_patch_matches_masked_conditioning(comfy):
 
 
 def test_controlnet_under_grid_and_inputs_untouched():
-    script = Path(__file__).with_name("editing_inprocess.py")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ["COMFYUI_DIR"],
-                                                                     os.environ.get("PYTHONPATH")])))
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    done = subprocess.run([python, str(script)], env=env, capture_output=True, text=True, timeout=600)
-    print(done.stdout[-3000:])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    assert "ALL CHECKS PASSED" in done.stdout
+    run_checks_script("editing_inprocess.py")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from comfy_inprocess import run_checks_script
 
 pytestmark = pytest.mark.integration
 
@@ -19,15 +18,7 @@ BOX = (20, 12, 16, 16)
 
 
 def test_diffusion_keyframe_fill_in_process():
-    script = Path(__file__).with_name("fill_inprocess.py")
-    tests = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ["COMFYUI_DIR"], str(tests),
-                                                                     os.environ.get("PYTHONPATH")])))
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    done = subprocess.run([python, str(script)], env=env, capture_output=True, text=True, timeout=900)
-    print(done.stdout[-3000:])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    assert "ALL CHECKS PASSED" in done.stdout
+    run_checks_script("fill_inprocess.py", timeout=900, extra_paths=(Path(__file__).resolve().parents[1],))
 
 
 def test_fill_then_composite_over_the_filled_clip(comfy):

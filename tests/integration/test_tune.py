@@ -10,15 +10,11 @@ full-size SD1.5 checkpoint at 64x64 with 3 frames and 2 steps.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from comfy_client import execution_error
+from comfy_inprocess import run_checks_script
 
 pytestmark = pytest.mark.integration
 
@@ -27,14 +23,7 @@ FRAMES, SIZE = 3, 64
 
 
 def test_tuning_checks_in_process():
-    script = Path(__file__).with_name("tune_inprocess.py")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.environ["COMFYUI_DIR"],
-                                                                     os.environ.get("PYTHONPATH")])))
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    done = subprocess.run([python, str(script)], env=env, capture_output=True, text=True, timeout=900)
-    print(done.stdout[-3000:])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    assert "ALL CHECKS PASSED" in done.stdout
+    run_checks_script("tune_inprocess.py", timeout=900)
 
 
 def _source() -> dict:
