@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import torch
 from comfy.patcher_extension import WrappersMP
@@ -115,19 +116,27 @@ def _frame_start(x: torch.Tensor, transformer_options: dict, frames: torch.Tenso
     return span.start if batch_in_frame_order(x, frames[span.start:span.stop], chunks) else None
 
 
+@contextmanager
+def _transformer_option(model_options: dict, key: str, value):
+    """``transformer_options[key] = value`` for the duration of one sampler call; what was there before comes
+    back after, and a key that was absent is removed again."""
+    options = model_options.setdefault("transformer_options", {})
+    outer = options.get(key)
+    options[key] = value
+    try:
+        yield
+    finally:
+        options[key] = outer
+        if outer is None:
+            del options[key]
+
+
 def make_frame_order_wrappers():
     """(predict_noise wrapper, apply_model wrapper) that tell the attention patch which frames the UNet batch
     holds: the first records the sampler's frames for the step, the second compares the batch with them."""
     def predict_noise(executor, x, timestep, model_options, seed):
-        options = model_options.setdefault("transformer_options", {})
-        outer = options.get(CROSS_FRAME_STATE_KEY)
-        options[CROSS_FRAME_STATE_KEY] = CrossFrameStep(x)
-        try:
+        with _transformer_option(model_options, CROSS_FRAME_STATE_KEY, CrossFrameStep(x)):
             return executor(x, timestep, model_options, seed)
-        finally:
-            options[CROSS_FRAME_STATE_KEY] = outer
-            if outer is None:
-                del options[CROSS_FRAME_STATE_KEY]
 
     def apply_model(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
         step = transformer_options.get(CROSS_FRAME_STATE_KEY)
@@ -211,15 +220,8 @@ def make_stem_replace(num_bases: int, iterations: int, temperature: float, chunk
 def make_stem_frames_wrapper():
     """PREDICT_NOISE wrapper recording how many frames the sampler holds, for the STEM call check."""
     def predict_noise(executor, x, timestep, model_options, seed):
-        options = model_options.setdefault("transformer_options", {})
-        outer = options.get(STEM_FRAMES_KEY)
-        options[STEM_FRAMES_KEY] = x.shape[0]
-        try:
+        with _transformer_option(model_options, STEM_FRAMES_KEY, x.shape[0]):
             return executor(x, timestep, model_options, seed)
-        finally:
-            options[STEM_FRAMES_KEY] = outer
-            if outer is None:
-                del options[STEM_FRAMES_KEY]
 
     return predict_noise
 
