@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import uuid
 
 import comfy.utils
@@ -156,7 +155,8 @@ class SaveVideo(io.ComfyNode):
         from comfy.cli_args import args
 
         from ..drive_ops.core.validate import check_image
-        from ..drive_ops.video.encode import checked_prefix, encode_video, file_extension, png_frame_name, video_rate
+        from ..drive_ops.video.encode import (checked_prefix, encode_video, file_extension, png_frame_name,
+                                              remove_partial, video_rate)
 
         if format == "mp4" and crf > 51:
             raise ValueError(f"crf {crf} is out of range for mp4 (h264 takes 0-51)")
@@ -180,10 +180,7 @@ class SaveVideo(io.ComfyNode):
             name = f"{filename}_{counter:05}_{file_extension(format)}"
             os.replace(staging, os.path.join(folder, name))
         except BaseException:
-            if os.path.isdir(staging):
-                shutil.rmtree(staging, ignore_errors=True)
-            elif os.path.exists(staging):
-                os.remove(staging)
+            remove_partial(staging)
             raise
         if prefix_note:
             result.notes.insert(0, prefix_note)

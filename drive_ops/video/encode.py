@@ -150,6 +150,14 @@ def _temp_path(path: str) -> str:
     return os.path.join(head, f".{tail}.partial-{os.getpid()}")
 
 
+def remove_partial(path: str) -> None:
+    """Remove what a failed write left at ``path``: a png-sequence folder or a file (nothing if absent)."""
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)
+
+
 def encode_video(frames: torch.Tensor, fps: float, path: str, fmt: str = "mp4", crf: int = 19,
                  audio: dict | None = None, metadata: dict | None = None,
                  progress: Progress | None = None) -> EncodeResult:
@@ -181,10 +189,7 @@ def encode_video(frames: torch.Tensor, fps: float, path: str, fmt: str = "mp4", 
             result = _write_container(frames, fps, tmp, fmt, crf, audio, metadata, progress)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif os.path.exists(tmp):
-            os.remove(tmp)
+        remove_partial(tmp)
         raise
     result.path = path
     if audio is not None and fmt in ("gif", "png"):
