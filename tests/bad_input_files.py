@@ -1,7 +1,9 @@
-"""Files the bad-input catalogue's two halves make: flat-colour clips, an audio-only file, booby-trapped pickles.
+"""Inputs the bad-input catalogue's halves make: flat-colour clips, an audio-only file, booby-trapped
+pickles, random frames with one value poked in.
 
-Shared by tests/test_bad_input.py (drive_ops) and tests/integration/test_bad_input_api.py
-(the real server's input and model folders).
+Shared by tests/test_bad_input.py (drive_ops), tests/integration/test_bad_input_nodes.py (the
+nodes in-process) and tests/integration/test_bad_input_api.py (the real server's input and
+model folders).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
 
 class Payload:
@@ -48,3 +51,15 @@ def write_audio_only(path: Path) -> Path:
         for packet in list(stream.encode(chunk)) + list(stream.encode(None)):
             container.mux(packet)
     return path
+
+
+def random_frames(t: int = 4, h: int = 16, w: int = 16, seed: int = 0) -> torch.Tensor:
+    """An IMAGE ``[t,h,w,3]`` of seeded uniform noise."""
+    return torch.rand(t, h, w, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def poked(x: torch.Tensor, index: tuple, value: float) -> torch.Tensor:
+    """A copy of ``x`` with ``value`` (a NaN, an inf) at ``index``."""
+    x = x.clone()
+    x[index] = value
+    return x

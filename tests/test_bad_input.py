@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from bad_input_catalogue import Case, assert_outcome, classify
-from bad_input_files import Payload, write_audio_only, write_clip
+from bad_input_files import Payload, poked, random_frames, write_audio_only, write_clip
 from drive_ops.composite.compositing import composite_video
 from drive_ops.composite.harmonize import harmonize_video
 from drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file, random_state_dict
@@ -83,16 +83,6 @@ def files(tmp_path_factory) -> Path:
     return d
 
 
-def _frames(t=4, h=16, w=16, seed=0) -> torch.Tensor:
-    return torch.rand(t, h, w, 3, generator=torch.Generator().manual_seed(seed))
-
-
-def _with(x: torch.Tensor, index: tuple, value: float) -> torch.Tensor:
-    x = x.clone()
-    x[index] = value
-    return x
-
-
 def _weights(files: Path, name: str) -> dict:
     return load_weight_file(files / name, "a test checkpoint", "Download it again.")
 
@@ -141,17 +131,17 @@ def _replaced_with_same_mtime(files: Path) -> tuple[str, str]:
 
 
 def _report(edited: torch.Tensor, mask=None, source=None, t=3):
-    source = _frames(t) if source is None else source
+    source = random_frames(t) if source is None else source
     return build_report(source, edited, mask, dilation_px=1, flow_preset="ultrafast")
 
 
 def _lab_no_background():
-    frames = _frames(2)
+    frames = random_frames(2)
     out, _ = harmonize_video(frames, torch.ones(2, 16, 16), None)
     return float((out - frames).abs().max())
 
 
-NAN_PIXELS = _with(_with(_frames(), (1, 3, 4, 0), float("nan")), (2, 0, 0, 1), float("nan"))
+NAN_PIXELS = poked(poked(random_frames(), (1, 3, 4, 0), float("nan")), (2, 0, 0, 1), float("nan"))
 
 CASES = [
     # --- finiteness: one check for every IMAGE / LATENT / MASK input
@@ -159,11 +149,11 @@ CASES = [
           ("2 NaN", "2 of 4 frames", "frame 1, 2", "--fp32-vae", "--bf16-vae")),
      lambda f: check_image(NAN_PIXELS)),
     (Case("image-posinf", "all IMAGE nodes", "+inf in frame 3", ("1 +inf", "frame 3", "--fp32-vae")),
-     lambda f: check_image(_with(_frames(), (3, 1, 1, 2), float("inf")))),
+     lambda f: check_image(poked(random_frames(), (3, 1, 1, 2), float("inf")))),
     (Case("image-neginf", "all IMAGE nodes", "-inf in frame 0", ("1 -inf", "frame 0")),
-     lambda f: check_image(_with(_frames(), (0, 1, 1, 2), float("-inf")))),
+     lambda f: check_image(poked(random_frames(), (0, 1, 1, 2), float("-inf")))),
     (Case("image-fp16-nan", "all IMAGE nodes", "a NaN in a half-precision clip", ("1 NaN", "frame 2")),
-     lambda f: check_image(_with(_frames().half(), (2, 5, 5, 0), float("nan")))),
+     lambda f: check_image(poked(random_frames().half(), (2, 5, 5, 0), float("nan")))),
     (Case("image-huge-finite", "all IMAGE nodes", "finite values near float32's largest (3e38)",
           check=lambda r: r is None),
      lambda f: check_image(torch.full((2, 8, 8, 3), 3e38))),
@@ -175,11 +165,11 @@ CASES = [
      lambda f: check_image(torch.zeros(16, 16, 3))),
     (Case("latent-nan", "Invert Video, Masked-CFG Sampler", "a NaN latent (fp16 VAE encode)",
           ("1 NaN", "Non-finite latents", "--fp32-vae")),
-     lambda f: check_latent({"samples": _with(torch.zeros(2, 4, 8, 8), (1, 0, 0, 0), float("nan"))})),
+     lambda f: check_latent({"samples": poked(torch.zeros(2, 4, 8, 8), (1, 0, 0, 0), float("nan"))})),
     (Case("latent-not-a-latent", "Invert Video, Masked-CFG Sampler", "a dict without samples", ("LATENT", "VAE Encode")),
      lambda f: check_latent({"images": torch.zeros(1)})),
     (Case("mask-nan", "all MASK nodes", "a NaN in a mask", ("1 NaN", "node upstream that produced the mask")),
-     lambda f: check_mask(_with(torch.zeros(2, 8, 8), (0, 1, 1), float("nan")))),
+     lambda f: check_mask(poked(torch.zeros(2, 8, 8), (0, 1, 1), float("nan")))),
     (Case("mask-4d", "all MASK nodes", "a 4-D mask that is no [T,H,W,1]", ("MASK [frames, height, width]",)),
      lambda f: check_mask(torch.zeros(1, 2, 8, 8))),
     (Case("mask-trailing-one", "all MASK nodes", "a [T,H,W,1] mask", check=lambda r: r is None),
@@ -190,7 +180,7 @@ CASES = [
     (Case("number-nan", "every node with FLOAT inputs", "strength NaN through the API", ("strength is nan", "finite")),
      lambda f: check_numbers(strength=float("nan"))),
     (Case("frames-located", "all IMAGE nodes", "NaN in frames 0 and 9 of 10", check=lambda r: r == [0, 9]),
-     lambda f: non_finite_frames(_with(_with(torch.zeros(10, 4, 4, 3), (0,), float("nan")), (9, 0), float("inf")))),
+     lambda f: non_finite_frames(poked(poked(torch.zeros(10, 4, 4, 3), (0,), float("nan")), (9, 0), float("inf")))),
     (Case("finite-what", "all IMAGE nodes", "the message names the input", ("the edited clip holds",)),
      lambda f: check_finite(NAN_PIXELS, "the edited clip")),
     # --- weight files (SAM 2 Loader, Load Harmonizer)
@@ -330,16 +320,16 @@ CASES = [
           check=lambda r: r == Fraction(24000, 1001)),
      lambda f: _ntsc_round_trip(f)),
     (Case("fps-nan", "Save Video", "fps NaN", ("fps must be a positive number, got nan",)),
-     lambda f: _encode_into_empty(f, "nan.mp4", _frames(2), float("nan"))),
+     lambda f: _encode_into_empty(f, "nan.mp4", random_frames(2), float("nan"))),
     (Case("gif-250fps", "Save Video", "gif at 250 fps",
           check=lambda r: os.path.isfile(r.path) and "saved at 50 fps" in r.notes[0]
           and _probe_rate(r.path) == 50),
-     lambda f: _encode_into_empty(f, "fast.gif", _frames(6), 250.0, "gif")),
+     lambda f: _encode_into_empty(f, "fast.gif", random_frames(6), 250.0, "gif")),
     (Case("gif-24fps", "Save Video", "gif at 24 fps (delays of 4 and 5 hundredths)",
           check=lambda r: r[0] == 24 and r[1] is None),
      lambda f: gif_rate(24.0)),
     (Case("save-nul-path", "Save Video", "a NUL byte in the file name", ("holds a NUL byte",)),
-     lambda f: _encode_into_empty(f, "a\0b.mp4", _frames(2), 10.0)),
+     lambda f: _encode_into_empty(f, "a\0b.mp4", random_frames(2), 10.0)),
     (Case("save-no-frames", "Save Video", "an IMAGE with no frames", ("non-empty [T,H,W,C]",)),
      lambda f: _encode_into_empty(f, "none.mp4", torch.zeros(0, 8, 8, 3), 10.0)),
     (Case("prefix-nul", "Save Video", "filename_prefix with a NUL byte", ("control character '\\x00' at position 5",)),
@@ -385,29 +375,31 @@ CASES = [
     # --- compositing, harmonising, measuring
     (Case("composite-mask-3", "Composite Background", "a mask of 3.0 (added masks)",
           check=lambda r: torch.equal(r[0], r[1])),
-     lambda f: (composite_video(_frames(2, seed=1), _frames(2), torch.full((2, 16, 16), 3.0)), _frames(2, seed=1))),
-    (Case("composite-empty-mask", "Composite Background", "an empty mask", check=lambda r: torch.equal(r, _frames(2))),
-     lambda f: composite_video(_frames(2, seed=1), _frames(2), torch.zeros(2, 16, 16), grow=2, feather=2.0,
+     lambda f: (composite_video(random_frames(2, seed=1), random_frames(2), torch.full((2, 16, 16), 3.0)),
+                random_frames(2, seed=1))),
+    (Case("composite-empty-mask", "Composite Background", "an empty mask",
+          check=lambda r: torch.equal(r, random_frames(2))),
+     lambda f: composite_video(random_frames(2, seed=1), random_frames(2), torch.zeros(2, 16, 16), grow=2, feather=2.0,
                                blend="laplacian")),
     (Case("composite-all-ones", "Composite Background", "an all-one mask",
-          check=lambda r: torch.allclose(r, _frames(2, seed=1))),
-     lambda f: composite_video(_frames(2, seed=1), _frames(2), torch.ones(16, 16))),
+          check=lambda r: torch.allclose(r, random_frames(2, seed=1))),
+     lambda f: composite_video(random_frames(2, seed=1), random_frames(2), torch.ones(16, 16))),
     (Case("composite-frame-counts", "Composite Background", "3 edited frames over 4 originals",
           ("edited video has 3 frames but the original has 4",)),
-     lambda f: composite_video(_frames(3), _frames(4), torch.ones(16, 16))),
+     lambda f: composite_video(random_frames(3), random_frames(4), torch.ones(16, 16))),
     (Case("harmonize-empty-mask", "Harmonize", "an empty mask (Lab fallback)",
-          check=lambda r: torch.equal(r[0], _frames(2))),
-     lambda f: harmonize_video(_frames(2), torch.zeros(2, 16, 16), None)),
+          check=lambda r: torch.equal(r[0], random_frames(2))),
+     lambda f: harmonize_video(random_frames(2), torch.zeros(2, 16, 16), None)),
     (Case("harmonize-no-background", "Harmonize", "an all-one mask: no background to match",
           check=lambda r: r < 2e-3),
      lambda f: _lab_no_background()),
     (Case("report-nan-edited", "Edit Report", "NaN frames with a mask",
           ("the edited clip holds non-finite values", "--fp32-vae")),
-     lambda f: _report(_with(_frames(3), (1, 2, 2, 0), float("nan")), torch.zeros(3, 16, 16))),
+     lambda f: _report(poked(random_frames(3), (1, 2, 2, 0), float("nan")), torch.zeros(3, 16, 16))),
     (Case("report-mask-everything", "Edit Report", "an all-one mask", ("covers every pixel of every frame", "1..1")),
-     lambda f: _report(_frames(3, seed=1), torch.ones(3, 16, 16))),
+     lambda f: _report(random_frames(3, seed=1), torch.ones(3, 16, 16))),
     (Case("report-one-frame", "Edit Report", "1-frame clips", ("at least 2 frames",)),
-     lambda f: _report(_frames(1, seed=1), t=1)),
+     lambda f: _report(random_frames(1, seed=1), t=1)),
 ]
 
 

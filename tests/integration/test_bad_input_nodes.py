@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from bad_input_catalogue import Case, assert_outcome, classify
+from bad_input_files import poked, random_frames
 
 pytestmark = pytest.mark.integration
 
@@ -52,16 +53,6 @@ def sd():
     return {"model": model, "recorded": recorded, "seen": seen, "positive": positive, "negative": negative}
 
 
-def frames(t=4, h=16, w=16, seed=0) -> torch.Tensor:
-    return torch.rand(t, h, w, 3, generator=torch.Generator().manual_seed(seed))
-
-
-def poked(x: torch.Tensor, index: tuple, value: float) -> torch.Tensor:
-    x = x.clone()
-    x[index] = value
-    return x
-
-
 def box_mask(t=4, h=16, w=16) -> torch.Tensor:
     m = torch.zeros(t, h, w)
     m[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 1.0
@@ -72,29 +63,30 @@ def latent(t=2, seed=2) -> dict:
     return {"samples": torch.randn(t, 4, 8, 8, generator=torch.Generator().manual_seed(seed))}
 
 
-FEW_NAN = poked(poked(frames(), (1, 3, 3, 0), NAN), (2, 8, 8, 2), NAN)
+FEW_NAN = poked(poked(random_frames(), (1, 3, 3, 0), NAN), (2, 8, 8, 2), NAN)
 
 
 def composite(p, edited=None, original=None, mask=None, feather=1.0, blend="laplacian"):
     return p["composite"].CompositeBackground.execute(
-        edited=frames(seed=1) if edited is None else edited, original=frames() if original is None else original,
+        edited=random_frames(seed=1) if edited is None else edited,
+        original=random_frames() if original is None else original,
         mask=box_mask() if mask is None else mask, grow=1, feather=feather, blend=blend).result[0]
 
 
 def color_filters(p, image=None, mask=None, brightness=0.2):
-    return p["composite"].ColorFilters.execute(image=frames() if image is None else image, temperature=0.1,
+    return p["composite"].ColorFilters.execute(image=random_frames() if image is None else image, temperature=0.1,
                                                brightness=brightness, contrast=0.0, saturation=0.0, highlight=0.0,
                                                shadow=0.0, mask=mask).result[0]
 
 
 def harmonize(p, image=None, mask=None, strength=1.0, fps=25.0):
-    return p["composite"].Harmonize.execute(image=frames() if image is None else image,
+    return p["composite"].Harmonize.execute(image=random_frames() if image is None else image,
                                             mask=box_mask() if mask is None else mask, strength=strength,
                                             temporal_smoothing=0.96, fps=fps, frames_per_batch=2).result
 
 
 def preview(p, images=None, mask=None, opacity=0.5):
-    return p["mask"].MaskPreview.execute(images=frames() if images is None else images,
+    return p["mask"].MaskPreview.execute(images=random_frames() if images is None else images,
                                          mask=box_mask() if mask is None else mask, color="red",
                                          opacity=opacity, outline_px=1).result[0]
 
@@ -105,22 +97,22 @@ def mask_tools(p, mask, threshold=0.0, feather_px=0.0):
 
 
 def propagate(p, images=None, mask=None, frame_index=0, threshold=0.5):
-    images = frames() if images is None else images
+    images = random_frames() if images is None else images
     return p["mask"].PropagateMask.execute(images=images, mask=box_mask(1, *images.shape[1:3]) if mask is None
                                            else mask, frame_index=frame_index, flow_quality="fast",
                                            occlusion_check=True, threshold=threshold).result[0]
 
 
 def report(p, original=None, edited=None, mask=None, dilation_px=1):
-    return p["evaluate"].EditReport.execute(original=frames() if original is None else original,
-                                            edited=frames(seed=1) if edited is None else edited,
+    return p["evaluate"].EditReport.execute(original=random_frames() if original is None else original,
+                                            edited=random_frames(seed=1) if edited is None else edited,
                                             dilation_px=dilation_px, flow_preset="ultrafast", prompt="",
                                             mask=mask).result
 
 
 def strip(p, source=None, edited=None, mask=None, which="0, -1"):
-    return p["evaluate"].CompareStrip.execute(source=frames() if source is None else source,
-                                              edited=frames(seed=1) if edited is None else edited, frames=which,
+    return p["evaluate"].CompareStrip.execute(source=random_frames() if source is None else source,
+                                              edited=random_frames(seed=1) if edited is None else edited, frames=which,
                                               mask=mask).result[0]
 
 
@@ -186,7 +178,8 @@ def grid_patch_sample(p, s, grid_size):
 
 def _inside_equals_edited(out: torch.Tensor) -> bool:
     inner = box_mask()[:, 5:11, 5:11].bool()
-    return float(out.max()) <= 1.0 and torch.equal(out[:, 5:11, 5:11][inner], frames(seed=1)[:, 5:11, 5:11][inner])
+    return float(out.max()) <= 1.0 and torch.equal(out[:, 5:11, 5:11][inner],
+                                                    random_frames(seed=1)[:, 5:11, 5:11][inner])
 
 
 IMAGE_FIX = ("--fp32-vae", "--bf16-vae")
@@ -199,37 +192,38 @@ CASES = [
      lambda p, s: composite(p, edited=FEW_NAN)),
     (Case("composite-inf-original", "DRIVE_CompositeBackground", "+inf in the original",
           ("the original input holds non-finite values (1 +inf)",)),
-     lambda p, s: composite(p, original=poked(frames(), (0, 1, 1, 1), INF))),
+     lambda p, s: composite(p, original=poked(random_frames(), (0, 1, 1, 1), INF))),
     (Case("composite-nan-mask", "DRIVE_CompositeBackground", "a NaN in the mask", ("the mask input", "1 NaN")),
      lambda p, s: composite(p, mask=poked(box_mask(), (0, 0, 0), NAN))),
     (Case("composite-mask-3", "DRIVE_CompositeBackground", "a mask of 3.0 inside the box",
           check=_inside_equals_edited),
      lambda p, s: composite(p, mask=box_mask() * 3.0, feather=0.0, blend="alpha")),
     (Case("composite-frames", "DRIVE_CompositeBackground", "3 edited frames over 4", ("3 frames but the original has 4",)),
-     lambda p, s: composite(p, edited=frames(3))),
+     lambda p, s: composite(p, edited=random_frames(3))),
     (Case("composite-mask-size", "DRIVE_CompositeBackground", "a 10x10 mask on 16x16 frames",
           ("10x10 px but the frames are 16x16",)),
      lambda p, s: composite(p, mask=torch.ones(1, 10, 10))),
     (Case("composite-feather-nan", "DRIVE_CompositeBackground", "feather NaN through the API", ("feather is nan",)),
      lambda p, s: composite(p, feather=NAN)),
-    (Case("composite-empty-mask", "DRIVE_CompositeBackground", "an empty mask", check=lambda r: torch.equal(r, frames())),
+    (Case("composite-empty-mask", "DRIVE_CompositeBackground", "an empty mask", check=lambda r: torch.equal(r, random_frames())),
      lambda p, s: composite(p, mask=torch.zeros(16, 16))),
     (Case("composite-1x1", "DRIVE_CompositeBackground", "1-frame 1x1 clips, mask on",
-          check=lambda r: torch.equal(r, frames(1, 1, 1, seed=1))),
-     lambda p, s: composite(p, edited=frames(1, 1, 1, seed=1), original=frames(1, 1, 1), mask=torch.ones(1, 1),
-                            feather=0.0, blend="alpha")),
+          check=lambda r: torch.equal(r, random_frames(1, 1, 1, seed=1))),
+     lambda p, s: composite(p, edited=random_frames(1, 1, 1, seed=1), original=random_frames(1, 1, 1),
+                            mask=torch.ones(1, 1), feather=0.0, blend="alpha")),
     # Color Filters
     (Case("filters-inf", "DRIVE_ColorFilters", "+inf pixels", ("the image input holds non-finite values (1 +inf)",)),
-     lambda p, s: color_filters(p, image=poked(frames(), (3, 2, 2, 0), INF))),
+     lambda p, s: color_filters(p, image=poked(random_frames(), (3, 2, 2, 0), INF))),
     (Case("filters-nan-arg", "DRIVE_ColorFilters", "brightness NaN", ("brightness is nan",)),
      lambda p, s: color_filters(p, brightness=NAN)),
     (Case("filters-mask-frames", "DRIVE_ColorFilters", "7 mask frames for 4", ("7 frames but the video has 4",)),
      lambda p, s: color_filters(p, mask=box_mask(7))),
-    (Case("filters-empty-mask", "DRIVE_ColorFilters", "an empty mask", check=lambda r: torch.allclose(r, frames())),
+    (Case("filters-empty-mask", "DRIVE_ColorFilters", "an empty mask",
+          check=lambda r: torch.allclose(r, random_frames())),
      lambda p, s: color_filters(p, mask=torch.zeros(4, 16, 16))),
     (Case("filters-7x5", "DRIVE_ColorFilters", "7x5 frames without a mask",
           check=lambda r: tuple(r.shape) == (4, 5, 7, 3) and bool(torch.isfinite(r).all())),
-     lambda p, s: color_filters(p, image=frames(4, 5, 7))),
+     lambda p, s: color_filters(p, image=random_frames(4, 5, 7))),
     # Harmonize
     (Case("harmonize-nan", "DRIVE_Harmonize", "2 NaN pixels (the Lab fallback made the whole clip NaN)",
           ("the image input holds non-finite values (2 NaN)", *IMAGE_FIX)),
@@ -239,7 +233,7 @@ CASES = [
     (Case("harmonize-fps-nan", "DRIVE_Harmonize", "fps NaN", ("fps is nan",)),
      lambda p, s: harmonize(p, fps=NAN)),
     (Case("harmonize-all-ones", "DRIVE_Harmonize", "an all-one mask (no background)",
-          check=lambda r: bool(torch.isfinite(r[0]).all()) and float((r[0] - frames()).abs().max()) < 2e-3),
+          check=lambda r: bool(torch.isfinite(r[0]).all()) and float((r[0] - random_frames()).abs().max()) < 2e-3),
      lambda p, s: harmonize(p, mask=torch.ones(16, 16))),
     (Case("harmonize-mask-2", "DRIVE_Harmonize", "a mask of 2.0 gives what the 0..1 mask gives (clamped)",
           check=lambda r: torch.equal(r[0], r[1])),
@@ -252,7 +246,7 @@ CASES = [
     (Case("preview-opacity-nan", "DRIVE_MaskPreview", "opacity NaN", ("opacity is nan",)),
      lambda p, s: preview(p, opacity=NAN)),
     (Case("preview-1x1", "DRIVE_MaskPreview", "a 1x1 frame and mask", check=lambda r: tuple(r.shape) == (1, 1, 1, 3)),
-     lambda p, s: preview(p, images=frames(1, 1, 1), mask=torch.ones(1, 1))),
+     lambda p, s: preview(p, images=random_frames(1, 1, 1), mask=torch.ones(1, 1))),
     (Case("tools-nan", "DRIVE_MaskTools", "a NaN mask", ("the mask input holds non-finite values",)),
      lambda p, s: mask_tools(p, poked(box_mask(), (1, 1, 1), NAN))),
     (Case("tools-over-one", "DRIVE_MaskTools", "a soft mask of 2.0 kept soft (threshold 0)",
@@ -270,7 +264,7 @@ CASES = [
      lambda p, s: propagate(p, images=FEW_NAN)),
     (Case("propagate-one-frame", "DRIVE_PropagateMask", "a 1-frame clip",
           check=lambda r: torch.equal(r, box_mask(1))),
-     lambda p, s: propagate(p, images=frames(1))),
+     lambda p, s: propagate(p, images=random_frames(1))),
     (Case("propagate-threshold-nan", "DRIVE_PropagateMask", "threshold NaN", ("threshold is nan",)),
      lambda p, s: propagate(p, threshold=NAN)),
     # Edit Report / Compare Strip
@@ -280,16 +274,16 @@ CASES = [
     (Case("report-all-ones", "DRIVE_EditReport", "an all-one mask", ("covers every pixel of every frame",)),
      lambda p, s: report(p, mask=torch.ones(4, 16, 16))),
     (Case("report-frames", "DRIVE_EditReport", "4 source frames, 3 edited", ("4 frames but the edited clip has 3",)),
-     lambda p, s: report(p, edited=frames(3))),
+     lambda p, s: report(p, edited=random_frames(3))),
     (Case("report-nan-mask", "DRIVE_EditReport", "a NaN mask", ("the mask input holds non-finite values",)),
      lambda p, s: report(p, mask=poked(box_mask(), (0, 0, 0), NAN))),
     (Case("report-empty-mask", "DRIVE_EditReport", "an empty mask: the whole frame is background",
           check=lambda r: r[2] < 100 and "n/a" not in r[1].split("background PSNR")[1].splitlines()[0]),
      lambda p, s: report(p, mask=torch.zeros(4, 16, 16))),
     (Case("strip-inf", "DRIVE_CompareStrip", "+inf in the edited clip", ("the edited input holds non-finite values",)),
-     lambda p, s: strip(p, edited=poked(frames(seed=1), (0, 0, 0, 0), INF))),
+     lambda p, s: strip(p, edited=poked(random_frames(seed=1), (0, 0, 0, 0), INF))),
     (Case("strip-size", "DRIVE_CompareStrip", "8x8 edited frames for a 16x16 source", ("are 8x8",)),
-     lambda p, s: strip(p, edited=frames(4, 8, 8))),
+     lambda p, s: strip(p, edited=random_frames(4, 8, 8))),
     (Case("strip-frame-range", "DRIVE_CompareStrip", 'frames "0, 99" on a 4-frame clip', ("frame 99 does not exist",)),
      lambda p, s: strip(p, which="0, 99")),
     # Invert Video / EasyInv / STEM
