@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+
+LEVEL_PREFIX = re.compile(r"^(?:\x1b\[[0-9;]*m)?\[[A-Z]+\](?:\x1b\[[0-9;]*m)? ?", re.M)
 
 
 class ComfyClient:
@@ -31,6 +34,11 @@ class ComfyClient:
                 return resp.status, (json.loads(body) if body else {})
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
+
+    def log_text(self) -> str:
+        """The server's log so far, each line without the coloured level prefix 0.33 puts before it
+        (``\\x1b[32m[INFO]\\x1b[0m ``), so tests read the same text on every core."""
+        return LEVEL_PREFIX.sub("", self.log_path.read_text())
 
     def object_info(self, node: str | None = None) -> dict:
         status, body = self._request("/object_info" + (f"/{node}" if node else ""))

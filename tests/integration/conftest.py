@@ -1,7 +1,7 @@
 """A real ComfyUI with this pack loaded, for the integration tests.
 
-Runs when ``COMFYUI_DIR`` points at a ComfyUI 0.3.64 checkout (see
-../shared/comfy-harness for a CPU setup); everything here is skipped elsewhere by the
+Runs when ``COMFYUI_DIR`` points at a ComfyUI checkout (tools/setup_env.sh keeps 0.3.64 and
+0.33.0; see tests/conftest.py); everything here is skipped elsewhere by the
 root conftest. The server runs with the python in ``COMFYUI_PYTHON`` (default: the one
 running pytest, which then needs ComfyUI's requirements), on a free loopback port, with
 its own input/output/model folders under pytest's tmp dir and the checkpoints of
@@ -14,22 +14,15 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import socket
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 from comfy_client import ComfyClient
-from comfy_server import PACK_LINK_NAME, RunError, Server
+from comfy_server import PACK_LINK_NAME, RunError
+from comfy_test_server import start_server
 
-READY_TIMEOUT_S = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -40,20 +33,11 @@ def comfy(tmp_path_factory) -> ComfyClient:
     lock = open(Path(tempfile.gettempdir()) / "drive-comfy-integration.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     base = tmp_path_factory.mktemp("comfy")
-    for sub in ("input", "output", "temp", "models/sam2", "models/harmonizer", "models/checkpoints",
-                "models/controlnet", "models/drive_tuned"):
+    for sub in ("models/sam2", "models/harmonizer", "models/checkpoints", "models/controlnet", "models/drive_tuned"):
         (base / sub).mkdir(parents=True)
-    models = base / "models"
-    server = Server(f"http://127.0.0.1:{_free_port()}")
+    server = None
     try:
-        log_path = server.start(
-            comfy_dir, os.environ.get("COMFYUI_PYTHON", sys.executable), READY_TIMEOUT_S, workdir=base,
-            model_paths={"checkpoints": [comfy_dir / "models" / "checkpoints", models / "checkpoints"],
-                         "controlnet": [comfy_dir / "models" / "controlnet", models / "controlnet"],
-                         "sam2": [models / "sam2"], "harmonizer": [models / "harmonizer"],
-                         "drive_tuned": [models / "drive_tuned"]},
-            extra_args=["--cpu", "--input-directory", str(base / "input"), "--output-directory",
-                        str(base / "output"), "--temp-directory", str(base / "temp")])
+        server, log_path = start_server(comfy_dir, base, base / "models")
         text = log_path.read_text()
         failed = [ln for ln in text.splitlines() if "IMPORT FAILED" in ln and PACK_LINK_NAME in ln]
         assert not failed, f"the pack failed to import:\n{text[-6000:]}"
@@ -61,8 +45,46 @@ def comfy(tmp_path_factory) -> ComfyClient:
     except RunError as err:
         pytest.fail(str(err))
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         if (base / "comfy.log").exists():
             shutil.copy(base / "comfy.log", Path(tempfile.gettempdir()) / "drive-comfy-last.log")
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
+
+
+# --- in-process ComfyUI: the nodes' own execute on tiny random models ------------------------------------------
+
+@pytest.fixture(scope="module")
+def pack():
+    """The pack's node modules (and two drive_ops ones) with ComfyUI imported in-process (CPU unless a GPU is
+    there): each node's full code path in a fraction of a second."""
+    from comfy_inprocess import load_pack, start_comfy
+
+    start_comfy(cpu=not torch.cuda.is_available())
+    module = load_pack()
+    found = {name: module(f"nodes.{name}") for name in ("mask", "invert", "edit", "consistency", "composite",
+                                                         "evaluate", "track", "video")}
+    found.update(inversion=module("drive_ops.diffusion.inversion"), schedule=module("drive_ops.diffusion.schedule"))
+    return found
+
+
+@pytest.fixture(scope="module")
+def sd():
+    """A tiny random SD1.5-shaped MODEL, conditionings, and a recorder of the UNet's input shapes."""
+    from comfy_inprocess import random_model
+
+    torch.manual_seed(0)
+    model = random_model()
+    seen: list[tuple] = []
+
+    def record(apply_model, args):
+        seen.append(tuple(args["input"].shape))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    recorded = model.clone()
+    recorded.set_model_unet_function_wrapper(record)
+    g = torch.Generator().manual_seed(1)
+    positive = [[torch.randn(1, 77, 768, generator=g), {}]]
+    negative = [[torch.zeros(1, 77, 768), {}]]
+    return {"model": model, "recorded": recorded, "seen": seen, "positive": positive, "negative": negative}

@@ -20,39 +20,6 @@ pytestmark = pytest.mark.integration
 NAN, INF = float("nan"), float("inf")
 
 
-@pytest.fixture(scope="module")
-def pack():
-    from comfy_inprocess import load_pack, start_comfy
-
-    start_comfy(cpu=not torch.cuda.is_available())
-    module = load_pack()
-    found = {name: module(f"nodes.{name}") for name in ("mask", "invert", "edit", "consistency", "composite",
-                                                         "evaluate", "track", "video")}
-    found.update(inversion=module("drive_ops.diffusion.inversion"), schedule=module("drive_ops.diffusion.schedule"))
-    return found
-
-
-@pytest.fixture(scope="module")
-def sd():
-    """A tiny random SD1.5-shaped MODEL, conditionings, and a recorder of the UNet's input shapes."""
-    from comfy_inprocess import random_model
-
-    torch.manual_seed(0)
-    model = random_model()
-    seen: list[tuple] = []
-
-    def record(apply_model, args):
-        seen.append(tuple(args["input"].shape))
-        return apply_model(args["input"], args["timestep"], **args["c"])
-
-    recorded = model.clone()
-    recorded.set_model_unet_function_wrapper(record)
-    g = torch.Generator().manual_seed(1)
-    positive = [[torch.randn(1, 77, 768, generator=g), {}]]
-    negative = [[torch.zeros(1, 77, 768), {}]]
-    return {"model": model, "recorded": recorded, "seen": seen, "positive": positive, "negative": negative}
-
-
 def box_mask(t=4, h=16, w=16) -> torch.Tensor:
     m = torch.zeros(t, h, w)
     m[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 1.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,9 @@ import pytest
 from PIL import Image
 
 from comfy_client import execution_error
+from comfy_core import SNAPSHOT_CORE, comfy_version, comparable_prompt
 from comfy_server import Server
+from comfy_test_server import free_port
 from random_weights import provide_random_controlnet, write_random_sam2
 from workflow_convert import ui_to_api
 
@@ -120,18 +121,23 @@ def _lossless(prompt: dict) -> dict:
 
 
 def test_api_twins_match_the_converter(comfy):
+    """The API twins were made by 0.3.64's frontend: the converter gives them on 0.3.64, and on newer cores the same
+    graph (titles aside)."""
     info = comfy.object_info()
     assert WORKFLOWS, "no workflows found"
     for name in WORKFLOWS:
         ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
-        assert ui_to_api(ui, info) == _api(name), name
+        assert comparable_prompt(ui_to_api(ui, info)) == comparable_prompt(_api(name)), name
 
 
 def test_object_info_snapshot_is_current(comfy):
-    """tests/workflows/object_info.json (used by CI) still describes these nodes' inputs."""
+    """tests/workflows/object_info.json (used by CI, written on 0.3.64) still describes these nodes' inputs; on newer
+    cores the pack's own nodes must read the same (core's may have changed: 0.33's PreviewAny has no output)."""
     snap = json.loads((ROOT / "tests" / "workflows" / "object_info.json").read_text())
     info = comfy.object_info()
     for kind, schema in snap.items():
+        if comfy_version() != SNAPSHOT_CORE and not kind.startswith("DRIVE_"):
+            continue
         assert schema["input_order"] == info[kind]["input_order"], kind
         assert schema["output"] == info[kind]["output"], kind
 
@@ -292,12 +298,6 @@ def test_headless_runner_reports_a_refused_prompt(comfy, tmp_path):
     assert "error:" in run.stderr and "no_such_clip.mp4" in run.stderr, run.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _runner(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_workflow.py"), *args],
                           capture_output=True, text=True, timeout=timeout)
@@ -348,7 +348,7 @@ def test_headless_runner_reports_edit_report_numbers(comfy, assets, tmp_path):
 
 def test_headless_runner_spreads_clips_over_two_servers(comfy, assets, tmp_path):
     """Two CPU servers, four clips (one corrupt): each good clip runs once, the bad one is reported, a re-run skips."""
-    second = Server(f"http://127.0.0.1:{_free_port()}")
+    second = Server(f"http://127.0.0.1:{free_port()}")
     base = tmp_path / "second"
     for sub in ("input", "output", "temp"):
         (base / sub).mkdir(parents=True)

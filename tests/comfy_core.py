@@ -1,0 +1,35 @@
+"""Which ComfyUI core the integration tests run on: its version, read from the folder in ``COMFYUI_DIR``."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+
+def comfy_version(comfy_dir: str | Path | None = None) -> str:
+    """The version a ComfyUI folder says it is (its comfyui_version.py), or "unknown"."""
+    path = Path(comfy_dir or os.environ.get("COMFYUI_DIR", "")) / "comfyui_version.py"
+    match = re.search(r'__version__\s*=\s*"([^"]+)"', path.read_text()) if path.is_file() else None
+    return match.group(1) if match else "unknown"
+
+
+def core_at_least(version: str) -> bool:
+    """Whether the core under test is ``version`` or newer (an unknown core counts as the newest)."""
+    have = comfy_version()
+    if have == "unknown":
+        return True
+    return tuple(map(int, have.split(".")[:3])) >= tuple(map(int, version.split(".")))
+
+
+SNAPSHOT_CORE = "0.3.64"
+"""The core (and so frontend 1.27.10) the API twins and tests/workflows/object_info.json were written on."""
+
+
+def comparable_prompt(prompt: dict) -> dict:
+    """An API prompt as compared across cores: whole on the snapshot core; elsewhere without ``_meta``, since an
+    untitled node's title is its core display name, which newer cores renamed (0.33: Canny is "Detect Edges
+    (Canny)")."""
+    if comfy_version() == SNAPSHOT_CORE:
+        return prompt
+    return {nid: {k: v for k, v in node.items() if k != "_meta"} for nid, node in prompt.items()}
