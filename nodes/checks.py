@@ -41,3 +41,19 @@ def check_options(node: type[io.ComfyNode], **values: object) -> None:
         if value is not None and value not in options:
             raise ValueError(f"{name} {value!r:.60} is not one of its options ({', '.join(map(str, options))}); pick "
                              "one of them (a prompt sent through the API can hold any text, the widget cannot)")
+
+
+def combo_answer(node: type[io.ComfyNode], **values: object) -> bool | str:
+    """``validate_inputs``' answer for the combos it names: True, or the message of :func:`check_options`.
+
+    From about 0.7 core checks a V3 combo against its options before the node runs and answers
+    "Value not in list"; inputs a node names in ``validate_inputs`` are exempt from that check,
+    so the pack's message (the options, or for a model file the folder to put it in) is the
+    one the user sees on every core. A linked combo is None here (its value is not known yet)
+    and is checked when the node runs.
+    """
+    try:
+        check_options(node, **values)
+    except ValueError as err:
+        return str(err)
+    return True

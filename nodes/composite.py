@@ -16,7 +16,6 @@ from comfy_api.latest import io
 
 import comfy.model_management as mm
 import comfy.model_patcher
-import comfy.utils
 import folder_paths
 from ..drive_ops.composite.color_filters import FILTER_NAMES, apply_filters
 from ..drive_ops.composite.compositing import BLEND_MODES, composite_video, mask_on_canvas
@@ -25,9 +24,10 @@ from ..drive_ops.core.optical_flow import FLOW_QUALITIES
 from ..drive_ops.composite.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
 from ..drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file
 from ..drive_ops.core.validate import check_image, check_numbers
-from .checks import blend_mask, check_options
+from .checks import blend_mask, check_options, combo_answer
 from .keyframe_inpaint import diffusion_keyframe_fill
 from .model_folders import register_model_folder
+from .progress import progress_bar
 
 HARMONIZER_FOLDER = "harmonizer"
 HARMONIZER_EXTENSIONS = {".pth", ".pt", ".safetensors"}
@@ -99,6 +99,10 @@ class FillBackground(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, flow_quality, inpaint_method) -> bool | str:
+        return combo_answer(cls, flow_quality=flow_quality, inpaint_method=inpaint_method)
+
+    @classmethod
     def execute(cls, images: torch.Tensor, mask: torch.Tensor, grow: int, flow_quality: str, keyframe: int,
                 inpaint_method: str, steps: int, cfg: float, denoise: float, seed: int, model=None,
                 positive=None, negative=None, vae=None) -> io.NodeOutput:
@@ -113,7 +117,7 @@ class FillBackground(io.ComfyNode):
         out, unrecovered = fill_background(images, mask, grow=grow, flow_quality=flow_quality, keyframe=keyframe,
                                            keyframe_fill=fill, inpaint_method=inpaint_method,
                                            device=mm.get_torch_device(),
-                                           progress=comfy.utils.ProgressBar(3 * frames).update_absolute)
+                                           progress=progress_bar(3 * frames))
         return io.NodeOutput(out.to(mm.intermediate_device()), unrecovered.to(mm.intermediate_device()))
 
 
@@ -150,6 +154,10 @@ class CompositeBackground(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, blend) -> bool | str:
+        return combo_answer(cls, blend=blend)
+
+    @classmethod
     def execute(cls, edited: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, grow: int, feather: float,
                 blend: str, background: torch.Tensor | None = None) -> io.NodeOutput:
         check_options(cls, blend=blend)
@@ -159,7 +167,7 @@ class CompositeBackground(io.ComfyNode):
         mask = blend_mask(mask, "DRIVE_CompositeBackground")
         frames = original.shape[0]
         out = composite_video(edited, original, mask, grow=grow, feather=feather, blend=blend,
-                              chunk=FRAMES_PER_CHUNK, progress=comfy.utils.ProgressBar(frames).update_absolute,
+                              chunk=FRAMES_PER_CHUNK, progress=progress_bar(frames),
                               background=background)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
@@ -206,7 +214,7 @@ class ColorFilters(io.ComfyNode):
         def restore(chw: torch.Tensor, m: torch.Tensor | None, sl: slice) -> torch.Tensor:
             return apply_filters(chw, m, args.to(device).expand(chw.shape[0], -1))
 
-        out = map_frames(image, masks, restore, device, FRAMES_PER_CHUNK, comfy.utils.ProgressBar(frames).update_absolute)
+        out = map_frames(image, masks, restore, device, FRAMES_PER_CHUNK, progress_bar(frames))
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 
@@ -226,6 +234,12 @@ class HarmonizerLoader(io.ComfyNode):
                                            "(CC BY-NC-SA 4.0, non-commercial) or its .safetensors conversion.")],
             outputs=[Harmonizer.Output(display_name="harmonizer")],
         )
+
+    @classmethod
+    def validate_inputs(cls, weights) -> bool:
+        """Names weights so that core's generic combo check leaves it to execute, whose message names the
+        harmonizer folder to put a missing file in."""
+        return True
 
     @classmethod
     def execute(cls, weights: str) -> io.NodeOutput:
@@ -290,7 +304,7 @@ class Harmonize(io.ComfyNode):
             model, device = harmonizer.model, harmonizer.load_device
         ema = ema_for_fps(temporal_smoothing, fps)
         out, report = harmonize_video(image, masks, model, strength=strength, ema=ema, device=device,
-                                      chunk=frames_per_batch, progress=comfy.utils.ProgressBar(frames).update_absolute)
+                                      chunk=frames_per_batch, progress=progress_bar(frames))
         report["fps"] = fps
         return io.NodeOutput(out.to(mm.intermediate_device()), json.dumps(report))
 

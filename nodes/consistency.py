@@ -12,7 +12,7 @@ from comfy_api.latest import io
 from ..drive_ops.core.validate import check_numbers
 from ..drive_ops.diffusion.cross_frame_attention import LAYER_CHOICES, MODES
 from ..drive_ops.diffusion.pix2video import GUIDED_FRACTION
-from .checks import check_options
+from .checks import check_options, combo_answer
 from .patches.attention import apply_cross_frame_patch
 from .patches.samplers import pix2video_sampler
 
@@ -55,6 +55,10 @@ class CrossFrameAttention(io.ComfyNode):
             ],
             outputs=[io.Model.Output()],
         )
+
+    @classmethod
+    def validate_inputs(cls, mode, layers) -> bool | str:
+        return combo_answer(cls, mode=mode, layers=layers)
 
     @classmethod
     def execute(cls, model, mode, anchor_frame, include_self, layers, start_percent, end_percent) -> io.NodeOutput:

@@ -21,7 +21,7 @@ from comfy_api.latest import io
 from ..drive_ops.core.validate import check_latent, check_numbers
 from ..drive_ops.diffusion import masked_cfg, schedule
 from ..drive_ops.diffusion.cond_grid import copy_conditioning
-from .checks import check_options
+from .checks import check_options, combo_answer
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.masked_cfg_hook import apply_masked_cfg_patch
 from .patches.samplers import ddim_sampler, pix2video_sampler, run_sampler, sigma_table
@@ -112,6 +112,10 @@ class MaskedCFGSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, mask_mode) -> bool | str:
+        return combo_answer(cls, mask_mode=mask_mode)
+
+    @classmethod
     def execute(cls, model, positive, negative, latent, steps, cfg, cfg_start, grid_size, shuffle, seed,
                 max_grids_per_call, mask_mode, mask_threshold, mask=None, pix2video_weight=0.0, background=None,
                 denoise=1.0) -> io.NodeOutput:
@@ -193,6 +197,10 @@ class MaskedCFGPatch(io.ComfyNode):
             ],
             outputs=[io.Model.Output(display_name="model", tooltip="The patched clone.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, mask_mode) -> bool | str:
+        return combo_answer(cls, mask_mode=mask_mode)
 
     @classmethod
     def execute(cls, model, mask, cfg_start, mask_mode, mask_threshold, background=None) -> io.NodeOutput:

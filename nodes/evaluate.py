@@ -8,14 +8,14 @@ import torch
 from comfy_api.latest import io
 
 import comfy.model_management as mm
-import comfy.utils
 from ..drive_ops.evaluate import compare_strip, edit_report, plots
 from ..drive_ops.core.chunking import chunk_slices
 from ..drive_ops.core.mask_frames import match_mask_frames
 from ..drive_ops.evaluate.metrics import check_pair
 from ..drive_ops.core.optical_flow import DIS_PRESETS
 from ..drive_ops.core.validate import check_image, check_mask
-from .checks import blend_mask, check_options
+from .checks import blend_mask, check_options, combo_answer
+from .progress import progress_bar
 
 CLIP_CHUNK = 16
 
@@ -31,11 +31,11 @@ CLIP_CAVEAT = (
 def _image_embeds(clip_vision, frames: torch.Tensor) -> torch.Tensor:
     """CLIP vision ``image_embeds`` ``[T,D]`` of ``frames``, in chunks with a progress bar."""
     total = frames.shape[0]
-    pbar = comfy.utils.ProgressBar(total)
+    progress = progress_bar(total)
     out = []
     for part in chunk_slices(total, CLIP_CHUNK):
         out.append(clip_vision.encode_image(frames[part])["image_embeds"].float().cpu())
-        pbar.update_absolute(part.stop, total)
+        progress(part.stop, total)
     return torch.cat(out)
 
 
@@ -107,6 +107,10 @@ class EditReport(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, flow_preset) -> bool | str:
+        return combo_answer(cls, flow_preset=flow_preset)
+
+    @classmethod
     def execute(cls, original: torch.Tensor, edited: torch.Tensor, dilation_px: int, flow_preset: str,
                 prompt: str, mask: torch.Tensor | None = None, clip_vision=None, clip=None) -> io.NodeOutput:
         check_options(cls, flow_preset=flow_preset)
@@ -123,7 +127,7 @@ class EditReport(io.ComfyNode):
         image_embeds = None if clip_vision is None else _image_embeds(clip_vision, edited[..., :3])
         text_embed = None if clip is None else _text_embed(clip, prompt)
         report = edit_report.build_report(original.to(device), edited.to(device), mask, dilation_px, image_embeds,
-                                          text_embed, flow_preset, progress=comfy.utils.ProgressBar(1).update_absolute)
+                                          text_embed, flow_preset, progress=progress_bar(1))
         summary = edit_report.summary_text(report)
         if report.clip_t is not None:
             summary += ("\nnote: CLIP-T is valid only if the CLIP's pooled text output and the CLIP vision image "

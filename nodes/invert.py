@@ -11,7 +11,7 @@ from comfy_api.latest import io
 from ..drive_ops.core.validate import check_latent, check_numbers
 from ..drive_ops.diffusion import inversion, schedule
 from ..drive_ops.diffusion.stem import INITS
-from .checks import check_options
+from .checks import check_options, combo_answer
 from .patches.attention import apply_stem_patch
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.samplers import ddim_inversion_sampler, easyinv_sampler, run_sampler, sigma_table
@@ -92,6 +92,10 @@ class InvertVideo(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, method, blend) -> bool | str:
+        return combo_answer(cls, method=method, blend=blend)
+
+    @classmethod
     def execute(cls, model, conditioning, latent, steps, method, eta, window_start, window_length, blend, cfg,
                 grid_size, max_grids_per_call, negative=None, denoise=1.0) -> io.NodeOutput:
         check_options(cls, method=method, blend=blend)
@@ -128,6 +132,10 @@ class EasyInvSampler(io.ComfyNode):
             inputs=easyinv_inputs(),
             outputs=[io.Sampler.Output(display_name="sampler", tooltip="The inversion sampler.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, blend) -> bool | str:
+        return combo_answer(cls, blend=blend)
 
     @classmethod
     def execute(cls, eta, window_start, window_length, blend) -> io.NodeOutput:
@@ -168,6 +176,10 @@ class STEMAttention(io.ComfyNode):
             ],
             outputs=[io.Model.Output()],
         )
+
+    @classmethod
+    def validate_inputs(cls, init) -> bool | str:
+        return combo_answer(cls, init=init)
 
     @classmethod
     def execute(cls, model, num_bases, iterations, temperature, chunk_frames, init, seed) -> io.NodeOutput:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import comfy.model_management as mm
-import comfy.utils
 from comfy_api.latest import io
 
 from ..drive_ops.core.optical_flow import FLOW_QUALITIES
 from ..drive_ops.core.validate import check_image, check_mask, check_numbers
-from .checks import blend_mask, check_options
+from .checks import blend_mask, check_options, combo_answer
+from .progress import progress_bar
 
 _COLOURS = {"red": (1.0, 0.15, 0.15), "green": (0.15, 1.0, 0.3), "blue": (0.2, 0.4, 1.0),
             "yellow": (1.0, 0.9, 0.1), "magenta": (1.0, 0.2, 1.0), "white": (1.0, 1.0, 1.0)}
@@ -43,6 +43,10 @@ class PropagateMask(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, flow_quality) -> bool | str:
+        return combo_answer(cls, flow_quality=flow_quality)
+
+    @classmethod
     def execute(cls, images, mask, frame_index: int, flow_quality: str, occlusion_check: bool,
                 threshold: float) -> io.NodeOutput:
         check_options(cls, flow_quality=flow_quality)
@@ -58,9 +62,8 @@ class PropagateMask(io.ComfyNode):
         start = mask_on_frame(mask, frame_index, t, h, w)
         if not bool((start > threshold).any()):
             raise ValueError(f"the mask is empty on frame {frame_index}; draw the object on that frame")
-        pbar = comfy.utils.ProgressBar(t)
         out = propagate_mask(images.cpu(), start.cpu(), frame_index, flow_quality, occlusion_check, threshold,
-                             progress=pbar.update_absolute)
+                             progress=progress_bar(t))
         return io.NodeOutput(out.to(mm.intermediate_device()))
 
 
@@ -125,6 +128,10 @@ class MaskPreview(io.ComfyNode):
             ],
             outputs=[io.Image.Output(display_name="images")],
         )
+
+    @classmethod
+    def validate_inputs(cls, color) -> bool | str:
+        return combo_answer(cls, color=color)
 
     @classmethod
     def execute(cls, images, mask, color: str, opacity: float, outline_px: int) -> io.NodeOutput:

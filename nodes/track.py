@@ -6,14 +6,14 @@ import os
 
 import comfy.model_management as mm
 import comfy.model_patcher
-import comfy.utils
 import folder_paths
 import torch
 from comfy_api.latest import io
 
 from ..drive_ops.core.validate import check_image, check_mask, check_numbers
-from .checks import check_options
+from .checks import check_options, combo_answer
 from .model_folders import register_model_folder
+from .progress import progress_bar
 
 SAM2_FOLDER = "sam2"
 register_model_folder(SAM2_FOLDER, {".pt", ".safetensors"})
@@ -66,6 +66,11 @@ class SAM2Loader(io.ComfyNode):
             ],
             outputs=[Sam2Model.Output(display_name="sam2_model")],
         )
+
+    @classmethod
+    def validate_inputs(cls, precision, model_name=None) -> bool | str:
+        # model_name is named too: execute's message says which folder a missing file goes in
+        return combo_answer(cls, precision=precision)
 
     @classmethod
     def execute(cls, model_name: str, precision: str, image_size: int) -> io.NodeOutput:
@@ -156,6 +161,10 @@ class TrackObject(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, output_mode, bbox_format=None) -> bool | str:
+        return combo_answer(cls, output_mode=output_mode, bbox_format=bbox_format)
+
+    @classmethod
     def execute(cls, sam2_model, images, frame_index: int, individual_objects: bool, output_mode: str,
                 samurai_mode: bool, stable_frames_threshold: int, stable_ious_threshold: float,
                 kf_score_weight: float, min_obj_score_logits: float, memory_bank_iou_threshold: float,
@@ -182,10 +191,9 @@ class TrackObject(io.ComfyNode):
                                 kf_score_weight, memory_bank_iou_threshold, memory_bank_obj_score_threshold,
                                 memory_bank_kf_score_threshold) if samurai_mode else None
         mm.load_models_gpu([sam2_model])
-        pbar = comfy.utils.ProgressBar(tracked_frame_count([frame_index], t))
         out = track_masks(sam2_model.model.predictor, images.cpu(), frame_index, positive_points, negative_points, bboxes,
                           None if mask is None else mask.cpu(), individual_objects, output_mode == "per_object",
-                          samurai, offload_video_to_cpu, offload_state_to_cpu, progress=pbar.update_absolute,
+                          samurai, offload_video_to_cpu, offload_state_to_cpu, progress=progress_bar(tracked_frame_count([frame_index], t)),
                           points_normalized=points_normalized, bbox_format=bbox_format)
         return io.NodeOutput(out.to(mm.intermediate_device()))
 

@@ -11,13 +11,13 @@ import logging
 import os
 import uuid
 
-import comfy.utils
 import folder_paths
 from comfy_api.latest import io, ui
 
 from ..drive_ops.core.frame_plan import SIZE_POLICIES
 from ..drive_ops.video.encode import FORMATS
-from .checks import check_options
+from .checks import check_options, combo_answer
+from .progress import progress_bar
 
 _LOG = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class LoadVideo(io.ComfyNode):
             raise ValueError(f"{video!r} points outside ComfyUI's folders")
         loaded = load_video(path, frame_load_cap=frame_load_cap, skip_first_frames=skip_first_frames,
                             select_every_nth=select_every_nth, size_policy=size_policy, longer_side=longer_side,
-                            progress=comfy.utils.ProgressBar(0).update_absolute)
+                            progress=progress_bar(0))
         frames = loaded.frames.to(comfy.model_management.intermediate_device())
         return io.NodeOutput(frames, loaded.audio, loaded.fps, loaded.frame_count, loaded.source_width,
                              loaded.source_height, loaded.source_duration)
@@ -104,7 +104,10 @@ class LoadVideo(io.ComfyNode):
         return f"{path}:{file_fingerprint(path)}"
 
     @classmethod
-    def validate_inputs(cls, video: str) -> bool | str:
+    def validate_inputs(cls, video: str, size_policy: str | None = None) -> bool | str:
+        answer = combo_answer(cls, size_policy=size_policy)
+        if answer is not True:
+            return answer
         if not isinstance(video, str):
             return (f"video must be a file name from ComfyUI/input (text), got {type(video).__name__} {video!r:.60}; "
                     "pick the video in the list")
@@ -149,6 +152,10 @@ class SaveVideo(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, format) -> bool | str:
+        return combo_answer(cls, format=format)
+
+    @classmethod
     def execute(cls, images, fps: float, filename_prefix: str, format: str, crf: int,
                 audio: dict | None = None) -> io.NodeOutput:
         check_options(cls, format=format)
@@ -175,7 +182,7 @@ class SaveVideo(io.ComfyNode):
         staging = os.path.join(out_dir, f".drive-save-{uuid.uuid4().hex}{file_extension(format)}")
         try:
             result = encode_video(images, fps, staging, format, crf=crf, audio=audio, metadata=metadata or None,
-                                  progress=comfy.utils.ProgressBar(int(images.shape[0])).update_absolute)
+                                  progress=progress_bar(int(images.shape[0])))
             folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, out_dir, width, height)
             name = f"{filename}_{counter:05}_{file_extension(format)}"
             os.replace(staging, os.path.join(folder, name))

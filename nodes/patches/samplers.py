@@ -23,6 +23,7 @@ import torch
 from ...drive_ops.diffusion import inversion
 from ...drive_ops.diffusion.cond_grid import copy_conditioning
 from ...drive_ops.diffusion.pix2video import GUIDED_FRACTION, sample_pix2video
+from ..progress import cancellable
 
 SUPPORTED_MODELS = ("discrete-schedule models with eps or v prediction (SD1.x, SD2.x, SDXL and their fine-tunes, "
                     "v-prediction ones included)")
@@ -131,7 +132,7 @@ def run_sampler(model, positive, negative, latent: dict, cfg: float, sampler, si
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     memo: dict = {}
     positive, negative = copy_conditioning(positive, memo), copy_conditioning(negative, memo)
-    callback = latent_preview.prepare_callback(model, len(sigmas) - 1)
+    callback = cancellable(latent_preview.prepare_callback(model, len(sigmas) - 1))
     noise_mask = None if noise is None else latent.get("noise_mask")
     noise = torch.zeros_like(samples) if noise is None else noise
     out = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative,
