@@ -134,15 +134,15 @@ def _transformer_option(model_options: dict, key: str, value):
 def make_frame_order_wrappers():
     """(predict_noise wrapper, apply_model wrapper) that tell the attention patch which frames the UNet batch
     holds: the first records the sampler's frames for the step, the second compares the batch with them."""
-    def predict_noise(executor, x, timestep, model_options, seed):
+    def predict_noise(executor, x, timestep, model_options, *args, **kwargs):
         with _transformer_option(model_options, CROSS_FRAME_STATE_KEY, CrossFrameStep(x)):
-            return executor(x, timestep, model_options, seed)
+            return executor(x, timestep, model_options, *args, **kwargs)
 
-    def apply_model(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+    def apply_model(executor, x, t, c_concat, c_crossattn, control, transformer_options, *args, **kwargs):
         step = transformer_options.get(CROSS_FRAME_STATE_KEY)
         if step is not None:
             transformer_options[FRAME_ORDER_KEY] = _frame_start(x, transformer_options, step.frames)
-        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, *args, **kwargs)
 
     return predict_noise, apply_model
 
@@ -219,9 +219,9 @@ def make_stem_replace(num_bases: int, iterations: int, temperature: float, chunk
 
 def make_stem_frames_wrapper():
     """PREDICT_NOISE wrapper recording how many frames the sampler holds, for the STEM call check."""
-    def predict_noise(executor, x, timestep, model_options, seed):
+    def predict_noise(executor, x, timestep, model_options, *args, **kwargs):
         with _transformer_option(model_options, STEM_FRAMES_KEY, x.shape[0]):
-            return executor(x, timestep, model_options, seed)
+            return executor(x, timestep, model_options, *args, **kwargs)
 
     return predict_noise
 

@@ -53,6 +53,15 @@ def _frame_hint(control, frames: int, h: int, w: int, device: torch.device) -> t
     return hint.to(device=device, dtype=dtype)
 
 
+def free_memory_for_batching(model, device: torch.device) -> int:
+    """The free memory core's own cond batching sizes its calls by: from 0.16 on the patcher's figure (which
+    adds what the dynamic loader can reclaim), before that ComfyUI's global one."""
+    patcher = getattr(model, "current_patcher", None)
+    if patcher is not None and hasattr(patcher, "get_free_memory"):
+        return patcher.get_free_memory(device)
+    return comfy.model_management.get_free_memory(device)
+
+
 def _grids_per_call(model, x_in: torch.Tensor, conds: list, n_grids: int, grid_size: int,
                     max_grids_per_call: int) -> int:
     """Grids per UNet call: the user's cap, or as many as ComfyUI's memory estimate says fit now."""
@@ -60,7 +69,7 @@ def _grids_per_call(model, x_in: torch.Tensor, conds: list, n_grids: int, grid_s
         return min(max_grids_per_call, n_grids)
     entries = max(1, sum(len(c) for c in conds if c is not None))
     _, channels, h, w = x_in.shape
-    free = comfy.model_management.get_free_memory(x_in.device)
+    free = free_memory_for_batching(model, x_in.device)
     return rave_grid.largest_fitting(
         n_grids, lambda k: model.memory_required([k * entries, channels, h * grid_size, w * grid_size])
         * MEMORY_SAFETY, free)
@@ -89,7 +98,7 @@ def make_grid_wrapper(requested_grid: int, shuffle: bool, seed: int, max_grids_p
     """
     noted: set[str] = set()
 
-    def grid_wrapper(executor, model, conds, x_in, timestep, model_options):
+    def grid_wrapper(executor, model, conds, x_in, timestep, model_options, *args, **kwargs):
         if x_in.dim() != 4:
             raise ValueError(f"the DRIVE grid works on image-model latents [T,C,h,w], got {tuple(x_in.shape)}")
         options = model_options.setdefault("transformer_options", {})
@@ -125,7 +134,8 @@ def make_grid_wrapper(requested_grid: int, shuffle: bool, seed: int, max_grids_p
                 control.cond_hint = hint_grids[id(control)][part]
             chunk_conds = cond_grid.conds_for_chunk(conds, grid_masks, part)
             options[GRID_SPAN_KEY] = GridSpan(part.start, part.stop, n_grids, frames, in_frame_order)
-            return executor(model, chunk_conds, grids, timestep[:1].expand(grids.shape[0]), model_options)
+            return executor(model, chunk_conds, grids, timestep[:1].expand(grids.shape[0]), model_options, *args,
+                            **kwargs)
 
         try:
             return rave_grid.run_on_grids(run_chunk, x_in, perm, grid_size, per_call, parts)

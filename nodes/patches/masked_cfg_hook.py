@@ -108,12 +108,12 @@ def make_cfg1_gate(has_mask: bool, cfg_start: float, schedule_steps: int | None 
     It only ever turns the shortcut off (for one call, on a shallow copy of the options);
     another patch that disabled it keeps it disabled. At cfg other than 1 the flag is unused.
     """
-    def gate(executor, x, timestep, model_options, seed):
+    def gate(executor, x, timestep, model_options, *args, **kwargs):
         if not model_options.get("disable_cfg1_optimization", False):
             where = _step(model_options, timestep)
             if where is None or masked_cfg.uncond_needed(where[0], where[1], cfg_start, has_mask, schedule_steps):
                 model_options = {**model_options, "disable_cfg1_optimization": True}
-        return executor(x, timestep, model_options, seed)
+        return executor(x, timestep, model_options, *args, **kwargs)
 
     return gate
 
@@ -126,9 +126,9 @@ def make_background_wrappers(background: list):
         guider.conds[BACKGROUND_CONDS_KEY] = [c.copy() for c in comfy.sampler_helpers.convert_cond(background)]
         return executor(*args, **kwargs)
 
-    def predict_noise(executor, x, timestep, model_options, seed):
+    def predict_noise(executor, x, timestep, model_options, *args, **kwargs):
         conds = getattr(executor.class_obj, "conds", {}).get(BACKGROUND_CONDS_KEY)
-        return executor(x, timestep, dict(model_options, **{BACKGROUND_CONDS_KEY: conds}), seed)
+        return executor(x, timestep, dict(model_options, **{BACKGROUND_CONDS_KEY: conds}), *args, **kwargs)
 
     return outer_sample, predict_noise
 
