@@ -270,9 +270,9 @@ def test_every_core_sampler_runs_once_per_step_or_gets_the_packs_error(pack, mod
     patched = edit.MaskedCFGPatch.execute(patched, _mask(), 0.0, "nearest", 0.5).args[0]
     calls: list[float] = []
 
-    def probe(executor, x, timestep, model_options, seed):
+    def probe(executor, x, timestep, model_options, *args, **kwargs):
         calls.append(float(timestep[0]))
-        return executor(x, timestep, model_options, seed)
+        return executor(x, timestep, model_options, *args, **kwargs)
 
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREDICT_NOISE, "test_probe", probe)
     latent, steps = _latent(), 4
@@ -295,6 +295,8 @@ def test_every_core_sampler_runs_once_per_step_or_gets_the_packs_error(pack, mod
     refused = {n for n, o in outcome.items() if o == "refused"}
     assert {"heun", "heunpp2", "dpm_2", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde"} <= refused
     assert {"ddim", "euler", "euler_ancestral", "dpmpp_2m", "lcm", "uni_pc"}.isdisjoint(refused)
+    once, twice = pack("nodes.patches.step_guard").core_samplers()      # the message's lists are what happens
+    assert refused == set(twice) and set(outcome) - refused == set(once)
     # without shuffle and with cfg_start -1 nothing depends on the step: heun is fine there
     fixed = edit.MaskedCFGPatch.execute(edit.RAVEGridPatch.execute(model, 2, False, 3, 0).args[0], _mask(), -1.0,
                                         "nearest", 0.5).args[0]
