@@ -193,6 +193,33 @@ def frozen(module: torch.nn.Module):
                 p.requires_grad_(flag)
 
 
+def static_model(model):
+    """``model``, or where ComfyUI would load it with DynamicVRAM a clone that loads the classic way.
+
+    From 0.16 on NVIDIA (torch >= 2.8) ComfyUI loads a MODEL with ``ModelPatcherDynamic``, which
+    replaces the parameters of modules without its cast hooks, the temporal layers among them,
+    by new ``Parameter(requires_grad=False)`` objects: the optimiser would step tensors the
+    forward no longer reads. ``clone(disable_dynamic=True)`` (which re-reads the checkpoint) is
+    the core's own way out; cores without it never re-parameterise.
+    """
+    is_dynamic = getattr(model, "is_dynamic", None)
+    return model.clone(disable_dynamic=True) if is_dynamic is not None and is_dynamic() else model
+
+
+def check_trains_what_runs(train, layers: dict, trainables: tuning.Trainables) -> None:
+    """Refuse to train unless the loaded model runs the very temporal-layer tensors the optimiser steps."""
+    stepped = {id(p) for p in trainables.all_parameters() if p.requires_grad}
+    for path, layer in layers.items():
+        block = comfy.utils.get_attr(train.model, path)
+        running = getattr(block, "temporal", None)
+        params = running.trained_parameters() if running is layer else []
+        if not params or any(id(p) not in stepped for p in params):
+            raise RuntimeError(
+                f"Tune-A-Video: the loaded model's temporal layer at {path} is not the tensor set being trained "
+                "(the model loader replaced its parameters), so the tuning would save untrained layers. Start "
+                "ComfyUI with --disable-dynamic-vram and report this with your ComfyUI version.")
+
+
 def training_clone(model, layers: dict, recipe: tuning.TuneRecipe):
     """The clone that trains: temporal layers, sparse-causal attention, the training precision, to_q wrappers.
 
@@ -240,7 +267,7 @@ def tune(model, latent: dict, conditioning: list, recipe: tuning.TuneRecipe, pro
             layer.requires_grad_(False)
             for p in layer.trained_parameters():
                 p.requires_grad_(True)
-        train, wrappers, delta_keys = training_clone(model, layers, recipe)
+        train, wrappers, delta_keys = training_clone(static_model(model), layers, recipe)
         try:
             with frozen(train.model):
                 mm.load_models_gpu([train], memory_required=1e20, force_full_load=True)
@@ -250,6 +277,7 @@ def tune(model, latent: dict, conditioning: list, recipe: tuning.TuneRecipe, pro
                     parameters=[p for layer in layers.values() for p in layer.trained_parameters()]
                     + ([p for w in wrappers.values() for p in w.parameters() if p.requires_grad]
                        if recipe.trainable == "lora" else []))
+                check_trains_what_runs(train, layers, trainables)
 
                 def train_loop(denoise: Callable, x0: torch.Tensor) -> None:
                     start = time.perf_counter()

@@ -111,6 +111,8 @@ assert len(changed) == 2 * n_blocks, (len(changed), n_blocks)
 norms = [k for k in added if ".norm." in k]
 assert all(torch.equal(tuned_sd[k], torch.ones_like(tuned_sd[k]) if k.endswith("weight")
                        else torch.zeros_like(tuned_sd[k])) for k in norms), "the temporal pre-norm was trained"
+outs = [k for k in added if ".to_out." in k]
+assert outs and all(tuned_sd[k].abs().max() > 0 for k in outs), "a temporal output projection kept its zero init"
 assert_unchanged(state_patcher, state_module, "after loading the tuned clone", grads=False)
 state_module = module_state(model)
 tuned_out = sample(tuned)
@@ -118,29 +120,71 @@ assert not torch.equal(tuned_out, base_out)
 print(f"tuning: {len(changed)} to_q weights changed, {len(added)} temporal tensors added, nothing else; "
       "input MODEL and shared UNet bit-identical")
 
-# 3. a cancelled run leaves nothing behind
+# 3. a cancelled run leaves nothing behind: Cancel (ComfyUI's interrupt flag) stops it at the next step
 
 
-class Cancelled(Exception):
-    pass
+def cancel_after_first(value, total, preview, node_id=None):
+    if value >= 1:      # the first report always reaches the hook; the flag is then seen by the next step's check
+        mm.interrupt_current_processing(True)
 
 
-def cancel_at_two(value, total, preview, node_id=None):
-    if value == 2:
-        raise Cancelled()
-
-
-comfy.utils.set_progress_bar_global_hook(cancel_at_two)
+comfy.utils.set_progress_bar_global_hook(cancel_after_first)
 try:
     tune_nodes.TuneAVideo.execute(*tune_args(steps=5))
     raise AssertionError("the cancel did not stop the run")
-except Cancelled:
+except mm.InterruptProcessingException:
     pass
 finally:
     comfy.utils.set_progress_bar_global_hook(None)
+    mm.interrupt_current_processing(False)
 assert not any(isinstance(m, temporal.TemporalTransformerBlock) for m in model.model.modules())
 assert_unchanged(state_patcher, state_module, "after a cancelled run")
-print("cancelled at step 2: input MODEL and shared UNet bit-identical")
+print("cancelled after step 1: input MODEL and shared UNet bit-identical")
+
+# 3b. DynamicVRAM (0.16+, NVIDIA) re-parameterises modules without cast hooks when it loads a model: tuning trains on
+# a classic clone there, and refuses to train tensors the forward does not read (simulated here: --cpu never loads
+# dynamically)
+
+
+class DynamicPatcher:
+    def __init__(self):
+        self.cloned_with = None
+
+    def is_dynamic(self):
+        return True
+
+    def clone(self, disable_dynamic=False):
+        self.cloned_with = disable_dynamic
+        return "classic clone"
+
+
+dynamic = DynamicPatcher()
+assert tuning_run.static_model(dynamic) == "classic clone" and dynamic.cloned_with is True
+assert tuning_run.static_model(model) is model   # a classic patcher (or a core without DynamicVRAM) trains as it is
+real_load = mm.load_models_gpu
+
+
+def load_like_dynamic_vram(models, *args, **kwargs):
+    real_load(models, *args, **kwargs)
+    for patcher in models:
+        for module in patcher.model.modules():
+            if isinstance(module, temporal.TemporalAttention):
+                for name, param in list(module.named_parameters(recurse=True)):
+                    owner = module.get_submodule(name.rpartition(".")[0]) if "." in name else module
+                    setattr(owner, name.rpartition(".")[2], torch.nn.Parameter(param.detach().clone(),
+                                                                               requires_grad=False))
+
+
+mm.load_models_gpu = load_like_dynamic_vram
+try:
+    tune_nodes.TuneAVideo.execute(*tune_args())
+    raise AssertionError("tuning went on with re-parameterised temporal layers")
+except RuntimeError as err:
+    assert "is not the tensor set being trained" in str(err) and "--disable-dynamic-vram" in str(err), err
+finally:
+    mm.load_models_gpu = real_load
+assert_unchanged(state_patcher, state_module, "after a refused run")
+print("DynamicVRAM: a dynamic patcher trains on a classic clone; re-parameterised layers are refused")
 
 # 4. save, then load onto the same base: the same outputs, bit for bit
 saved_name = tune_nodes.SaveTunedVideoModel.execute(tuned, "checks/clip").args[0]
