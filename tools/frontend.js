@@ -171,7 +171,9 @@ async function searchNodes(page, query) {
   await page.evaluate(() => { window.app.graph.clear(); window.app.graph.setDirtyCanvas(true, true); });
   await page.waitForTimeout(300);
   await page.mouse.dblclick(800, 500);
-  const box = page.locator('.comfy-vue-node-search-container input, input[placeholder*="Search"]').first();
+  // 1.27: a search container with a "Search ..." box; 1.49 and newer: a dialog whose box says "Add a node..."
+  const box = page.locator('.comfy-vue-node-search-container input, input[placeholder*="Search"], '
+    + 'input[placeholder*="Add a node"]').first();
   await box.waitFor({ timeout: 10000 });
   await box.fill(query);
   // the list filters asynchronously (slowly on a loaded machine): read it once it names the query
