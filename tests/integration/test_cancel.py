@@ -42,8 +42,19 @@ LOOPS = {
         s["model"], s["negative"], latent(), 4, "ddim", 0.5, 0.05, 0.2, "after", 1.0, 1, 0),
     "sample": lambda p, s, out: p["edit"].MaskedCFGSampler.execute(
         s["model"], s["positive"], s["negative"], latent(), 4, 7.5, 0.0, 1, False, 0, 0, "nearest", 0.5),
-    "save": lambda p, s, out: p["video"].SaveVideo.execute(random_frames(T), 8.0, "cancel/clip", "png", 19),
+    "save": lambda p, s, out: save_video(p),
 }
+
+
+def save_video(p):
+    """Save Video outside a prompt: no hidden inputs, so no workflow metadata (as with --disable-metadata)."""
+    from comfy.cli_args import args
+
+    before, args.disable_metadata = args.disable_metadata, True
+    try:
+        return p["video"].SaveVideo.execute(random_frames(T), 8.0, "cancel/clip", "png", 19)
+    finally:
+        args.disable_metadata = before
 
 
 @pytest.fixture
