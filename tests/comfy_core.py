@@ -26,10 +26,17 @@ SNAPSHOT_CORE = "0.3.64"
 """The core (and so frontend 1.27.10) the API twins and tests/workflows/object_info.json were written on."""
 
 
-def comparable_prompt(prompt: dict) -> dict:
-    """An API prompt as compared across cores: whole on the snapshot core; elsewhere without ``_meta``, since an
-    untitled node's title is its core display name, which newer cores renamed (0.33: Canny is "Detect Edges
-    (Canny)")."""
+def comparable_prompt(prompt: dict, object_info: dict) -> dict:
+    """An API prompt as compared across cores: whole on the snapshot core. Elsewhere without ``_meta`` (an untitled
+    node's title is its core display name, which newer cores renamed: 0.33's Canny is "Detect Edges (Canny)") and
+    with only the inputs the node declares in ``object_info`` (frontends 1.49+ also send display-only widgets, such
+    as PreviewAny's ``preview``, which the core ignores)."""
     if comfy_version() == SNAPSHOT_CORE:
         return prompt
-    return {nid: {k: v for k, v in node.items() if k != "_meta"} for nid, node in prompt.items()}
+    out = {}
+    for nid, node in prompt.items():
+        declared = object_info.get(node["class_type"], {}).get("input", {})
+        names = {*declared.get("required", {}), *declared.get("optional", {})}
+        out[nid] = {"class_type": node["class_type"],
+                    "inputs": {k: v for k, v in node["inputs"].items() if k in names}}
+    return out

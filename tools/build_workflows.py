@@ -73,14 +73,18 @@ FIXED_SEED = {"seed": 12345, "control_after_generate": "fixed"}
 NOTE_COLOR, NOTE_BG = "#432", "#653"
 
 
-def node(id_: str, type_: str, col: int, mode: int = 0, title: str | None = None, **widgets) -> dict:
+def node(id_: str, type_: str, col: int, mode: int = 0, title: str | None = None, gap_after: int = 0,
+         **widgets) -> dict:
     """A node in layout column ``col`` (the frontend stacks each column by the nodes' real sizes, loaders that
-    preview their file last: the preview grows them downward)."""
+    preview their file last: the preview grows them downward). ``gap_after`` adds room below it for frontends
+    that draw it taller than the one building the workflow."""
     spec = {"id": id_, "type": type_, "col": col, "widgets": widgets}
     if mode:
         spec["mode"] = mode
     if title:
         spec["title"] = title
+    if gap_after:
+        spec["gap_after"] = gap_after
     return spec
 
 
@@ -394,7 +398,7 @@ def remove_object() -> dict:
         node("bg_text", "CLIPTextEncode", 2, mode=4, title="Background prompt",
              text="an empty grassy field, a grey stone, natural light"),
         node("neg_text", "CLIPTextEncode", 2, mode=4, title="Negative prompt", text="ball, " + NEGATIVE),
-        node("fill", "DRIVE_FillBackground", 3, grow=4, keyframe=-1, **FIXED_SEED),
+        node("fill", "DRIVE_FillBackground", 3, grow=4, keyframe=-1, gap_after=260, **FIXED_SEED),  # 1.58: 562 px
         node("save", "DRIVE_SaveVideo", 4, filename_prefix="DRIVE/object_removed", format="mp4"),
         node("preview", "DRIVE_MaskPreview", 4, title="Invented area"),
         node("save_preview", "DRIVE_SaveVideo", 4, title="Save invented-area overlay",

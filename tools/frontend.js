@@ -209,15 +209,16 @@ async function dropPictures(page, pngDir) {
 async function check(url, workflowDir, shotDir, pngDir) {
   const { ctx, page, errors } = await openFrontend(url);
   await page.evaluate(() => {
-    // Wait (up to 10 s) until every video preview has its metadata and node sizes stopped changing:
-    // a picked video grows Load Video by its preview, which must not cover the nodes below.
-    window.settle = async (app) => {
+    // Wait (up to 30 s) until node sizes stopped changing, every video preview has its metadata and
+    // `ready()` holds: a picked video grows Load Video by its preview, which must not cover the nodes
+    // below, and newer frontends (1.49+) add the preview later than 1.27 did.
+    window.settle = async (app, ready = () => true) => {
       let last = '';
-      for (let i = 0; i < 40; i++) {
+      for (let i = 0; i < 120; i++) {
         await new Promise((r) => setTimeout(r, 250));
         app.canvas.draw(true, true);
         const now = JSON.stringify(app.graph._nodes.map((n) => n.size));
-        if (now === last && [...document.querySelectorAll('video')].every((v) => v.readyState >= 1)) return;
+        if (now === last && ready() && [...document.querySelectorAll('video')].every((v) => v.readyState >= 1)) return;
         last = now;
       }
     };
@@ -227,7 +228,8 @@ async function check(url, workflowDir, shotDir, pngDir) {
       const found = [];
       nodes.forEach((a, i) => nodes.slice(i + 1).forEach((b) => {
         const [ax0, ay0, ax1, ay1] = box(a), [bx0, by0, bx1, by1] = box(b);
-        if (ax0 < bx1 && bx0 < ax1 && ay0 < by1 && by0 < ay1) found.push(`${a.type}#${a.id} / ${b.type}#${b.id}`);
+        const where = (n, [x0, y0, x1, y1]) => `${n.type}#${n.id} (${[x0, y0, x1, y1].map(Math.round).join(',')})`;
+        if (ax0 < bx1 && bx0 < ax1 && ay0 < by1 && by0 < ay1) found.push(`${where(a, box(a))} / ${where(b, box(b))}`);
       }));
       return found;
     };
@@ -259,8 +261,9 @@ async function check(url, workflowDir, shotDir, pngDir) {
       }
       const api = (await app.graphToPrompt()).output;
       const loaders = app.graph._nodes.filter((n) => n.type === 'DRIVE_LoadVideo');
-      const heights = loaders.map((n) => n.size[1]);
-      await settle(app);
+      // the height saved in the file: 1.49+ may have grown the node by the time the prompt above is made
+      const heights = loaders.map((n) => data.nodes.find((saved) => String(saved.id) === String(n.id)).size[1]);
+      await settle(app, () => loaders.every((n, i) => n.size[1] > heights[i]));
       const videoPreview = loaders.map((n, i) => [n.id, heights[i], n.size[1]]);
       const overlaps = overlappingNodes(app.graph._nodes);
       const boxes = [...app.graph._nodes.map((n) => [n.pos[0], n.pos[1] - 40, n.size[0], n.size[1] + 40]),

@@ -127,7 +127,7 @@ def test_api_twins_match_the_converter(comfy):
     assert WORKFLOWS, "no workflows found"
     for name in WORKFLOWS:
         ui = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
-        assert comparable_prompt(ui_to_api(ui, info)) == comparable_prompt(_api(name)), name
+        assert comparable_prompt(ui_to_api(ui, info), info) == comparable_prompt(_api(name), info), name
 
 
 def test_object_info_snapshot_is_current(comfy):
