@@ -93,19 +93,57 @@ def _node_input(prompt: dict, item: str, flag: str) -> tuple[list[str], str, str
     """``NODE.input=value`` -> (ids of the nodes NODE names: id, title or type; input name; value)."""
     target, _, value = item.partition("=")
     node_ref, _, name = target.partition(".")
-    ids = [nid for nid, n in prompt.items() if node_ref in (nid, n["class_type"], n.get("_meta", {}).get("title"))]
-    if not ids or not name or not value:
+    if not node_ref or not name or not value:
         form = "NODE.input=value" if flag == "--set" else "NODE.input=PATH"
         raise RunError(f"{flag} {item!r}: use {form}, NODE being a node id, title or type of the workflow"
                        + (" (JSON values allowed)" if flag == "--set" else ""))
+    ids = [nid for nid, n in prompt.items() if node_ref in (nid, n["class_type"], n.get("_meta", {}).get("title"))]
+    if not ids:
+        nodes = ", ".join(f"{nid} {n['class_type']}" + (f" '{n['_meta']['title']}'" if n.get("_meta", {}).get("title")
+                                                         not in (None, n["class_type"]) else "")
+                          for nid, n in prompt.items())
+        raise RunError(f"{flag} {item!r}: the workflow has no node {node_ref!r} (an id, title or type); its nodes: "
+                       f"{nodes}")
     return ids, name, value
 
 
+def check_input(prompt: dict, ids: list[str], name: str, value: object, info: dict, flag: str, item: str) -> None:
+    """Refuse ``--set`` / ``--file`` ``item`` unless every node it names declares input ``name`` (in ``info``,
+    the server's /object_info) and, for ``--set``, ``value`` is among a combo's options or within a number's
+    range: a misspelt input would otherwise be ignored without a word and the run go on with the default."""
+    for nid in ids:
+        kind = prompt[nid]["class_type"]
+        schema = info.get(kind)
+        if schema is None:
+            continue
+        declared = {**schema["input"].get("optional", {}), **schema["input"].get("required", {})}
+        if name not in declared:
+            order = schema.get("input_order", {})
+            names = [*order.get("required", []), *order.get("optional", [])] or sorted(declared)
+            raise RunError(f"{flag} {item!r}: {kind} (node {nid}) has no input {name!r}; its inputs: "
+                           f"{', '.join(names)}")
+        if flag != "--set":
+            continue
+        kind_of_input, options = declared[name][0], declared[name][1] if len(declared[name]) > 1 else {}
+        choices = kind_of_input if isinstance(kind_of_input, list) else \
+            options.get("options") if kind_of_input == "COMBO" else None
+        if choices is not None and value not in choices:
+            raise RunError(f"{flag} {item!r}: {value!r} is not one of {kind}.{name}'s options "
+                           f"({', '.join(map(str, choices))})")
+        if kind_of_input in ("INT", "FLOAT"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise RunError(f"{flag} {item!r}: {kind}.{name} takes a number, got {value!r}")
+            low, high = options.get("min"), options.get("max")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise RunError(f"{flag} {item!r}: {value!r} is outside {kind}.{name}'s range ({low} to {high})")
+
+
 def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | None,
-                    files: dict[str, str] | None = None) -> dict:
+                    files: dict[str, str] | None = None, info: dict | None = None) -> dict:
     """Return a copy of ``prompt`` with the command line's overrides applied.
 
-    ``files`` maps each ``--file NODE.input=PATH`` item to the name its upload got.
+    ``files`` maps each ``--file NODE.input=PATH`` item to the name its upload got. With
+    ``info`` (/object_info) each ``--set`` and ``--file`` is checked against the node's inputs.
     """
     prompt = json.loads(json.dumps(prompt))
     if video_name is not None:
@@ -143,10 +181,14 @@ def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | No
             parsed = json.loads(value)
         except json.JSONDecodeError:
             parsed = value
+        if info is not None:
+            check_input(prompt, ids, name, parsed, info, "--set", item)
         for nid in ids:
             prompt[nid]["inputs"][name] = parsed
     for item, uploaded in (files or {}).items():
         ids, name, _ = _node_input(prompt, f"{item}={uploaded}", "--file")
+        if info is not None:
+            check_input(prompt, ids, name, uploaded, info, "--file", item)
         for nid in ids:
             prompt[nid]["inputs"][name] = uploaded
     return prompt
@@ -328,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for job in jobs:
             predicted = apply_overrides(base_prompt, args, job.clip.name if job.clip else None,
-                                        {k: p.name for k, p in files.items()})
+                                        {k: p.name for k, p in files.items()}, info)
             job.fingerprint = fingerprint(predicted, job.clip)
         pending = [job for job in jobs if args.rerun or not manifest.is_done(job)]
         for job in jobs:

@@ -80,7 +80,7 @@ def test_file_overrides_set_the_uploaded_name():
     masks = [n for n in out.values() if n["class_type"] == "LoadImageMask"]
     assert masks and all(n["inputs"]["image"] == "uploaded_mask.png" for n in masks)
     assert prompt != out, "the input prompt must stay as it was"
-    with pytest.raises(RunError, match="NODE.input=PATH"):
+    with pytest.raises(RunError, match="the workflow has no node 'NoSuchNode'.*its nodes: 1 "):
         run_workflow.apply_overrides(prompt, _args(), None, {"NoSuchNode.image": "x.png"})
 
 
@@ -198,3 +198,27 @@ def test_server_stop_removes_the_folder_it_made(tmp_path, monkeypatch):
     assert len(made) == 1 and (made[0] / "custom_nodes" / "comfyui-drive").is_symlink()
     server.stop()
     assert list(temp_root.iterdir()) == [], "the runner's temporary folder is left behind"
+
+
+def test_every_set_and_file_is_checked_against_the_nodes_inputs():
+    """A misspelt input, an unknown node, a value out of range or not among the options: refused before queueing."""
+    _, prompt = _instance_edit()
+
+    def run(*sets: str, files: dict | None = None) -> dict:
+        return run_workflow.apply_overrides(prompt, _args(set=list(sets)), None, files, INFO)
+
+    assert next(n for n in run("DRIVE_LoadVideo.frame_load_cap=9").values()
+                if n["class_type"] == "DRIVE_LoadVideo")["inputs"]["frame_load_cap"] == 9
+    with pytest.raises(RunError, match=r"DRIVE_LoadVideo \(node 1\) has no input 'frame_cap'; its inputs: video, "
+                                       r"frame_load_cap, skip_first_frames"):
+        run("DRIVE_LoadVideo.frame_cap=9")
+    with pytest.raises(RunError, match=r"the workflow has no node 'DRIVE_LoadVidoe'.*its nodes: 1 DRIVE_LoadVideo"):
+        run("DRIVE_LoadVidoe.frame_load_cap=9")
+    with pytest.raises(RunError, match=r"-1 is outside DRIVE_LoadVideo.frame_load_cap's range \(0 to 1000000\)"):
+        run("DRIVE_LoadVideo.frame_load_cap=-1")
+    with pytest.raises(RunError, match=r"DRIVE_LoadVideo.frame_load_cap takes a number, got 'nine'"):
+        run("DRIVE_LoadVideo.frame_load_cap=nine")
+    with pytest.raises(RunError, match=r"'huge' is not one of DRIVE_LoadVideo.size_policy's options \(keep, "):
+        run("DRIVE_LoadVideo.size_policy=huge")
+    with pytest.raises(RunError, match=r"has no input 'img'"):
+        run(files={"DRIVE_LoadVideo.img": "uploaded.mp4"})
