@@ -4,7 +4,9 @@ Each server runs one prompt at a time (one worker thread per server takes the ne
 a clip that fails is recorded with its reason and not tried again in this run; a server
 that stops answering leaves the pool. The manifest (``manifest.json`` in ``--out``) holds,
 per clip, the fingerprint of the prompt that ran and the files it produced: a re-run
-skips a clip whose fingerprint is unchanged and whose files all exist. Standard library only.
+skips a clip whose fingerprint is unchanged and whose files all exist. It also holds the
+fingerprint of the request (workflow file, command-line options, clip and input files), so a
+re-run of the same command is skipped before any server is started. Standard library only.
 """
 
 from __future__ import annotations
@@ -35,12 +37,24 @@ class Job:
     out_dir: Path
     fingerprint: str = ""
     outputs: list[Path] = field(default_factory=list)
+    request: str = ""
 
 
 def fingerprint(prompt: dict, clip: Path | None) -> str:
     """A hash of what decides a clip's results: the prompt sent and the clip file's size and time."""
     stat = clip.stat() if clip is not None else None
     data = {"prompt": prompt, "clip": None if stat is None else [stat.st_size, stat.st_mtime_ns]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def request_fingerprint(workflow: Path, options: dict, clip: Path | None, files: dict[str, Path]) -> str:
+    """A hash of what the command asked for, known without a server: the workflow file's bytes, the options that
+    change the prompt, and the size and time of the clip and of every ``--file``."""
+    def stat(path: Path | None) -> list | None:
+        return None if path is None else [path.stat().st_size, path.stat().st_mtime_ns]
+
+    data = {"workflow": hashlib.sha256(workflow.read_bytes()).hexdigest(), "options": options, "clip": stat(clip),
+            "files": {item: stat(path) for item, path in sorted(files.items())}}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -62,9 +76,15 @@ class Manifest:
         return bool(rec and rec.get("status") == "done" and rec.get("fingerprint") == job.fingerprint
                     and all((self.out / p).exists() for p in rec.get("outputs", [])))
 
+    def done_as_requested(self, job: Job) -> bool:
+        """True when ``job`` ran before from the same request (:func:`request_fingerprint`) with all its files."""
+        rec = self.jobs.get(job.key)
+        return bool(job.request and rec and rec.get("status") == "done" and rec.get("request") == job.request
+                    and all((self.out / p).exists() for p in rec.get("outputs", [])))
+
     def record(self, job: Job, status: str, **info) -> None:
         with self._lock:
-            self.jobs[job.key] = {"status": status, "fingerprint": job.fingerprint,
+            self.jobs[job.key] = {"status": status, "fingerprint": job.fingerprint, "request": job.request,
                                   "outputs": [str(p.relative_to(self.out)) for p in job.outputs], **info}
             write_json(self.path, {"version": 1, "jobs": self.jobs})
 

@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 from comfy_server import RunError, Server, device_args
-from run_batch import Job, Manifest, fingerprint, run_jobs
+from run_batch import Job, Manifest, fingerprint, request_fingerprint, run_jobs
 from run_outputs import collect_files, collect_reports, format_reports, write_json
 from workflow_convert import WorkflowError, ui_to_api, with_prompt_values
 
@@ -42,6 +42,8 @@ ENVIRONMENT = {
                         "torch has no GPU)",
 }
 REPORT_NAME = "report.json"
+PROMPT_OPTIONS = ("prompt", "negative", "points", "negative_points", "seed", "set", "previews")
+"""The options that change what a run makes (with the workflow, the clip and the --file inputs)."""
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
 VIDEO_LOADERS = {"DRIVE_LoadVideo": "video", "LoadVideo": "file"}
 POSITIVE_INPUTS = ("positive",)
@@ -339,9 +341,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs = jobs_of(args.video, args.out)
         files = _file_items(args.file)
+        manifest = Manifest(args.out)
+        options = {k: getattr(args, k) for k in PROMPT_OPTIONS}
+        for job in jobs:
+            job.request = request_fingerprint(args.workflow, options, job.clip, files)
+        if not args.rerun:
+            for job in [job for job in jobs if manifest.done_as_requested(job)]:
+                print(f"[{job.key}] done before with the same workflow and options (manifest {manifest.path}): "
+                      "skipped; --rerun runs it again", file=sys.stderr)
+                jobs.remove(job)
+            if not jobs:
+                return 0
         servers, started = _ready_servers(args)
         ui, base_prompt, info = load_workflow(args.workflow, servers[0])
-        manifest = Manifest(args.out)
         print_lock = threading.Lock()
         uploads: dict[tuple[str, Path], str] = {}
 
@@ -375,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         pending = [job for job in jobs if args.rerun or not manifest.is_done(job)]
         for job in jobs:
             if job not in pending:
-                print(f"[{job.key}] done before (manifest {manifest.path}): skipped", file=sys.stderr)
+                print(f"[{job.key}] done before (manifest {manifest.path}): skipped; --rerun runs it again",
+                      file=sys.stderr)
         failures = run_jobs(pending, servers, run_one, manifest)
         if len(failures) == 1 and len(jobs) == 1:
             print(f"error: {failures[0].split(': ', 1)[1]}", file=sys.stderr)

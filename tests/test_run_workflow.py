@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import run_workflow
 from comfy_server import RunError, Server, device_args
-from run_batch import Job, Manifest, fingerprint, run_jobs
+from run_batch import Job, Manifest, fingerprint, request_fingerprint, run_jobs
 from run_outputs import collect_reports, format_reports, write_json
 from workflow_convert import ui_to_api, with_prompt_values
 
@@ -222,3 +222,27 @@ def test_every_set_and_file_is_checked_against_the_nodes_inputs():
         run("DRIVE_LoadVideo.size_policy=huge")
     with pytest.raises(RunError, match=r"has no input 'img'"):
         run(files={"DRIVE_LoadVideo.img": "uploaded.mp4"})
+
+
+def test_the_same_command_again_is_skipped_before_any_server_starts(tmp_path, monkeypatch, capsys):
+    """A done clip with the same workflow, options and files is skipped with --rerun named; no server is touched."""
+    workflow, clip, out = ROOT / "workflows" / "mask_only.json", tmp_path / "clip.mp4", tmp_path / "out"
+    clip.write_bytes(b"a clip")
+    argv = [str(workflow), "--video", str(clip), "--out", str(out), "--points", '[{"x": 1, "y": 2}]']
+    args = run_workflow.parse_args(argv)
+    job = run_workflow.jobs_of(args.video, args.out)[0]
+    job.request = request_fingerprint(workflow, {k: getattr(args, k) for k in run_workflow.PROMPT_OPTIONS}, clip, {})
+    (out / "result.mp4").parent.mkdir(parents=True, exist_ok=True)
+    (out / "result.mp4").write_bytes(b"made")
+    job.outputs = [out / "result.mp4"]
+    Manifest(out).record(job, "done", server="http://s", seconds=1.0)
+
+    def no_server(*a, **k):
+        raise AssertionError("a server was started or asked for a run that was done before")
+
+    monkeypatch.setattr(run_workflow, "_ready_servers", no_server)
+    assert run_workflow.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "done before with the same workflow and options" in err and "--rerun runs it again" in err
+    with pytest.raises(AssertionError, match="a server was started"):
+        run_workflow.main(argv[:-1] + ['[{"x": 5, "y": 2}]'])          # another click: it runs again
