@@ -29,6 +29,10 @@ Figures (full sizes; ``--small`` shrinks them, see SIZES):
   the other settings); a frame count that runs out of memory says so.
 - ``fill``: Fill Background fps and peak memory at 512 px, 16 frames (bench/fill.py's scene and entry point).
 
+A figure that fails is reported in its row (and the traceback printed) and the others still run;
+the exit status is 1 when any failed. The test command runs ``--device cpu --small``
+(tests/integration/test_gpu_suite.py) so the suite cannot break unseen.
+
 Adding a figure: one function ``fig_x(ctx) -> list[dict]`` (rows from :func:`row`) under
 ``@figure("x", needs=("DRIVE_NodeId",))``; it is skipped with a note while a node it needs is
 not registered.
@@ -42,6 +46,7 @@ import os
 import platform
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -140,16 +145,21 @@ def random_sd15(full: bool, device: torch.device, dtype: torch.dtype):
 
 
 def random_vae(device: torch.device):
-    """ComfyUI's VAE around SD1.5's AutoencoderKL with its default (random) initialisation."""
+    """ComfyUI's VAE around SD1.5's AutoencoderKL, each weight drawn as its layer type's ``reset_parameters`` would.
+
+    (ComfyUI builds the autoencoder with ops that skip the initialisation, so its own state dict holds
+    whatever memory held: encodings of it were NaN.)
+    """
     import comfy.sd
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
-    from tools.make_random_sd15 import VAE_DDCONFIG
+    from tools.make_random_sd15 import POSITION_IDS, VAE_DDCONFIG, random_state_dict
 
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        state = AutoencoderKL(ddconfig=VAE_DDCONFIG, embed_dim=4).state_dict()
-    return comfy.sd.VAE(sd=state, device=device)
+    with torch.device("meta"):
+        layout = AutoencoderKL(ddconfig=VAE_DDCONFIG, embed_dim=4)
+    state = random_state_dict({"": layout}, seed=0)
+    state.pop(POSITION_IDS)
+    return comfy.sd.VAE(sd={k: v.float() for k, v in state.items()}, device=device)
 
 
 FIGURES: dict[str, tuple[Callable, tuple[str, ...]]] = {}
@@ -495,6 +505,7 @@ def main() -> None:
         raise SystemExit(f"unknown figures {unknown}; choose from {', '.join(FIGURES)}")
     present = registered_nodes(pack)
     rows: list[dict] = []
+    failed: list[str] = []
     started = time.perf_counter()
     for name in chosen:
         fn, needs = FIGURES[name]
@@ -503,7 +514,14 @@ def main() -> None:
             rows.append(row(name, "skipped", "-", "", note=f"nodes not registered: {', '.join(missing)}"))
             continue
         begin = time.perf_counter()
-        rows += fn(ctx)
+        try:
+            rows += fn(ctx)
+        except Exception as err:  # one broken figure is reported and the others still run
+            failed.append(name)
+            rows.append(row(name, "failed", float("nan"), "", note=f"{type(err).__name__}: {err}"[:300]))
+            print(f"gpu_suite: {name} FAILED: {type(err).__name__}: {err}", flush=True)
+            traceback.print_exc()
+            continue
         print(f"gpu_suite: {name} done in {time.perf_counter() - begin:.1f} s", flush=True)
     total = time.perf_counter() - started
     device_name = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else platform.processor()
@@ -518,6 +536,8 @@ def main() -> None:
                                    "sizes": ctx.size, "rows": rows}, indent=1) + "\n")
     os.replace(partial, out)
     print(f"written to {out}")
+    if failed:
+        raise SystemExit(f"gpu_suite: {len(failed)} figure(s) failed: {', '.join(failed)} (their rows say why)")
 
 
 if __name__ == "__main__":
