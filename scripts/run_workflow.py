@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -42,6 +43,7 @@ ENVIRONMENT = {
                         "torch has no GPU)",
 }
 REPORT_NAME = "report.json"
+SERVER_LOG = "comfyui.log"
 PROMPT_OPTIONS = ("prompt", "negative", "points", "negative_points", "seed", "set", "previews")
 """The options that change what a run makes (with the workflow, the clip and the --file inputs)."""
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
@@ -337,7 +339,7 @@ def _stop_on_sigterm() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _stop_on_sigterm()
-    started = None
+    started, status = None, 1
     try:
         jobs = jobs_of(args.video, args.out)
         files = _file_items(args.file)
@@ -392,18 +394,29 @@ def main(argv: list[str] | None = None) -> int:
         failures = run_jobs(pending, servers, run_one, manifest)
         if len(failures) == 1 and len(jobs) == 1:
             print(f"error: {failures[0].split(': ', 1)[1]}", file=sys.stderr)
-            return 1
-        if failures:
+        elif failures:
             print(f"error: {len(failures)} of {len(jobs)} clip(s) failed:\n  " + "\n  ".join(failures),
                   file=sys.stderr)
-            return 1
-        return 0
+        status = 1 if failures else 0
+        return status
     except RunError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:
         if started is not None:
+            if status != 0:
+                keep_log(started, args.out)
             started.stop()
+
+
+def keep_log(server: Server, out: Path) -> None:
+    """Copy the log of a ComfyUI the runner started into ``out`` before it goes with the server's folder."""
+    log = server.workdir / "comfy.log" if server.workdir is not None else None
+    if log is None or not log.is_file():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(log, out / SERVER_LOG)
+    print(f"ComfyUI's log of this run: {out / SERVER_LOG}", file=sys.stderr)
 
 
 if __name__ == "__main__":

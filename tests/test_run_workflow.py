@@ -246,3 +246,13 @@ def test_the_same_command_again_is_skipped_before_any_server_starts(tmp_path, mo
     assert "done before with the same workflow and options" in err and "--rerun runs it again" in err
     with pytest.raises(AssertionError, match="a server was started"):
         run_workflow.main(argv[:-1] + ['[{"x": 5, "y": 2}]'])          # another click: it runs again
+
+
+def test_a_failed_run_keeps_the_log_of_the_comfyui_it_started(tmp_path, capsys):
+    server = Server("http://127.0.0.1:1")
+    server.workdir = tmp_path / "server"
+    server.workdir.mkdir()
+    (server.workdir / "comfy.log").write_text("Traceback: the node failed\n")
+    run_workflow.keep_log(server, tmp_path / "out")
+    kept = tmp_path / "out" / run_workflow.SERVER_LOG
+    assert kept.read_text() == "Traceback: the node failed\n" and str(kept) in capsys.readouterr().err
