@@ -29,6 +29,7 @@ from pathlib import Path
 from comfy_server import RunError, Server, device_args
 from run_batch import Job, Manifest, fingerprint, request_fingerprint, run_jobs
 from run_outputs import collect_files, collect_reports, format_reports, write_json
+from run_progress import ProgressWatch, duration
 from workflow_convert import WorkflowError, ui_to_api, with_prompt_values
 
 DEFAULT_URL = "http://127.0.0.1:8188"
@@ -200,28 +201,37 @@ def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | No
 
 def execute(server: Server, prompt: dict, timeout: float, extra_data: dict | None = None,
             label: str = "") -> dict:
-    """Queue ``prompt``, print progress, and return its /history entry once done."""
-    payload = {"prompt": prompt, "client_id": uuid.uuid4().hex}
+    """Queue ``prompt``, print where it is (the running node, its step of its total, the time left, from ComfyUI's
+    websocket; the queue state without one), and return its /history entry once done."""
+    client_id = uuid.uuid4().hex
+    payload = {"prompt": prompt, "client_id": client_id}
     if extra_data:
         payload["extra_data"] = extra_data
-    pid = server.request("/prompt", payload)["prompt_id"]
-    start, last_state, last_print = time.time(), "", 0.0
-    while time.time() - start < timeout:
-        entry = server.request(f"/history/{pid}").get(pid)
-        if entry and entry.get("status", {}).get("completed") is not None:
-            status = entry["status"]
-            if status.get("status_str") == "error":
-                err = next((d for e, d in status.get("messages", []) if e == "execution_error"), {})
-                raise RunError(f"node {err.get('node_id')} ({err.get('node_type')}) failed: "
-                               f"{err.get('exception_message', 'unknown error').strip()}")
-            print(f"{label}  done in {time.time() - start:.0f}s", file=sys.stderr)
-            return entry
-        state = "running" if server.request("/queue").get("queue_running") else "queued"
-        if state != last_state or time.time() - last_print >= PROGRESS_EVERY_S:
-            print(f"{label}  {state}, {time.time() - start:.0f}s", file=sys.stderr)
-            last_state, last_print = state, time.time()
-        time.sleep(1.0)
-    raise RunError(f"the workflow did not finish within {timeout:.0f}s (prompt {pid} is still queued/running)")
+    names = {nid: node.get("_meta", {}).get("title") or node["class_type"] for nid, node in prompt.items()}
+    watch = ProgressWatch(server.url, client_id, names)
+    try:
+        pid = server.request("/prompt", payload)["prompt_id"]
+        watch.prompt_id = pid
+        start, last_line, last_print = time.time(), "", 0.0
+        while time.time() - start < timeout:
+            entry = server.request(f"/history/{pid}").get(pid)
+            if entry and entry.get("status", {}).get("completed") is not None:
+                status = entry["status"]
+                if status.get("status_str") == "error":
+                    err = next((d for e, d in status.get("messages", []) if e == "execution_error"), {})
+                    raise RunError(f"node {err.get('node_id')} ({err.get('node_type')}) failed: "
+                                   f"{err.get('exception_message', 'unknown error').strip()}")
+                print(f"{label}  done in {duration(time.time() - start)}", file=sys.stderr)
+                return entry
+            where = watch.line() or ("running" if server.request("/queue").get("queue_running") else "queued")
+            changed = where.split(":")[0] != last_line.split(":")[0]
+            if changed or time.time() - last_print >= PROGRESS_EVERY_S:
+                print(f"{label}  {duration(time.time() - start)}: {where}", file=sys.stderr)
+                last_line, last_print = where, time.time()
+            time.sleep(1.0)
+        raise RunError(f"the workflow did not finish within {timeout:.0f}s (prompt {pid} is still queued/running)")
+    finally:
+        watch.close()
 
 
 def clips_of(video: Path | None) -> list[Path | None]:

@@ -256,3 +256,20 @@ def test_a_failed_run_keeps_the_log_of_the_comfyui_it_started(tmp_path, capsys):
     run_workflow.keep_log(server, tmp_path / "out")
     kept = tmp_path / "out" / run_workflow.SERVER_LOG
     assert kept.read_text() == "Traceback: the node failed\n" and str(kept) in capsys.readouterr().err
+
+
+def test_progress_line_names_the_node_its_step_and_the_time_left(monkeypatch):
+    from run_progress import ProgressWatch
+
+    clock = [100.0]
+    monkeypatch.setattr("run_progress.time.time", lambda: clock[0])
+    watch = ProgressWatch("http://127.0.0.1:1", "me", {"16": "Masked-CFG Sampler (DRIVE)"})   # nothing listens
+    watch.prompt_id = "p1"
+    assert watch.line() is None
+    watch.handle({"type": "executing", "data": {"node": "16", "prompt_id": "p1"}})
+    assert watch.line() == "node 16 Masked-CFG Sampler (DRIVE)"
+    clock[0] += 30
+    watch.handle({"type": "progress", "data": {"value": 10, "max": 50, "node": "16", "prompt_id": "p1"}})
+    assert watch.line() == "node 16 Masked-CFG Sampler (DRIVE): step 10 of 50, about 2 min 00 s left"
+    watch.handle({"type": "progress", "data": {"value": 3, "max": 4, "node": "9", "prompt_id": "another"}})
+    assert watch.line().startswith("node 16"), "another prompt's messages are not this one's"
