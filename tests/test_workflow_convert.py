@@ -81,3 +81,11 @@ def test_prompt_override_follows_conditioning_through_controlnet():
     out = apply_overrides(prompt, parse_args(["x.json", "--prompt", "a bronze wolf"]), None)
     texts = sorted(n["inputs"]["text"] for n in out.values() if n["class_type"] == "CLIPTextEncode")
     assert "a bronze wolf" in texts and "" in texts
+
+
+def test_shipped_workflows_carry_no_hidden_negative_click():
+    """A workflow's negative points are the user's: a shipped one lands wherever its pixel happens to be on their clip."""
+    for path in WORKFLOWS.glob("*.json"):
+        for n in json.loads(path.read_text())["nodes"]:
+            if n["type"] == "DRIVE_TrackObject":
+                assert "[]" in n["widgets_values"], f"{path.name}: Track Object ships a negative point"

@@ -47,7 +47,7 @@ CANNY_CONTROLNET = "control_v11p_sd15_canny.pth"
 EDIT_PROMPT = "a shiny chrome metal ball, reflections, highly detailed"
 NEGATIVE = "blurry, low quality, distorted, deformed"
 POINTS = '[{"x": 120, "y": 300}, {"x": 100, "y": 280}]'
-NEGATIVE_POINTS = '[{"x": 400, "y": 100}]'
+NEGATIVE_POINTS = "[]"
 # Every model file a workflow names: its folder under ComfyUI/models and its official download
 # (README's model table gives the same, with sizes and licences). Nodes naming one get it as properties.models.
 MODEL_FILES = {
