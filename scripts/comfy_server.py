@@ -1,5 +1,9 @@
 """A ComfyUI server reachable over HTTP, started and stopped here when none answers.
 
+Run alone (``python scripts/comfy_server.py``) it starts the set-up's ComfyUI with the pack
+and keeps it running until Ctrl+C, so repeated ``run_workflow.py`` calls skip ComfyUI's
+start and reuse its loaded models.
+
 Shared by the headless runner (``scripts/run_workflow.py``) and the integration tests'
 fixture (``tests/integration/conftest.py``): ``Server(url).start(comfy_dir, python, ...)``
 links this pack into a fresh custom_nodes folder, writes an extra_model_paths.yaml,
@@ -9,8 +13,10 @@ removes the temporary folder it made. Standard library only, so it runs under Co
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -24,6 +30,8 @@ from pathlib import Path
 from typing import Sequence
 
 PACK_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "http://127.0.0.1:8188"
+DEFAULT_COMFYUI_DIR = PACK_DIR / ".cache" / "ComfyUI-0.3.64"
 PACK_LINK_NAME = "comfyui-drive"
 # Asks ComfyUI's python whether its torch sees an accelerator ComfyUI can use without --cpu.
 _ACCELERATOR_PROBE = (
@@ -182,3 +190,42 @@ def _describe_rejection(body: str) -> str:
         for e in err.get("errors", []):
             lines.append(f"node {node_id} ({err.get('class_type')}): {e.get('message')} {e.get('details', '')}")
     return "\n".join(ln for ln in lines if ln)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start ComfyUI with the pack on --url and keep it until Ctrl+C or SIGTERM; say so when one already answers."""
+    ap = argparse.ArgumentParser(description="Keep a ComfyUI with this pack running for repeated "
+                                             "scripts/run_workflow.py calls (they find it at the same URL).")
+    ap.add_argument("--url", default=os.environ.get("COMFYUI_URL", DEFAULT_URL),
+                    help=f"where it listens (default $COMFYUI_URL or {DEFAULT_URL})")
+    ap.add_argument("--comfyui-dir", type=Path, default=os.environ.get("COMFYUI_DIR", DEFAULT_COMFYUI_DIR),
+                    help="the ComfyUI folder to start (default $COMFYUI_DIR or the set-up's .cache/ComfyUI-0.3.64)")
+    ap.add_argument("--python", default=os.environ.get("COMFYUI_PYTHON", sys.executable),
+                    help="the python that runs ComfyUI (default $COMFYUI_PYTHON or this python)")
+    ap.add_argument("--start-timeout", type=float, default=300, help="seconds to wait for ComfyUI to answer")
+    ap.add_argument("extra", nargs=argparse.REMAINDER,
+                    help="after --: more arguments for ComfyUI's main.py (e.g. -- --lowvram)")
+    args = ap.parse_args(argv)
+    server = Server(args.url)
+    if server.alive():
+        print(f"a ComfyUI already answers at {server.url}: run_workflow.py uses it as it is", file=sys.stderr)
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    extra = [a for a in args.extra if a != "--"]
+    try:
+        server.start(Path(args.comfyui_dir), args.python, args.start_timeout,
+                     extra_args=device_args(args.python, extra))
+        print(f"ComfyUI with the pack answers at {server.url}; run workflows with "
+              f"scripts/run_workflow.py ... --server {server.url}; Ctrl+C stops it", file=sys.stderr)
+        return server.process.wait()
+    except RunError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

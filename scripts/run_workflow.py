@@ -26,14 +26,12 @@ import time
 import uuid
 from pathlib import Path
 
-from comfy_server import RunError, Server, device_args
+from comfy_server import DEFAULT_COMFYUI_DIR, DEFAULT_URL, RunError, Server, device_args
 from run_batch import Job, Manifest, fingerprint, request_fingerprint, run_jobs
 from run_outputs import collect_files, collect_reports, format_reports, write_json
 from run_progress import ProgressWatch, duration
 from workflow_convert import WorkflowError, ui_to_api, with_prompt_values
 
-DEFAULT_URL = "http://127.0.0.1:8188"
-DEFAULT_COMFYUI_DIR = Path(__file__).resolve().parent.parent / ".cache" / "ComfyUI-0.3.64"
 ENVIRONMENT = {
     "COMFYUI_URL": f"the ComfyUI to use when no --server is given (default {DEFAULT_URL})",
     "COMFYUI_DIR": "the ComfyUI folder to start when none answers (default: the test set-up's "
@@ -49,6 +47,7 @@ PROMPT_OPTIONS = ("prompt", "negative", "points", "negative_points", "seed", "se
 """The options that change what a run makes (with the workflow, the clip and the --file inputs)."""
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v"}
 VIDEO_LOADERS = {"DRIVE_LoadVideo": "video", "LoadVideo": "file"}
+TRACKERS = ("DRIVE_TrackObject",)
 POSITIVE_INPUTS = ("positive",)
 NEGATIVE_INPUTS = ("negative",)
 CONDITIONING_INPUTS = ("positive", "negative", "conditioning", "background", "conditioning_1", "conditioning_2",
@@ -144,11 +143,13 @@ def check_input(prompt: dict, ids: list[str], name: str, value: object, info: di
 
 
 def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | None,
-                    files: dict[str, str] | None = None, info: dict | None = None) -> dict:
+                    files: dict[str, str] | None = None, info: dict | None = None,
+                    mask_name: str | None = None) -> dict:
     """Return a copy of ``prompt`` with the command line's overrides applied.
 
     ``files`` maps each ``--file NODE.input=PATH`` item to the name its upload got. With
     ``info`` (/object_info) each ``--set`` and ``--file`` is checked against the node's inputs.
+    ``mask_name`` (the uploaded ``--mask`` video) replaces the trackers, after every other override.
     """
     prompt = json.loads(json.dumps(prompt))
     if video_name is not None:
@@ -196,7 +197,32 @@ def apply_overrides(prompt: dict, args: argparse.Namespace, video_name: str | No
             check_input(prompt, ids, name, uploaded, info, "--file", item)
         for nid in ids:
             prompt[nid]["inputs"][name] = uploaded
+    if mask_name is not None:
+        use_mask_video(prompt, mask_name)
     return prompt
+
+
+def use_mask_video(prompt: dict, mask_name: str) -> None:
+    """Put the mask video ``mask_name`` (white object on black) where each tracker's mask was, in place.
+
+    The tracker's node id becomes a ThresholdMask (0.5, so a lossy mask video is binary again)
+    of the mask video's red channel, read by a loader with the clip loader's settings, so its
+    frames are the clip's frames; whatever read the tracker's mask reads it unchanged.
+    """
+    trackers = _nodes_of(prompt, TRACKERS)
+    if not trackers:
+        raise RunError(f"--mask given, but the workflow has no {' / '.join(TRACKERS)} node to replace")
+    loaders = _nodes_of(prompt, VIDEO_LOADERS)
+    if [prompt[nid]["class_type"] for nid in loaders] != ["DRIVE_LoadVideo"]:
+        raise RunError("--mask needs a workflow with one DRIVE_LoadVideo (its settings load the mask video)")
+    loader = {"class_type": "DRIVE_LoadVideo", "inputs": {**prompt[loaders[0]]["inputs"], "video": mask_name},
+              "_meta": {"title": "Mask video (--mask)"}}
+    for nid in trackers:
+        prompt[f"{nid}_mask_video"] = json.loads(json.dumps(loader))
+        prompt[f"{nid}_mask_red"] = {"class_type": "ImageToMask",
+                                     "inputs": {"image": [f"{nid}_mask_video", 0], "channel": "red"}}
+        prompt[nid] = {"class_type": "ThresholdMask", "inputs": {"mask": [f"{nid}_mask_red", 0], "value": 0.5},
+                       "_meta": {"title": "Mask from --mask"}}
 
 
 def execute(server: Server, prompt: dict, timeout: float, extra_data: dict | None = None,
@@ -298,6 +324,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--file", action="append", metavar="NODE.input=PATH",
                     help="upload PATH (an image, mask or video) into ComfyUI's input folder and give its name to "
                          "that input, e.g. LoadImageMask.image=workflows/inputs/drive_demo_mask.png; repeatable")
+    ap.add_argument("--mask", type=Path,
+                    help="a mask video of the object (white on black, the clip's frames) used in place of tracking, "
+                         "e.g. workflows/inputs/drive_demo_mask.mp4 for the demo clip")
     ap.add_argument("--out", type=Path, default=Path("drive_outputs"),
                     help="folder for the results, the report numbers (report.json) and manifest.json")
     ap.add_argument("--rerun", action="store_true",
@@ -353,10 +382,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs = jobs_of(args.video, args.out)
         files = _file_items(args.file)
+        if args.mask is not None:
+            if len(jobs) > 1:
+                raise RunError("--mask is one clip's mask: give --video a single clip, not a folder")
+            if not args.mask.is_file():
+                raise RunError(f"--mask {args.mask}: no such file")
         manifest = Manifest(args.out)
         options = {k: getattr(args, k) for k in PROMPT_OPTIONS}
         for job in jobs:
-            job.request = request_fingerprint(args.workflow, options, job.clip, files)
+            job.request = request_fingerprint(args.workflow, options, job.clip,
+                                              {**files, **({"--mask": args.mask} if args.mask else {})})
         if not args.rerun:
             for job in [job for job in jobs if manifest.done_as_requested(job)]:
                 print(f"[{job.key}] done before with the same workflow and options (manifest {manifest.path}): "
@@ -377,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         def run_one(server: Server, job: Job) -> None:
             label = f"[{job.key}]" if len(jobs) > 1 else ""
             name = upload(server, job.clip) if job.clip is not None else None
-            prompt = apply_overrides(base_prompt, args, name, {k: upload(server, p) for k, p in files.items()})
+            prompt = apply_overrides(base_prompt, args, name, {k: upload(server, p) for k, p in files.items()},
+                                     mask_name=upload(server, args.mask) if args.mask else None)
             extra = {"extra_pnginfo": {"workflow": with_prompt_values(ui, prompt, info)}} if ui else None
             print(f"{label} running {args.workflow.name} on {server.url}".strip(), file=sys.stderr)
             entry = execute(server, prompt, args.timeout, extra, label)
@@ -394,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for job in jobs:
             predicted = apply_overrides(base_prompt, args, job.clip.name if job.clip else None,
-                                        {k: p.name for k, p in files.items()}, info)
+                                        {k: p.name for k, p in files.items()}, info,
+                                        args.mask.name if args.mask else None)
             job.fingerprint = fingerprint(predicted, job.clip)
         pending = [job for job in jobs if args.rerun or not manifest.is_done(job)]
         for job in jobs:

@@ -273,3 +273,32 @@ def test_progress_line_names_the_node_its_step_and_the_time_left(monkeypatch):
     assert watch.line() == "node 16 Masked-CFG Sampler (DRIVE): step 10 of 50, about 2 min 00 s left"
     watch.handle({"type": "progress", "data": {"value": 3, "max": 4, "node": "9", "prompt_id": "another"}})
     assert watch.line().startswith("node 16"), "another prompt's messages are not this one's"
+
+
+def test_mask_video_takes_the_trackers_place_with_the_clips_frames():
+    prompt = json.loads((ROOT / "tests" / "workflows" / "drive_instance_edit.api.json").read_text())
+    loader = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_LoadVideo")
+    tracker = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_TrackObject")
+    readers = {nid: name for nid, n in prompt.items() for name, v in n["inputs"].items() if v == [tracker, 0]}
+    out = run_workflow.apply_overrides(prompt, _args(set=["DRIVE_LoadVideo.frame_load_cap=9"],
+                                                     points='[{"x": 1, "y": 2}]'), "clip.mp4", {}, INFO, "m.mp4")
+    assert out[tracker] == {"class_type": "ThresholdMask", "inputs": {"mask": [f"{tracker}_mask_red", 0], "value": 0.5},
+                            "_meta": {"title": "Mask from --mask"}}
+    assert out[f"{tracker}_mask_red"]["inputs"] == {"image": [f"{tracker}_mask_video", 0], "channel": "red"}
+    mask_loader = out[f"{tracker}_mask_video"]["inputs"]
+    assert mask_loader == {**out[loader]["inputs"], "video": "m.mp4"} and mask_loader["frame_load_cap"] == 9
+    assert all(out[nid]["inputs"][name] == [tracker, 0] for nid, name in readers.items()), "readers are unchanged"
+    assert prompt[tracker]["class_type"] == "DRIVE_TrackObject", "the given prompt is not mutated"
+
+
+def test_mask_video_needs_a_tracker_and_one_clip(tmp_path):
+    prompt = {"1": {"class_type": "DRIVE_LoadVideo", "inputs": {"video": "a.mp4"}}}
+    with pytest.raises(RunError, match="no DRIVE_TrackObject"):
+        run_workflow.apply_overrides(prompt, _args(), None, mask_name="m.mp4")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (clips / name).write_bytes(b"x")
+    code = run_workflow.main([str(ROOT / "workflows" / "mask_only.json"), "--video", str(clips), "--mask",
+                              str(ROOT / "workflows" / "inputs" / "drive_demo_mask.mp4"), "--out", str(tmp_path / "o")])
+    assert code == 1

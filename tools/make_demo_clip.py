@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Write the demo clip the README's main command edits, and the mask of its first frame.
+"""Write the demo clip the README's main command edits, the mask of its first frame and its mask video.
 
     python -m tools.make_demo_clip            # from the repository root: workflows/inputs/
 
 A synthetic scene made here (so the pack can ship it under its own licence): an orange
 ball rolling left to right over a still, textured field with a grey stone, 512x512,
 36 frames at 12 fps. ``drive_demo_mask.png`` is the ball on frame 0 (white on black, the
-frame's size), what ``patch_nodes_ksampler`` propagates through the clip. The ball's
+frame's size), what ``patch_nodes_ksampler`` propagates through the clip; ``drive_demo_mask.mp4`` is the
+ball on every frame, what the runner's ``--mask`` puts in place of tracking. The ball's
 centre on frame 0 is ``BALL_POINT``: the point the main command clicks. Deterministic:
 a re-run writes the same frames.
 """
@@ -27,7 +28,7 @@ SIZE, FRAMES, FPS = 512, 36, 12.0
 RADIUS = 56
 BALL_POINT = (120, 300)
 OUT_DIR = Path(__file__).resolve().parent.parent / "workflows" / "inputs"
-CLIP_NAME, MASK_NAME = "drive_demo.mp4", "drive_demo_mask.png"
+CLIP_NAME, MASK_NAME, MASK_VIDEO_NAME = "drive_demo.mp4", "drive_demo_mask.png", "drive_demo_mask.mp4"
 
 
 def ball_centre(t: int) -> tuple[float, float]:
@@ -76,6 +77,13 @@ def frames() -> torch.Tensor:
     return out
 
 
+def write_mask_video(path: Path) -> None:
+    """The ball's mask on every frame, white on black, as a lossless (crf 0) mp4 the clip's length and rate."""
+    path.unlink(missing_ok=True)
+    masks = torch.stack([ball_mask(t) for t in range(FRAMES)]).float()
+    encode_video(masks[..., None].expand(-1, -1, -1, 3), FPS, str(path), "mp4", crf=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=OUT_DIR, help="folder for the clip and the mask")
@@ -86,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     encode_video(frames(), FPS, str(clip), "mp4", crf=18)
     mask = ball_mask(0).numpy().astype(np.uint8) * 255
     Image.fromarray(mask).save(args.out / MASK_NAME)
-    print(f"wrote {clip} ({clip.stat().st_size // 1024} KiB) and {args.out / MASK_NAME}; ball at {BALL_POINT}")
+    write_mask_video(args.out / MASK_VIDEO_NAME)
+    print(f"wrote {clip} ({clip.stat().st_size // 1024} KiB), {args.out / MASK_NAME} and "
+          f"{args.out / MASK_VIDEO_NAME}; ball at {BALL_POINT}")
     return 0
 
 
