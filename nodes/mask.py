@@ -7,6 +7,7 @@ from comfy_api.latest import io
 
 from ..drive_ops.core.optical_flow import FLOW_QUALITIES
 from ..drive_ops.core.validate import check_image, check_mask, check_numbers
+from .animated_preview import animated_preview
 from .checks import blend_mask, check_options, combo_answer
 from .progress import progress_bar
 
@@ -115,8 +116,10 @@ class MaskPreview(io.ComfyNode):
             node_id="DRIVE_MaskPreview",
             display_name="Mask Preview (DRIVE)",
             category="DRIVE/mask",
-            description="Overlays video masks on their frames (tint plus outline) to check tracking at a glance; "
-                        "connect it to Preview Image or Save Video.",
+            description="Overlays video masks on their frames (tint plus outline) and plays the result in the "
+                        "node itself, to check tracking at a glance. An output node: queue it alone (select it, "
+                        "then Queue Selected Output Nodes) to see the mask in seconds before the long edit; in a "
+                        "full run it shows before any sampling starts.",
             inputs=[
                 io.Image.Input("images", tooltip="The video frames [T,H,W,3]."),
                 io.Mask.Input("mask", tooltip="Masks [T,H,W], or a single mask for every frame."),
@@ -125,8 +128,12 @@ class MaskPreview(io.ComfyNode):
                                tooltip="How strongly the mask tints the frame."),
                 io.Int.Input("outline_px", default=2, min=0, max=32,
                              tooltip="Width of the opaque outline along the mask edge (0 = none)."),
+                io.Float.Input("fps", default=12.0, min=0.1, max=240.0, step=0.1, optional=True,
+                               tooltip="Playback speed of the animated preview in the node (connect Load Video's "
+                                       "fps for real time)."),
             ],
             outputs=[io.Image.Output(display_name="images")],
+            is_output_node=True,
         )
 
     @classmethod
@@ -134,17 +141,19 @@ class MaskPreview(io.ComfyNode):
         return combo_answer(cls, color=color)
 
     @classmethod
-    def execute(cls, images, mask, color: str, opacity: float, outline_px: int) -> io.NodeOutput:
+    def execute(cls, images, mask, color: str, opacity: float, outline_px: int, fps: float = 12.0) -> io.NodeOutput:
         check_options(cls, color=color)
         from ..drive_ops.core.mask_frames import match_mask_frames
         from ..drive_ops.core.mask_morphology import overlay_mask
 
         check_image(images, "the images input")
-        check_numbers(opacity=opacity)
+        check_numbers(opacity=opacity, fps=fps)
+        if fps <= 0:
+            raise ValueError(f"fps must be above 0, got {fps}; connect Load Video's fps or leave the default 12")
         t, h, w = images.shape[:3]
         m = match_mask_frames(blend_mask(mask, "DRIVE_MaskPreview"), t, h, w, what="mask to preview")
         out = overlay_mask(images, m, _COLOURS[color], opacity, outline_px)
-        return io.NodeOutput(out.to(mm.intermediate_device()))
+        return io.NodeOutput(out.to(mm.intermediate_device()), ui=animated_preview(out, fps, "DRIVE/mask_preview"))
 
 
 NODES = [PropagateMask, MaskTools, MaskPreview]

@@ -11,6 +11,7 @@ import torch
 from comfy_api.latest import io
 
 from ..drive_ops.core.validate import check_image, check_mask, check_numbers
+from ..drive_ops.masks.prompts import check_picked_size
 from .checks import check_options, combo_answer
 from .model_folders import register_model_folder
 from .progress import progress_bar
@@ -156,6 +157,13 @@ class TrackObject(io.ComfyNode):
                 io.Combo.Input("bbox_format", options=["xyxy", "xywh"], default="xyxy", optional=True,
                                tooltip="How the box numbers are laid out: xyxy = corners x1, y1, x2, y2; xywh = x, "
                                        "y, width, height (Points Editor's bbox_format)."),
+                io.String.Input("box", default="", optional=True,
+                                tooltip="A box drawn on the canvas (drag): JSON [x1, y1, x2, y2] corners in pixels "
+                                        "of these frames; used with the bboxes input if both are given."),
+                io.String.Input("picked_frame_size", default="", optional=True,
+                                tooltip="WIDTHxHEIGHT of the frames the canvas picked the points and box on (it "
+                                        "writes this). If the frames arriving differ, tracking stops with an "
+                                        "error instead of using misplaced points; empty skips the check."),
             ],
             outputs=[io.Mask.Output(display_name="mask")],
         )
@@ -171,7 +179,7 @@ class TrackObject(io.ComfyNode):
                 memory_bank_obj_score_threshold: float, memory_bank_kf_score_threshold: float,
                 offload_video_to_cpu: bool, offload_state_to_cpu: bool, positive_points: str = "",
                 negative_points: str = "", bboxes=None, mask=None, points_normalized: bool = False,
-                bbox_format: str = "xyxy") -> io.NodeOutput:
+                bbox_format: str = "xyxy", box: str = "", picked_frame_size: str = "") -> io.NodeOutput:
         check_options(cls, output_mode=output_mode, bbox_format=bbox_format)
         from ..drive_ops.masks.samurai import SamuraiConfig, kf_score_weight_for
         from ..drive_ops.masks.tracking import track_masks, tracked_frame_count
@@ -184,6 +192,7 @@ class TrackObject(io.ComfyNode):
                       memory_bank_obj_score_threshold=memory_bank_obj_score_threshold,
                       memory_bank_kf_score_threshold=memory_bank_kf_score_threshold)
         t = images.shape[0]
+        check_picked_size(picked_frame_size, images.shape[2], images.shape[1])
         if frame_index >= t:
             raise ValueError(f"frame_index {frame_index} is past the clip's last frame ({t - 1})")
         kf_score_weight = kf_score_weight_for(getattr(sam2_model.model, "size", None), kf_score_weight)
@@ -194,8 +203,21 @@ class TrackObject(io.ComfyNode):
         out = track_masks(sam2_model.model.predictor, images.cpu(), frame_index, positive_points, negative_points, bboxes,
                           None if mask is None else mask.cpu(), individual_objects, output_mode == "per_object",
                           samurai, offload_video_to_cpu, offload_state_to_cpu, progress=progress_bar(tracked_frame_count([frame_index], t)),
-                          points_normalized=points_normalized, bbox_format=bbox_format)
-        return io.NodeOutput(out.to(mm.intermediate_device()))
+                          points_normalized=points_normalized, bbox_format=bbox_format, box=box)
+        return io.NodeOutput(out.to(mm.intermediate_device()), ui={"drive_frame": [prompt_frame_file(images, frame_index)]})
+
+
+def prompt_frame_file(images, frame_index: int) -> dict:
+    """Frame ``frame_index`` as a PNG in the temp folder: Track Object's canvas shows it exactly after a run."""
+    from PIL import Image
+
+    frame = (images[frame_index, ..., :3].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    h, w = frame.shape[:2]
+    folder, name, counter, subfolder, _ = folder_paths.get_save_image_path("DRIVE/track_frame",
+                                                                           folder_paths.get_temp_directory(), w, h)
+    file = f"{name}_{counter:05}_.png"
+    Image.fromarray(frame).save(os.path.join(folder, file), compress_level=1)
+    return {"filename": file, "subfolder": subfolder, "type": "temp", "frame": frame_index, "width": w, "height": h}
 
 
 NODES = [SAM2Loader, TrackObject]

@@ -30,8 +30,10 @@ def test_comfy_metadata():
 def test_root_init_only_exposes_entrypoint():
     tree = ast.parse((REPO / "__init__.py").read_text())
     top = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
-    assert [type(n).__name__ for n in top] == ["AsyncFunctionDef"]
-    assert top[0].name == "comfy_entrypoint"
+    assert [type(n).__name__ for n in top] == ["Assign", "AsyncFunctionDef"]
+    assert ast.unparse(top[0]) == "WEB_DIRECTORY = './web'"
+    assert top[1].name == "comfy_entrypoint"
+    assert (REPO / "web").is_dir()
 
 
 def test_layers_stay_apart():

@@ -147,6 +147,32 @@ def parse_boxes(bboxes, frame_size: tuple[int, int] | None = None,
     return boxes
 
 
+def parse_frame_size(text: str | None) -> tuple[int, int] | None:
+    """``"WIDTHxHEIGHT"`` (the canvas's picked_frame_size) -> ``(width, height)``; None when empty."""
+    if text is None or not str(text).strip():
+        return None
+    parts = str(text).lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"picked_frame_size must be WIDTHxHEIGHT like 512x288 (the canvas writes it), got "
+                         f"{str(text)[:40]!r}; clear it to skip the size check")
+    return int(parts[0]), int(parts[1])
+
+
+def check_picked_size(picked: str | None, width: int, height: int) -> None:
+    """Refuse prompts picked on frames of another size than the ``width x height`` frames being tracked.
+
+    Points are pixels of the frames they were picked on: on a replaced clip or a changed
+    resize they would land on the wrong spot, so a mismatch is an error naming the fix.
+    """
+    size = parse_frame_size(picked)
+    if size is None or size == (width, height):
+        return
+    raise ValueError(f"the points / box were picked on {size[0]}x{size[1]} frames, but Track Object receives "
+                     f"{width}x{height} frames (the clip or Load Video's size changed): open Track Object's canvas, "
+                     "which rescales them to the new frames, or pick them again. Clearing picked_frame_size uses "
+                     "them unchanged.")
+
+
 def build_prompts(frame_index: int, positive: Sequence[tuple[float, float]] = (),
                   negative: Sequence[tuple[float, float]] = (),
                   boxes: Sequence[tuple[float, float, float, float]] = (), mask: torch.Tensor | None = None,

@@ -158,12 +158,13 @@ def track_masks(model, frames: torch.Tensor, frame_index: int = 0, positive_poin
                 samurai: SamuraiConfig | None = None, offload_video_to_cpu: bool = True,
                 offload_state_to_cpu: bool = False,
                 progress: Progress | None = None, points_normalized: bool = False,
-                bbox_format: str = "xyxy") -> torch.Tensor:
+                bbox_format: str = "xyxy", box: str | None = None) -> torch.Tensor:
     """The Track Object node's whole path: socket values in, float32 0/1 MASK out (CPU).
 
     ``mask`` is ``[H,W]`` or ``[1,H,W]`` on ``frame_index``, or ``[T,H,W]`` (its frame
     ``frame_index`` is used). Points and boxes are pixels of ``frames`` (points in 0..1
     with ``points_normalized``; boxes laid out as ``bbox_format``) and must lie in them.
+    ``box`` is the canvas's drawn box (JSON xyxy pixels), added to ``bboxes``.
     Returns ``[T,H,W]`` (objects merged) or, with ``per_object_output``,
     ``[N_obj*T,H,W]`` object by object.
     """
@@ -172,8 +173,8 @@ def track_masks(model, frames: torch.Tensor, frame_index: int = 0, positive_poin
         mask = mask_on_frame(mask, frame_index, t, h, w, what="prompt mask")
     positive = parse_points(positive_points, (h, w), points_normalized, "positive point")
     negative = parse_points(negative_points, (h, w), points_normalized, "negative point")
-    prompts = build_prompts(frame_index, positive, negative, parse_boxes(bboxes, (h, w), bbox_format), mask,
-                            individual_objects)
+    boxes = parse_boxes(bboxes, (h, w), bbox_format) + parse_boxes(box, (h, w), "xyxy")
+    prompts = build_prompts(frame_index, positive, negative, boxes, mask, individual_objects)
     out = track_video(model, frames, prompts, samurai, offload_video_to_cpu, offload_state_to_cpu, progress)
     if per_object_output:
         return out.reshape(-1, h, w).float()

@@ -17,12 +17,12 @@ import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
 import comfy.utils
-import latent_preview
 import torch
 
 from ...drive_ops.diffusion import inversion
 from ...drive_ops.diffusion.cond_grid import copy_conditioning
 from ...drive_ops.diffusion.pix2video import GUIDED_FRACTION, sample_pix2video
+from ..frame_previews import core_preview_off, with_clip_previews
 from ..progress import cancellable
 
 SUPPORTED_MODELS = ("discrete-schedule models with eps or v prediction (SD1.x, SD2.x, SDXL and their fine-tunes, "
@@ -79,6 +79,7 @@ class ModelCheckedSampler(comfy.samplers.KSAMPLER):
         if self.for_model is not None:
             options.update(self.for_model(base))
         plain = comfy.samplers.KSAMPLER(self.sampler_function, options, self.inpaint_options)
+        callback = with_clip_previews(callback, base, noise.device)
         return plain.sample(model_wrap, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
 
 
@@ -121,6 +122,16 @@ def sigma_table(model) -> torch.Tensor:
     return model.get_model_object("model_sampling").sigmas.float().cpu()
 
 
+def step_progress(steps: int) -> Callable:
+    """A sampler callback that only moves a progress bar of ``steps`` (previews come from the sampler itself)."""
+    bar = comfy.utils.ProgressBar(steps)
+
+    def step(i, x0, x, total_steps) -> None:
+        bar.update_absolute(i + 1, total_steps)
+
+    return step
+
+
 def run_sampler(model, positive, negative, latent: dict, cfg: float, sampler, sigmas: torch.Tensor,
                 seed: int, noise: torch.Tensor | None = None) -> dict:
     """comfy.sample with a progress bar per step; zero noise by default (the latent is already at sigmas[0]).
@@ -132,12 +143,13 @@ def run_sampler(model, positive, negative, latent: dict, cfg: float, sampler, si
     samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     memo: dict = {}
     positive, negative = copy_conditioning(positive, memo), copy_conditioning(negative, memo)
-    callback = cancellable(latent_preview.prepare_callback(model, len(sigmas) - 1))
+    callback = cancellable(step_progress(len(sigmas) - 1))
     noise_mask = None if noise is None else latent.get("noise_mask")
     noise = torch.zeros_like(samples) if noise is None else noise
-    out = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative,
-                                     samples, noise_mask=noise_mask, callback=callback,
-                                     disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    with core_preview_off():  # the pack's samplers preview every frame instead (nodes/frame_previews.py)
+        out = comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative,
+                                         samples, noise_mask=noise_mask, callback=callback,
+                                         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     result = {k: v for k, v in latent.items() if k != "samples"}
     result["samples"] = out
     return result
