@@ -1,7 +1,7 @@
 """Remove the object, composite the edit over the original video and harmonise its colours (DRIVE/composite).
 
-DRIVE_FillBackground, DRIVE_CompositeBackground, DRIVE_ColorFilters, DRIVE_HarmonizerLoader, DRIVE_Harmonize.
-The maths lives in drive_ops.composite (fill_background, background_propagation, compositing,
+DRIVE_FillBackground, DRIVE_AlignEditedClip, DRIVE_CompositeBackground, DRIVE_ColorFilters, DRIVE_HarmonizerLoader,
+DRIVE_Harmonize. The maths lives in drive_ops.composite (fill_background, background_propagation, align, compositing,
 color_filters, harmonizer_model, harmonize); these nodes add sockets, model management,
 chunking progress and error messages. Fill Background's diffusion keyframe fill is
 nodes/keyframe_inpaint.py.
@@ -10,6 +10,7 @@ nodes/keyframe_inpaint.py.
 from __future__ import annotations
 
 import json
+import logging
 
 import torch
 from comfy_api.latest import io
@@ -17,6 +18,7 @@ from comfy_api.latest import io
 import comfy.model_management as mm
 import comfy.model_patcher
 import folder_paths
+from ..drive_ops.composite.align import RESIZE_POLICIES as ALIGN_POLICIES, align_edited_clip
 from ..drive_ops.composite.color_filters import FILTER_NAMES, apply_filters
 from ..drive_ops.composite.compositing import BLEND_MODES, composite_video, mask_on_canvas
 from ..drive_ops.composite.fill_background import INPAINT_METHODS, KEYFRAME_AUTO, fill_background
@@ -38,6 +40,7 @@ FRAMES_PER_CHUNK = 16
 DIFFUSION_INPUTS = ("model", "positive", "negative", "vae")
 
 Harmonizer = io.Custom("HARMONIZER")
+_LOG = logging.getLogger(__name__)
 
 
 register_model_folder(HARMONIZER_FOLDER, HARMONIZER_EXTENSIONS)
@@ -119,6 +122,75 @@ class FillBackground(io.ComfyNode):
                                            device=mm.get_torch_device(),
                                            progress=progress_bar(3 * frames))
         return io.NodeOutput(out.to(mm.intermediate_device()), unrecovered.to(mm.intermediate_device()))
+
+
+class AlignEditedClip(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DRIVE_AlignEditedClip",
+            display_name="Align Edited Clip (DRIVE)",
+            category="DRIVE/composite",
+            description="Puts another model's edit (Wan VACE's 81-frame 720x720 segments, a VOID window, any 4n+1 "
+                        "frame count, another size or aspect) back on the original's frames and size, so Composite "
+                        "Background, Harmonize and Edit Report can finish it. Edited frame j lands on original frame "
+                        "frame_offset + j * frame_stride; resize_policy says how the original was fitted to the "
+                        "model's size, and is undone. Frames and pixels the edit does not cover keep the original; "
+                        "the covered output marks the rest. Refuses an alignment that covers nothing, saying why.",
+            inputs=[
+                io.Image.Input("original", tooltip="The original clip the edit was made from: sets the frames and "
+                                                   "size of the output."),
+                io.Image.Input("edited", tooltip="The other model's edited frames (e.g. VAE Decode of a Wan VACE "
+                                                 "sampling), at its own frame count and size."),
+                io.Int.Input("frame_offset", default=0, min=-1_000_000, max=1_000_000,
+                             tooltip="The original frame the edit's first frame shows (e.g. a window's start). "
+                                     "Negative when the edit has extra frames before the clip (they are left out)."),
+                io.Int.Input("frame_stride", default=1, min=1, max=1000,
+                             tooltip="Original frames per edited frame: 1 when the edit has every frame, 2 when it "
+                                     "was made from every second frame (the frames between keep the original)."),
+                io.Combo.Input("resize_policy", options=list(ALIGN_POLICIES), default="stretch",
+                               tooltip="How the original was fitted to the model's frame size: stretch (resized, "
+                                       "aspect ignored; core Upscale Image, crop disabled), crop_centre (scaled to "
+                                       "cover, centre cropped; Upscale Image, crop center: the cut-off sides keep the "
+                                       "original) or pad (scaled to fit on a border; Resize And Pad Image)."),
+                io.Mask.Input("mask", optional=True,
+                              tooltip="Optional object mask, at the original's size (one frame or one per original "
+                                      "frame) or at the edit's (one frame or one per edited frame, e.g. VACE's mask): "
+                                      "returned on the original's frames, limited to what the edit covers. With "
+                                      "clips of the same size and frame count it is read as the original's."),
+            ],
+            outputs=[io.Image.Output(display_name="image",
+                                     tooltip="The edit on the original's frames and size; the original where the "
+                                             "edit does not reach."),
+                     io.Mask.Output(display_name="mask",
+                                    tooltip="The object mask on the original's frames, 0 where the edit does not "
+                                            "reach (the covered mask when no mask is connected): wire it to "
+                                            "Composite Background and Harmonize."),
+                     io.Mask.Output(display_name="covered",
+                                    tooltip="1 on every original pixel the edit covers, 0 on the frames and crop "
+                                            "margins it does not.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, resize_policy) -> bool | str:
+        return combo_answer(cls, resize_policy=resize_policy)
+
+    @classmethod
+    def execute(cls, original: torch.Tensor, edited: torch.Tensor, frame_offset: int, frame_stride: int,
+                resize_policy: str, mask: torch.Tensor | None = None) -> io.NodeOutput:
+        check_options(cls, resize_policy=resize_policy)
+        check_image(original, "the original input")
+        check_image(edited, "the edited input")
+        mask = None if mask is None else blend_mask(mask, "DRIVE_AlignEditedClip")
+        frames = edited.shape[0]
+        aligned = align_edited_clip(original, edited, frame_offset, frame_stride, resize_policy, mask=mask,
+                                    chunk=FRAMES_PER_CHUNK, device=mm.get_torch_device(),
+                                    progress=progress_bar(max(1, -(-frames // FRAMES_PER_CHUNK))))
+        for note in aligned.notes:
+            _LOG.warning("DRIVE_AlignEditedClip: %s", note)
+        out_mask = aligned.covered if aligned.mask is None else aligned.mask
+        device = mm.intermediate_device()
+        return io.NodeOutput(aligned.image.to(device), out_mask.to(device), aligned.covered.to(device))
 
 
 class CompositeBackground(io.ComfyNode):
@@ -309,4 +381,4 @@ class Harmonize(io.ComfyNode):
         return io.NodeOutput(out.to(mm.intermediate_device()), json.dumps(report))
 
 
-NODES = [FillBackground, CompositeBackground, ColorFilters, HarmonizerLoader, Harmonize]
+NODES = [FillBackground, AlignEditedClip, CompositeBackground, ColorFilters, HarmonizerLoader, Harmonize]

@@ -12,7 +12,8 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     *invert.NODES,       # DRIVE/invert: Invert Video, EasyInv Sampler, STEM Attention
     *edit.NODES,         # DRIVE/edit: Masked-CFG Sampler, RAVE Grid Patch, Masked-CFG Patch
     *consistency.NODES,  # DRIVE/consistency: Cross-Frame Attention, Pix2Video Sampler
-    *composite.NODES,    # DRIVE/composite: Fill Background, Composite Background, Color Filters, Harmonizer, Harmonize
+    *composite.NODES,    # DRIVE/composite: Fill Background, Align Edited Clip, Composite Background, Color Filters,
+                         # Harmonizer, Harmonize
     *evaluate.NODES,     # DRIVE/evaluate: Edit Report, Compare Strip
 ]
 

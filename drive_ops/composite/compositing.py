@@ -20,6 +20,7 @@ from ..core.frame_plan_inverse import find_frame_plan, fit_to_canvas
 from ..core.mask_frames import match_mask_frames
 from ..core.mask_morphology import feather_mask, grow_mask
 from ..core.progress import Progress, notify
+from ..core.validate import ALIGN_HINT
 
 BLEND_MODES = ("alpha", "laplacian")
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
@@ -93,13 +94,26 @@ def mask_on_canvas(mask: torch.Tensor, frames: int, height: int, width: int,
             size == working_size or find_frame_plan(height, width, *size) is not None):
         fitted, covered = fit_to_canvas(mask.float(), height, width)
         mask = fitted * covered
-    return match_mask_frames(mask, frames, height, width)
+    try:
+        return match_mask_frames(mask, frames, height, width)
+    except ValueError as err:
+        raise ValueError(f"{err}; {ALIGN_HINT} (its mask input takes the edit's mask too)") from None
 
 
 def _check_frame_counts(edited: torch.Tensor, original: torch.Tensor, what: str = "edited video") -> None:
     if edited.shape[0] != original.shape[0]:
         raise ValueError(f"the {what} has {edited.shape[0]} frames but the original has {original.shape[0]}; "
-                         "trim both to the same frames (same frame cap / skip / stride on the loaders)")
+                         "trim both to the same frames (same frame cap / skip / stride on the loaders), or, "
+                         f"{ALIGN_HINT}")
+
+
+def _check_size(frames: torch.Tensor, original: torch.Tensor, what: str) -> None:
+    """Refuse ``frames`` at a size that is neither the original's nor a working size Load Video makes of it."""
+    (h, w), (height, width) = frames.shape[1:3], original.shape[1:3]
+    if (h, w) != (height, width) and find_frame_plan(height, width, h, w) is None:
+        raise ValueError(f"the {what} are {w}x{h} px but the original is {width}x{height}, and {w}x{h} is not a "
+                         f"working size Load Video makes of it, so where each pixel goes is unknown; {ALIGN_HINT} "
+                         "(its resize policy says how the source was fitted to the model's size)")
 
 
 def _on_canvas(frames: torch.Tensor, original: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,7 +132,8 @@ def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: tor
 
     The edited frames (and a mask at their size) are brought to the original's size
     by inverting the loader's crop/resize plan (``fit_to_canvas``); pixels the plan
-    cropped away keep the original. The mask may be one frame (broadcast) or one per
+    cropped away keep the original. Another size or frame count (another model's output)
+    is refused: ``align.align_edited_clip`` maps it onto the original first. The mask may be one frame (broadcast) or one per
     frame, at the original's or the edited frames' size. Outside the grown mask the
     result is the original exactly. ``background`` (``[T,h,w,3]`` at either size), the
     object-free clip, replaces the original as what the edit is blended over inside the
@@ -130,11 +145,14 @@ def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: tor
         raise ValueError("edited and original must be IMAGE batches [T,H,W,C]")
     frames, height, width = original.shape[0], original.shape[1], original.shape[2]
     _check_frame_counts(edited, original)
+    _check_size(edited, original, "edited frames")
+    if background is not None:
+        _check_frame_counts(background, original, "background")
+        _check_size(background, original, "background frames")
     mask = mask_on_canvas(mask.to(original.device), frames, height, width, tuple(edited.shape[1:3]))
     edited, covered = _on_canvas(edited, original, "edited frames")
     base = original
     if background is not None:
-        _check_frame_counts(background, original, "background")
         filled, filled_covered = _on_canvas(background, original, "background frames")
         base = torch.where(filled_covered[..., None], filled, original)
     alpha, region = composite_alpha(mask, grow, feather)
@@ -160,11 +178,13 @@ def composite_video(edited: torch.Tensor, original: torch.Tensor, mask: torch.Te
     """
     frames = original.shape[0]
     _check_frame_counts(edited, original)
+    _check_size(edited, original, "edited frames")
     if background is not None:
         _check_frame_counts(background, original, "background")
+        _check_size(background, original, "background frames")
     mask = mask.unsqueeze(0) if mask.dim() == 2 else mask
     if mask.shape[0] not in (1, frames):
-        match_mask_frames(mask, frames)                       # raises the error that names the fix
+        mask_on_canvas(mask, frames, *original.shape[1:3], tuple(edited.shape[1:3]))  # raises the error naming the fix
     out = torch.empty_like(original)
     slices = chunk_slices(frames, max(1, chunk))
     for i, sl in enumerate(slices):

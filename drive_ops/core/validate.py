@@ -21,6 +21,9 @@ LATENT_HINT = ("Non-finite latents usually come from a VAE encoding in fp16, whi
                "--fp32-vae or --bf16-vae), or from a sampler run that diverged; check the node upstream that "
                "produced them.")
 MASK_HINT = "Check the node upstream that produced the mask (a mask made from non-finite pixels stays non-finite)."
+ALIGN_HINT = ("if the edit comes from another model at its own frame count or size (Wan VACE's 81-frame 720x720 "
+              "segments, a window of the clip, an upscale), map it onto the source's frames and size with Align "
+              "Edited Clip (DRIVE) first")
 
 
 class NonFiniteError(ValueError):

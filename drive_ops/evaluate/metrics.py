@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..core.mask_morphology import grow_mask
 from ..core.optical_flow import dis_flow, lands_inside, occlusion_mask, warp_backward
 from ..core.progress import Progress, notify
+from ..core.validate import ALIGN_HINT
 
 SSIM_WIN = 7
 """skimage's default uniform window: WarpSSIM as RAVE computes it uses it."""
@@ -44,11 +45,11 @@ def check_pair(source: torch.Tensor, edited: torch.Tensor, what: str = "edited")
     _check_clip(edited, what)
     if source.shape[0] != edited.shape[0]:
         raise ValueError(f"the source clip has {source.shape[0]} frames but the {what} clip has "
-                         f"{edited.shape[0]}; compare clips loaded with the same frame cap / stride")
+                         f"{edited.shape[0]}; compare clips loaded with the same frame cap / stride, or, {ALIGN_HINT}")
     if source.shape[1:3] != edited.shape[1:3]:
         raise ValueError(f"the source frames are {source.shape[2]}x{source.shape[1]} px but the {what} frames are "
                          f"{edited.shape[2]}x{edited.shape[1]}; resize or crop both the same way "
-                         "(VAE Encode crops to multiples of 8)")
+                         f"(VAE Encode crops to multiples of 8), or, {ALIGN_HINT}")
 
 
 def _rgb(clip: torch.Tensor) -> torch.Tensor:
