@@ -15,6 +15,8 @@
 //     after its video preview loaded, the nodes that overlap then, a screenshot per workflow,
 //     and the node types the search for "DRIVE" finds; then drops each PNG of PNG_DIR (optional)
 //     onto the canvas as a user would and reports the graph it restored. Prints one JSON report on stdout.
+//   node tools/frontend.js canvas URL [SHOT_DIR]
+//     Drives Track Object's pick canvas at two display scales and reports the widget values (see canvas()).
 const { chromium } = require('playwright-core');
 const fs = require('fs');
 const path = require('path');
@@ -298,10 +300,111 @@ async function check(url, workflowDir, shotDir, pngDir) {
   console.log(JSON.stringify(report, null, 1));
 }
 
+// Track Object's pick canvas (web/drive_points.js) as a user drives it: Load Video (drive_demo.mp4 in the
+// server's input folder) -> Track Object; at each display scale, clicks, a Shift+click, a drag, a point moved
+// and one deleted, a click outside the frame; then the workflow saved and loaded again, the prompt it makes,
+// and the loader's size changed. Reports the widgets' values after each step.
+async function canvas(url, shotDir) {
+  const { ctx, page, errors } = await openFrontend(url);
+  const values = () => page.evaluate(() => {
+    const t = window.app.graph._nodes.find((n) => n.type === 'DRIVE_TrackObject');
+    const v = Object.fromEntries(t.widgets.filter((w) => w.serialize !== false).map((w) => [w.name, w.value]));
+    return { ...v, note: t.drivePick.note, size: t.drivePick.size };
+  });
+  await page.evaluate(() => {
+    const app = window.app, LG = window.LiteGraph;
+    app.graph.clear();
+    const load = LG.createNode('DRIVE_LoadVideo');
+    app.graph.add(load);
+    load.pos = [0, 100];
+    load.widgets.find((w) => w.name === 'video').value = 'drive_demo.mp4';
+    const track = LG.createNode('DRIVE_TrackObject');
+    app.graph.add(track);
+    track.pos = [500, 100];
+    load.connect(0, track, track.inputs.findIndex((i) => i.name === 'images'));
+  });
+  const report = { scales: {} };
+  for (const scale of [1.0, 0.6]) {
+    await page.evaluate((scale) => {
+      const app = window.app, t = app.graph._nodes.find((n) => n.type === 'DRIVE_TrackObject');
+      t.drivePick.write({ positive: [], negative: [], box: null });
+      t.drivePick.setNote('');
+      app.canvas.ds.scale = scale;
+      app.canvas.ds.offset = [-t.pos[0] + 60 / scale, -t.pos[1] + 120 / scale];
+      app.graph.setDirtyCanvas(true, true);
+    }, scale);
+    await page.waitForFunction(() => {
+      const t = window.app.graph._nodes.find((n) => n.type === 'DRIVE_TrackObject');
+      window.app.canvas.draw(true, true);
+      return t.drivePick.size && t.drivePick.image;
+    }, null, { timeout: 60000 });
+    await page.waitForTimeout(600);
+    const geo = await page.evaluate(() => {
+      const p = window.app.graph._nodes.find((n) => n.type === 'DRIVE_TrackObject').drivePick;
+      const r = p.canvas.getBoundingClientRect();
+      return { r: [r.left, r.top, r.width, r.height], size: p.size, m: p.margin() };
+    });
+    // frame pixels -> screen: the frame is drawn `m` px inside the element, contained in its box
+    const at = (x, y) => {
+      const [l, t, w, h] = geo.r, cw = geo.size.w + 2 * geo.m, ch = geo.size.h + 2 * geo.m;
+      const s = Math.min(w / cw, h / ch);
+      return [l + (w - cw * s) / 2 + (x + geo.m) * s, t + (h - ch * s) / 2 + (y + geo.m) * s];
+    };
+    const steps = {};
+    await page.mouse.click(...at(128, 256));
+    await page.mouse.click(...at(300, 200));
+    steps.clicks = await values();
+    await page.keyboard.down('Shift');
+    await page.mouse.click(...at(400, 64));
+    await page.keyboard.up('Shift');
+    steps.shiftClick = await values();
+    await page.mouse.move(...at(100, 120));
+    await page.mouse.down();
+    await page.mouse.move(...at(250, 250), { steps: 8 });
+    await page.mouse.move(...at(360, 420), { steps: 8 });
+    await page.mouse.up();
+    steps.drag = await values();
+    await page.mouse.move(...at(300, 200));  // move the second positive point
+    await page.mouse.down();
+    await page.mouse.move(...at(310, 240), { steps: 8 });
+    await page.mouse.up();
+    steps.moved = await values();
+    await page.mouse.click(...at(400, 64));  // delete the negative point
+    steps.deleted = await values();
+    await page.mouse.click(...at(-geo.m / 2, 50));  // in the margin: outside the frame
+    steps.outside = await values();
+    report.scales[scale] = { steps, elementWidth: geo.r[2] };
+    if (shotDir) await page.screenshot({ path: path.join(shotDir, `canvas-${scale}.png`) });
+  }
+  report.reloaded = await page.evaluate(async () => {
+    const app = window.app;
+    const saved = JSON.parse(JSON.stringify(app.graph.serialize()));
+    app.graph.clear();
+    await app.loadGraphData(saved, true, true, 'canvas-check');
+    await new Promise((r) => setTimeout(r, 1500));
+    const t = app.graph._nodes.find((n) => n.type === 'DRIVE_TrackObject');
+    const prompt = (await app.graphToPrompt()).output[String(t.id)].inputs;
+    const pick = t.drivePick.state();
+    return { saved: saved.nodes.find((n) => n.type === 'DRIVE_TrackObject').widgets_values,
+      widgets: t.serialize().widgets_values, prompt, drawn: [pick.positive.length, pick.negative.length, !!pick.box] };
+  });
+  await page.evaluate(() => {
+    const load = window.app.graph._nodes.find((n) => n.type === 'DRIVE_LoadVideo');
+    load.widgets.find((w) => w.name === 'longer_side').value = 256;
+  });
+  await page.waitForFunction(() => window.app.graph._nodes.find((n) => n.type === 'DRIVE_TrackObject').drivePick.size?.w === 256,
+    null, { timeout: 30000 });
+  await page.waitForTimeout(300);
+  report.resized = await values();
+  report.pageErrors = errors;
+  await ctx.close();
+  console.log(JSON.stringify(report, null, 1));
+}
+
 const [cmd, ...rest] = process.argv.slice(2);
-const run = { build, check }[cmd];
+const run = { build, check, canvas }[cmd];
 if (!run) {
-  console.error('usage: frontend.js build URL SPECS.json OUT_DIR | check URL WORKFLOW_DIR SHOT_DIR [PNG_DIR]');
+  console.error('usage: frontend.js build URL SPECS.json OUT_DIR | check URL WORKFLOW_DIR SHOT_DIR [PNG_DIR] | canvas URL [SHOT_DIR]');
   process.exit(2);
 }
 run(...rest).catch((e) => { console.error(String(e && e.stack || e)); process.exit(1); });

@@ -130,3 +130,72 @@ def test_dropped_pictures_restore_their_workflow(report):
         workflow = json.loads((ROOT / "workflows" / (name.split("-")[0] + ".json")).read_text())
         # ids as the frontend keeps them: numbers in 1.27, text in 1.49 and newer
         assert sorted([str(i), t] for i, t in nodes) == sorted([str(n["id"]), n["type"]] for n in workflow["nodes"]), name
+
+
+@pytest.fixture(scope="module")
+def canvas_report(comfy, frontend_url, tmp_path_factory):
+    """Track Object's pick canvas driven with the mouse (tools/frontend.js canvas) on the shipped demo clip."""
+    if not _playwright_available():
+        pytest.skip("needs node, playwright-core on NODE_PATH and /usr/bin/chromium (apt-get install chromium)")
+    clip = comfy.input_dir / "drive_demo.mp4"
+    created = not clip.exists()
+    if created:
+        shutil.copy(ROOT / "workflows" / "inputs" / clip.name, clip)
+    shots = Path(os.environ.get("DRIVE_SCREENSHOT_DIR") or tmp_path_factory.mktemp("canvas-shots"))
+    try:
+        out = subprocess.run(["node", str(ROOT / "tools" / "frontend.js"), "canvas", frontend_url + "/", str(shots)],
+                             capture_output=True, text=True, timeout=600)
+    finally:
+        if created:
+            clip.unlink()
+    assert out.returncode == 0, out.stderr[-4000:]
+    return json.loads(out.stdout)
+
+
+def _points(text: str) -> list[tuple[int, int]]:
+    return [(p["x"], p["y"]) for p in json.loads(text)]
+
+
+def _close(got, want, tol=1):
+    return len(got) == len(want) and all(abs(a - b) <= tol for g, w in zip(got, want) for a, b in zip(g, w))
+
+
+@pytest.mark.parametrize("scale", ["1", "0.6"])
+def test_canvas_clicks_and_drag_give_frame_pixels(canvas_report, scale):
+    """Clicks, a Shift+click and a drag at display scale 1 and 0.6 land in the 512x512 frames' pixels (the demo
+    clip at Load Video's fit_longer_side 512), whatever the size the canvas is drawn at; points move and delete."""
+    run = canvas_report["scales"][scale]
+    steps = run["steps"]
+    assert _close(_points(steps["clicks"]["positive_points"]), [(128, 256), (300, 200)])
+    assert steps["clicks"]["picked_frame_size"] == "512x512"
+    assert _close(_points(steps["shiftClick"]["negative_points"]), [(400, 64)])
+    assert _close([json.loads(steps["drag"]["box"])], [[100, 120, 360, 420]])
+    assert _close(_points(steps["moved"]["positive_points"]), [(128, 256), (310, 240)])
+    assert steps["deleted"]["negative_points"] == "[]"
+    outside = steps["outside"]
+    assert outside["positive_points"] == steps["deleted"]["positive_points"], "a click outside the frame added a point"
+    assert "outside" in outside["note"] and "ignored" in outside["note"]
+
+
+def test_canvas_draws_at_two_sizes(canvas_report):
+    widths = [canvas_report["scales"][s]["elementWidth"] for s in ("1", "0.6")]
+    assert widths[1] < 0.7 * widths[0], f"the display scale did not change the canvas's on-screen size: {widths}"
+
+
+def test_canvas_pick_survives_save_and_load(canvas_report):
+    reloaded = canvas_report["reloaded"]
+    assert reloaded["widgets"] == reloaded["saved"]
+    assert reloaded["drawn"] == [2, 0, True]
+    prompt = reloaded["prompt"]
+    assert _close(_points(prompt["positive_points"]), [(128, 256), (310, 240)])
+    assert prompt["box"] == "[100,120,360,420]" and prompt["picked_frame_size"] == "512x512"
+    assert "pick_canvas" not in prompt
+
+
+def test_canvas_rescales_points_when_the_frames_change_size(canvas_report):
+    """Load Video's longer_side 512 -> 256: the pick follows (halved) and says so; the size record follows."""
+    resized = canvas_report["resized"]
+    assert _close(_points(resized["positive_points"]), [(64, 128), (155, 120)])
+    assert _close([json.loads(resized["box"])], [[50, 60, 180, 210]])
+    assert resized["picked_frame_size"] == "256x256"
+    assert "rescaled" in resized["note"]
