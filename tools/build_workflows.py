@@ -139,6 +139,8 @@ def drive_instance_edit() -> dict:
              samurai_mode=True),
         # the one edit mask: sampler, composite and harmonize all take this node's output (binary, no feather)
         node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, grow_px=EDIT_MASK_GROW_PX),
+        # an output node: plays the mask in itself right after tracking, and can be queued alone
+        node("mask_preview", "DRIVE_MaskPreview", 2),
         # bypassed: its image output passes Load Video's frames through, so the graph edits the original
         node("fill", "DRIVE_FillBackground", 2, mode=4, title="Fill Background (shrinking edits)", grow=4,
              keyframe=-1, **FIXED_SEED),
@@ -153,8 +155,10 @@ def drive_instance_edit() -> dict:
         node("harm_loader", "DRIVE_HarmonizerLoader", 5, mode=4, weights="harmonizer.pth"),
         node("harmonize", "DRIVE_Harmonize", 5),
         note("note_mask", 0,
-             "1. Masks\nClick the object: positive_points / negative_points are pixel coordinates on frame "
-             "frame_index (KJNodes' Points Editor writes this format). samurai_mode adds SAMURAI's motion model, "
+             "1. Masks\nClick the object on Track Object's canvas (Shift+click: not the object; drag: a box; "
+             "click a point to delete it): frame frame_index of the clip, stored as pixels of the loaded frames. "
+             "See the mask first: select Mask Preview and queue only it (Queue Selected Output Nodes), it plays "
+             "the tracked mask in seconds before the long edit. samurai_mode adds SAMURAI's motion model, "
              "good for fast or occluded objects. Put a SAM 2.1 file in models/sam2. No SAM2? Swap Track Object "
              "for Propagate Mask and draw the mask on one frame.\n\nOne mask for everything: Mask Tools grows "
              f"the object by {EDIT_MASK_GROW_PX} px (a hard edge); the sampler edits inside it, the composite "
@@ -190,6 +194,8 @@ def drive_instance_edit() -> dict:
     links = src_links + txt_links + save_links + [
         ["sam2", "sam2_model", "track", "sam2_model"], ["load", "images", "track", "images"],
         ["track", "mask", "mask_tools", "mask"],
+        ["load", "images", "mask_preview", "images"], ["mask_tools", "mask", "mask_preview", "mask"],
+        ["load", "fps", "mask_preview", "fps"],
         ["load", "images", "canny", "image"], ["cn_loader", 0, "cn_inv", "control_net"], ["canny", 0, "cn_inv", "image"],
         ["inv_text", 0, "cn_inv", "positive"], ["inv_text", 0, "cn_inv", "negative"],
         ["cn_loader", 0, "cn_edit", "control_net"], ["canny", 0, "cn_edit", "image"],
@@ -214,7 +220,7 @@ def drive_instance_edit() -> dict:
               {"title": "Shrinking edits (bypassed)", "nodes": ["fill"]}]
     pictures = [
         {"name": "drive_instance_edit-1-masks", "title": "1. Load the clip, track the object, one edit mask",
-         "nodes": ["load", "ckpt", "note_mask", "sam2", "track", "mask_tools", "fill"]},
+         "nodes": ["load", "ckpt", "note_mask", "sam2", "track", "mask_tools", "mask_preview", "fill"]},
         {"name": "drive_instance_edit-2-prompts", "title": "2. Prompts and the Canny ControlNet",
          "nodes": ["encode", "inv_text", "pos", "neg", "canny", "cn_loader", "cn_inv", "cn_edit", "note_edit"]},
         {"name": "drive_instance_edit-3-edit", "title": "3. Invert, edit, composite, harmonise, save",
