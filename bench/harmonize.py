@@ -3,7 +3,7 @@
 Measures, on each available device (CPU, and CUDA when present):
 - filters only (fixed arguments: the cost of restoring at full resolution),
 - the Harmonizer path (regressor on a 256x256 copy + EMA + filters),
-- the weight-free Lab fallback,
+- Harmonize without weights (a pass-through copy),
 - composition (alpha and Laplacian) of edited over original frames.
 The regressor uses random weights (speed does not depend on their values), or
 ``--weights harmonizer.pth`` when given. The paper reports 56 fps at 1080p on a GPU.
@@ -90,7 +90,7 @@ def main() -> None:
             "regressor only (256x256)": regressor_only,
             "Harmonizer: regressor + EMA + filters": lambda: harmonize_video(video, mask, model, device=device,
                                                                              chunk=opts.chunk),
-            "Lab fallback (no weights)": lambda: harmonize_video(video, mask, None, device=device, chunk=opts.chunk),
+            "pass-through (no weights)": lambda: harmonize_video(video, mask, None, device=device, chunk=opts.chunk),
             "composite, alpha, feather 4": lambda: composite_video(edited, video, mask, feather=4.0,
                                                                    chunk=opts.chunk),
             "composite, laplacian": lambda: composite_video(edited, video, mask, blend="laplacian",

@@ -23,7 +23,8 @@ from ..drive_ops.composite.color_filters import FILTER_NAMES, apply_filters
 from ..drive_ops.composite.compositing import BLEND_MODES, composite_video, mask_on_canvas
 from ..drive_ops.composite.fill_background import INPAINT_METHODS, KEYFRAME_AUTO, fill_background
 from ..drive_ops.core.optical_flow import FLOW_QUALITIES
-from ..drive_ops.composite.harmonize import DEFAULT_EMA, REFERENCE_FPS, ema_for_fps, harmonize_video, map_frames
+from ..drive_ops.composite.harmonize import (DEFAULT_EMA, PASS_THROUGH_NOTE, REFERENCE_FPS, ema_for_fps,
+                                             harmonize_video, map_frames)
 from ..drive_ops.composite.harmonizer_model import build_harmonizer, load_state_dict_file
 from ..drive_ops.core.validate import check_image, check_numbers
 from .checks import blend_mask, check_options, combo_answer
@@ -321,7 +322,7 @@ class HarmonizerLoader(io.ComfyNode):
             raise FileNotFoundError(
                 f"Harmonizer weights '{weights}' not found in the '{HARMONIZER_FOLDER}' model folder ({folders}). "
                 f"Download {DEFAULT_WEIGHTS} yourself and put it there. {LICENCE_NOTE}. Without weights, "
-                "leave DRIVE_Harmonize's harmonizer input unconnected: it falls back to a weight-free Lab match.")
+                "leave DRIVE_Harmonize's harmonizer input unconnected: the frames then pass through unchanged.")
         model = build_harmonizer(load_state_dict_file(path))
         patcher = comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
                                                    offload_device=mm.unet_offload_device())
@@ -335,17 +336,19 @@ class Harmonize(io.ComfyNode):
             node_id="DRIVE_Harmonize",
             display_name="Harmonize (DRIVE)",
             category="DRIVE/composite",
-            description="Harmonises the composited object's colours with its background: Harmonizer's regressor "
-                        "predicts six filter arguments per frame (or, without a HARMONIZER, the foreground's Lab "
-                        "statistics are matched to the background's), smoothed over time, applied inside the mask. "
-                        "Also outputs the per-frame arguments as JSON.",
+            description="Harmonises the composited object's colours with its background. With harmonizer.pth "
+                        "(Load Harmonizer): Harmonizer's regressor predicts six filter arguments per frame "
+                        "(temperature, brightness, contrast, saturation, highlight, shadow), smoothed over time, "
+                        "applied inside the mask. Without it the frames pass through unchanged and the console says "
+                        "so: no weight-free rule tells a colour cast from a correct edit (a Lab match moved perfect "
+                        "recolours by dE 46 on the test bed). Also outputs the per-frame arguments as JSON.",
             inputs=[
                 io.Image.Input("image", tooltip="The composite frames (e.g. from Composite Background)."),
                 io.Mask.Input("mask", tooltip="The foreground mask, one per frame or one frame, at the frames' size "
                                               "or at the loader's working size of them."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=2.0, step=0.05,
-                               tooltip="Scales the (clamped) filter arguments; 0 = unchanged. Lab fallback: 1 "
-                                       "moves the foreground's Lab mean and spread halfway to the background's."),
+                               tooltip="Scales the (clamped) filter arguments Harmonizer predicts; 0 = unchanged. "
+                                       "Without a harmonizer nothing changes at any strength."),
                 io.Float.Input("temporal_smoothing", default=DEFAULT_EMA, min=0.0, max=0.999, step=0.01,
                                tooltip="EMA factor for the per-frame arguments as at 25 fps (Harmonizer's video "
                                        "demo uses 0.96); rescaled to the clip's fps. 0 = per-frame, no smoothing."),
@@ -355,7 +358,8 @@ class Harmonize(io.ComfyNode):
                 io.Int.Input("frames_per_batch", default=8, min=1, max=256,
                              tooltip="Frames processed at once on the model's device; lower it if memory is short."),
                 Harmonizer.Input("harmonizer", optional=True,
-                                 tooltip="From Load Harmonizer. Leave unconnected for the weight-free Lab match."),
+                                 tooltip="From Load Harmonizer (harmonizer.pth, non-commercial licence). Not "
+                                         "connected: the frames pass through unchanged."),
             ],
             outputs=[io.Image.Output(display_name="image"),
                      io.String.Output(display_name="arguments", tooltip="Per-frame arguments as JSON.")],
@@ -378,6 +382,8 @@ class Harmonize(io.ComfyNode):
         out, report = harmonize_video(image, masks, model, strength=strength, ema=ema, device=device,
                                       chunk=frames_per_batch, progress=progress_bar(frames))
         report["fps"] = fps
+        if harmonizer is None:
+            _LOG.info("DRIVE_Harmonize: %s", PASS_THROUGH_NOTE)
         return io.NodeOutput(out.to(mm.intermediate_device()), json.dumps(report))
 
 

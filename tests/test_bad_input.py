@@ -135,7 +135,7 @@ def _report(edited: torch.Tensor, mask=None, source=None, t=3):
     return build_report(source, edited, mask, dilation_px=1, flow_preset="ultrafast")
 
 
-def _lab_no_background():
+def _harmonize_no_background():
     frames = random_frames(2)
     out, _ = harmonize_video(frames, torch.ones(2, 16, 16), None)
     return float((out - frames).abs().max())
@@ -387,12 +387,12 @@ CASES = [
     (Case("composite-frame-counts", "Composite Background", "3 edited frames over 4 originals",
           ("edited video has 3 frames but the original has 4",)),
      lambda f: composite_video(random_frames(3), random_frames(4), torch.ones(16, 16))),
-    (Case("harmonize-empty-mask", "Harmonize", "an empty mask (Lab fallback)",
+    (Case("harmonize-empty-mask", "Harmonize", "an empty mask (no weights: pass-through)",
           check=lambda r: torch.equal(r[0], random_frames(2))),
      lambda f: harmonize_video(random_frames(2), torch.zeros(2, 16, 16), None)),
     (Case("harmonize-no-background", "Harmonize", "an all-one mask: no background to match",
           check=lambda r: r < 2e-3),
-     lambda f: _lab_no_background()),
+     lambda f: _harmonize_no_background()),
     (Case("report-nan-edited", "Edit Report", "NaN frames with a mask",
           ("the edited clip holds non-finite values", "--fp32-vae")),
      lambda f: _report(poked(random_frames(3), (1, 2, 2, 0), float("nan")), torch.zeros(3, 16, 16))),

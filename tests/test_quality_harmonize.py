@@ -1,40 +1,36 @@
-"""DRIVE claim 5 on the test-bed world: a colour cast put on the object is reduced by Harmonize.
+"""Harmonize on the test-bed world: it never spoils a good edit, and the filter family can undo a cast.
 
-Six held-out one-object clips (HELDOUT_START + 21..26), 8 frames at 64 px. The cast is the pack's own
-white-box filters (temperature 0.6, brightness 0.3) applied inside the object's mask; the reference
-is the clip before the cast; the number is the mean CIE76 Delta E over the object's pixels.
+Cases in tests/harmonize_cases.py (64 px, 8 frames; mean CIE76 Delta E over the object's pixels).
 
-Measured (per clip 21..26, mean):
-    cast                        65.0 / 30.0 / 28.9 / 23.9 / 76.1 / 23.2   41.2
-    Lab fallback (no weights)   83.9 / 26.8 / 36.7 / 38.3 / 81.8 / 38.4   51.0   WORSE on 5 of 6
-    six filters, fitted         14.5 / 21.2 /  8.5 /  0.9 / 39.0 /  0.7   14.1
+Measured (python -m bench.harmonize_fallback), 24 world-rendered perfect recolours / the six-clip cast
+(the cast alone: 65.0 / 30.0 / 28.9 / 23.9 / 76.1 / 23.2, mean 41.2):
 
-The Lab fallback moves the object's Lab statistics half-way toward the background's: on this world
-(vivid objects on muted backgrounds) that paints the object toward the background, so the claim
-does not hold for the fallback. The Harmonizer regressor's weights are not available here, so the
-filters are given arguments fitted to the reference by gradient descent (an oracle for the
-regressor): the filter family can undo the cast. Temperature's gradient is zero at 0, so only the
-other five filters move. Asserted: what holds, with margin.
+    weight-free option                         perfect edits   cast
+    Lab match halfway to the background (old)  46.3            51.0   worse on 5 of 6 (the old node, EMA on)
+    Lab match, a tenth of the way               9.2            39.1
+    six filters fitted toward the bg, +-0.02    6.2            40.9
+    six filters fitted toward the bg, +-0.1    25.2            41.4
+    seam band (1 / 3 px), Lab match halfway    10.2 / 26.6     42.6 / 46.5
+    pass through (the pack, issue 24)           0.0            41.2
+    six filters fitted to the reference        (oracle)        14.1
+
+No weight-free rule here tells a cast from a correct edit: the options that move the cast move perfect edits
+as much. So without harmonizer.pth Harmonize passes the frames through (asserted: bit for bit, so a perfect
+edit changes by 0 <= 2 and nothing outside the mask changes); the claim that a cast is reduced by at least
+half holds only for the filters with good arguments (the oracle fit standing in for the regressor, whose
+weights are not available here) and does NOT hold without weights (reported, not asserted).
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from harmonize_cases import cast_clips, delta_e, perfect_edits
 
 from drive_ops.composite.color_filters import apply_filters
-from drive_ops.composite.harmonize import harmonize_video, lab_statistics
+from drive_ops.composite.harmonize import harmonize_video
 
-SEEDS = (21, 22, 23, 24, 25, 26)
-CAST = (0.6, 0.3, 0.0, 0.0, 0.0, 0.0)   # temperature, brightness, contrast, saturation, highlight, shadow
-
-
-def delta_e(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
-    """Mean CIE76 Delta E over ``mask`` of two IMAGE batches ``[T,H,W,3]``."""
-    from kornia.color import rgb_to_lab
-
-    d = ((rgb_to_lab(a.movedim(-1, 1)) - rgb_to_lab(b.movedim(-1, 1))) ** 2).sum(1).sqrt()
-    return float(d[mask > 0.5].mean())
+PERFECT_EDITS = 24
 
 
 def fitted_filters(cast: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor, steps: int = 100) -> torch.Tensor:
@@ -53,16 +49,19 @@ def fitted_filters(cast: torch.Tensor, reference: torch.Tensor, mask: torch.Tens
 
 @pytest.fixture(scope="module")
 def clips():
-    from testbed import world
+    return cast_clips()
 
-    torch.manual_seed(0)
-    out = []
-    for seed in SEEDS:
-        clip = world.make_clip(world.HELDOUT_START + seed, frames=8, n_objects=1)
-        ref, mask = torch.from_numpy(clip.frames), torch.from_numpy(clip.masks[0]).float()
-        cast = apply_filters(ref.movedim(-1, 1), mask[:, None], torch.tensor([CAST]).expand(8, 6)).movedim(1, -1)
-        out.append((ref, mask, cast))
-    return out
+
+def test_without_weights_a_perfect_edit_is_not_spoiled():
+    """24 world-rendered recolours: the old Lab match moved the object by dE 46.3 (29-63 per clip); now <= 2, and
+    nothing outside the mask changes."""
+    shifts = []
+    for frames, mask, name in perfect_edits(PERFECT_EDITS):
+        out, report = harmonize_video(frames, mask)
+        assert report["mode"] == "pass_through"
+        assert torch.equal(out[mask <= 0.5], frames[mask <= 0.5]), name
+        shifts.append(delta_e(out, frames, mask))
+    assert sum(shifts) / len(shifts) <= 2.0, shifts
 
 
 def test_filters_can_undo_a_cast_on_the_object(clips):
@@ -75,16 +74,9 @@ def test_filters_can_undo_a_cast_on_the_object(clips):
     assert sum(after) < 0.5 * sum(before), (before, after)
 
 
-def test_lab_fallback_moves_the_object_toward_the_background(clips):
-    """The Lab fallback does what it is built to do (object Lab mean toward the background's, background bit
-    for bit unchanged) - and on this world that RAISES Delta E to the reference (41.2 -> 51.0, measured), so
-    claim 5 does not hold for the fallback (reported, not asserted)."""
+def test_without_weights_a_cast_is_left_as_it_is(clips):
+    """Pass-through leaves the cast (41.2 before and after) instead of raising it (the old Lab match: 51.0)."""
     for ref, mask, cast in clips:
-        out, report = harmonize_video(cast, mask)
-        assert report["mode"] == "lab_match"
-        assert torch.equal(out[mask <= 0.5], cast[mask <= 0.5])
-        s0 = lab_statistics(cast.movedim(-1, 1), mask[:, None])
-        s1 = lab_statistics(out.movedim(-1, 1), mask[:, None])
-        gap0 = (s0[:, :3] - s0[:, 6:9]).norm(dim=1)
-        gap1 = (s1[:, :3] - s1[:, 6:9]).norm(dim=1)
-        assert bool((gap1 < gap0).all())
+        out, _ = harmonize_video(cast, mask)
+        assert torch.equal(out, cast)
+        assert delta_e(out, ref, mask) == pytest.approx(delta_e(cast, ref, mask))

@@ -6,8 +6,8 @@
 Runs the nodes' own ``execute()`` in an in-process ComfyUI (COMFYUI_DIR, or the set-up's
 cache) on the test bed's MODEL / VAE / CONDITIONING (testbed.comfy_wrap): VAE encode ->
 Invert Video (ddim, empty prompt) -> Masked-CFG Sampler (target prompt, the true mask) ->
-VAE decode -> Composite Background -> Harmonize (Lab fallback, strength 0 by default, so
-the strip shows the edit itself). Each held-out clip gives rows of source | result | mask
+VAE decode -> Composite Background -> Harmonize (no weights: pass-through, so the strip
+shows the edit itself). Each held-out clip gives rows of source | result | mask
 (frames 0, 3, 7), scaled 3x with nearest pixels. A small model trained on synthetic clips
 (64 px): it shows what the path does on that world, not SD1.5 quality.
 """

@@ -7,7 +7,7 @@ No diffusion weights can be had where this project is built, so the "after" colu
 not a diffusion edit: it is the wolf recoloured by the Color Filters (a cold, desaturated
 "silver" look) inside the mask that Propagate Mask carried from frame 0 of
 ../shared/data/wolf-1_binary_mask.mp4 through the clip (cleaned up as Mask Tools does: holes filled, small islands dropped), composited over the original and
-harmonised by the weight-free Lab match: the same drive_ops calls the nodes make.
+then through Harmonize without weights (which passes it through): the same drive_ops calls the nodes make.
 """
 
 from __future__ import annotations

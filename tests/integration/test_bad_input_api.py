@@ -294,7 +294,7 @@ CASES = [
      lambda f: composite_graph(feather=NAN)),
     (Case("composite-ok-api", "DRIVE_CompositeBackground", "clean frames", check=lambda c, e: _previews(e) == 4),
      lambda f: composite_graph()),
-    (Case("harmonize-nan-api", "DRIVE_Harmonize", "NaN patch into the Lab fallback (output was all NaN)",
+    (Case("harmonize-nan-api", "DRIVE_Harmonize", "NaN patch into Harmonize (the old Lab fallback: all NaN)",
           ("the image input holds non-finite values",)), lambda f: harmonize_graph(nan=True)),
     (Case("harmonize-strength-nan-api", "DRIVE_Harmonize", "strength NaN", ("strength is nan",)),
      lambda f: harmonize_graph(strength=NAN)),

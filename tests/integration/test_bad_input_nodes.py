@@ -40,6 +40,12 @@ def composite(p, edited=None, original=None, mask=None, feather=1.0, blend="lapl
         mask=box_mask() if mask is None else mask, grow=1, feather=feather, blend=blend).result[0]
 
 
+def align(p, edited=None, offset=0, stride=1, mask=None):
+    return p["composite"].AlignEditedClip.execute(
+        original=random_frames(), edited=random_frames(9, 24, 24, seed=1) if edited is None else edited,
+        frame_offset=offset, frame_stride=stride, resize_policy="crop_centre", mask=mask).result
+
+
 def color_filters(p, image=None, mask=None, brightness=0.2):
     return p["composite"].ColorFilters.execute(image=random_frames() if image is None else image, temperature=0.1,
                                                brightness=brightness, contrast=0.0, saturation=0.0, highlight=0.0,
@@ -178,6 +184,24 @@ CASES = [
           check=lambda r: torch.equal(r, random_frames(1, 1, 1, seed=1))),
      lambda p, s: composite(p, edited=random_frames(1, 1, 1, seed=1), original=random_frames(1, 1, 1),
                             mask=torch.ones(1, 1), feather=0.0, blend="alpha")),
+    # Align Edited Clip
+    (Case("align-nan-edited", "DRIVE_AlignEditedClip", "2 NaN pixels in the edited frames",
+          ("the edited input holds non-finite values (2 NaN)",)),
+     lambda p, s: align(p, edited=FEW_NAN)),
+    (Case("align-stride-0", "DRIVE_AlignEditedClip", "frame_stride 0 through the API", ("frame_stride must be at least 1",)),
+     lambda p, s: align(p, stride=0)),
+    (Case("align-offset-past", "DRIVE_AlignEditedClip", "frame_offset 4 on a 4-frame original",
+          ("frame_offset 4 is beyond the source's last frame",)),
+     lambda p, s: align(p, offset=4)),
+    (Case("align-before", "DRIVE_AlignEditedClip", "9 edited frames at offset -9: no overlap",
+          ("the edit ends before the source starts",)),
+     lambda p, s: align(p, offset=-9)),
+    (Case("align-mask-size", "DRIVE_AlignEditedClip", "a 10x10 mask: neither clip's size",
+          ("the mask is 10x10 px with 1 frames",)),
+     lambda p, s: align(p, mask=torch.ones(1, 10, 10))),
+    (Case("align-mask-3", "DRIVE_AlignEditedClip", "a mask of 3.0 (clamped): the covered mask",
+          check=lambda r: torch.equal(r[1], r[2]) and tuple(r[0].shape) == (4, 16, 16, 3)),
+     lambda p, s: align(p, mask=torch.full((16, 16), 3.0))),
     # Color Filters
     (Case("filters-inf", "DRIVE_ColorFilters", "+inf pixels", ("the image input holds non-finite values (1 +inf)",)),
      lambda p, s: color_filters(p, image=poked(random_frames(), (3, 2, 2, 0), INF))),
@@ -192,7 +216,7 @@ CASES = [
           check=lambda r: tuple(r.shape) == (4, 5, 7, 3) and bool(torch.isfinite(r).all())),
      lambda p, s: color_filters(p, image=random_frames(4, 5, 7))),
     # Harmonize
-    (Case("harmonize-nan", "DRIVE_Harmonize", "2 NaN pixels (the Lab fallback made the whole clip NaN)",
+    (Case("harmonize-nan", "DRIVE_Harmonize", "2 NaN pixels (the old Lab fallback made the whole clip NaN)",
           ("the image input holds non-finite values (2 NaN)", *IMAGE_FIX)),
      lambda p, s: harmonize(p, image=FEW_NAN)),
     (Case("harmonize-strength-nan", "DRIVE_Harmonize", "strength NaN", ("strength is nan",)),
@@ -320,6 +344,7 @@ CASES = [
 # first thing, before it touches its other inputs (None here).
 COMBOS = [
     ("composite", "CompositeBackground", "blend", "alpha, laplacian"),
+    ("composite", "AlignEditedClip", "resize_policy", "stretch, crop_centre, pad"),
     ("consistency", "CrossFrameAttention", "mode", "pix2video, sparse_causal, anchor_only"),
     ("consistency", "CrossFrameAttention", "layers", "mode default, decoder, all"),
     ("edit", "MaskedCFGSampler", "mask_mode", "nearest, area"),
