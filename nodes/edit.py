@@ -20,6 +20,7 @@ from comfy_api.latest import io
 
 from ..drive_ops.core.validate import check_latent, check_numbers
 from ..drive_ops.diffusion import masked_cfg, schedule
+from ..drive_ops.diffusion.cond_equal import conditioning_equal
 from ..drive_ops.diffusion.cond_grid import copy_conditioning
 from .checks import check_options, combo_answer
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
@@ -40,7 +41,8 @@ CFG_START_TIP = ("DRIVE's cond_step_start: CFG applies only at steps with step/s
 BACKGROUND_TIP = ("What drives the area outside the mask (no CFG there). Not connected: the negative prompt, as in "
                   "DRIVE. Connect the inversion prompt (or a prompt for the background) to use a real negative "
                   "prompt inside the mask without changing the background. Costs one more model evaluation per "
-                  "step.")
+                  "step, except in the Masked-CFG Sampler when it equals the negative (same text tensors, same "
+                  "ControlNet chain, e.g. both empty text through the same ControlNet): that pass is skipped.")
 NOISE_MASK_REFUSAL = (
     "this latent has a noise_mask (Set Latent Noise Mask) but no record of its source: with the zero noise an "
     "inverted latent is sampled with, ComfyUI would pin the area outside the mask to the inverted noise, which "
@@ -129,7 +131,7 @@ class MaskedCFGSampler(io.ComfyNode):
         noise_mask = latent.get("noise_mask")
         if noise_mask is not None and (record is None or record.get("source") is None):
             raise ValueError(NOISE_MASK_REFUSAL)
-        if background is not None and background is not negative:
+        if background is not None and not conditioning_equal(background, negative):
             background = copy_conditioning(background, {})
         else:
             background = None
