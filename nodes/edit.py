@@ -24,8 +24,9 @@ from ..drive_ops.diffusion.cond_equal import conditioning_equal
 from ..drive_ops.diffusion.cond_grid import copy_conditioning
 from .checks import check_options, combo_answer
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
-from .patches.masked_cfg_hook import apply_masked_cfg_patch
-from .patches.samplers import ddim_sampler, pix2video_sampler, run_sampler, sigma_table
+from .patches.masked_cfg_hook import apply_masked_cfg_patch, latent_mask_for
+from .patches.model_family import family_of
+from .patches.samplers import edit_sampler, run_sampler
 
 GRID_SIZE = dict(default=3, min=1, max=8)
 GRID_SIZE_TIP = "g: each grid tiles g x g frames (RAVE default 3; 1 = per frame)."
@@ -51,6 +52,10 @@ NOISE_MASK_REFUSAL = (
     "decodes as noise. Set the noise mask on the latent before or after Invert Video (DRIVE) (which records the "
     "source), or drop it and use this node's `mask` input; Composite Background keeps the original outside the "
     "mask bit for bit.")
+NO_SOURCE_AT_CFG1 = (
+    "at cfg 1 on a flow-matching model the mask gates the edit by keeping the source's trajectory outside it, which "
+    "needs the source latent Invert Video (DRIVE) records on its output; connect that output directly (or set cfg "
+    "above 1 for masked guidance, which needs a negative prompt pass)")
 
 
 def keep_source_outside(out: dict, noise_mask: torch.Tensor, record: dict | None) -> dict:
@@ -77,10 +82,14 @@ class MaskedCFGSampler(io.ComfyNode):
             description="DRIVE's editing sampler: DDIM from the inverted latents with the RAVE grid shuffle "
                         "and mask-guided CFG: inside the mask CFG of positive against negative, outside the "
                         "background prompt alone (the negative prompt when `background` is not connected, as in "
-                        "DRIVE). Runs ComfyUI's own sampling on a patched clone, so LoRA/ControlNet/IP-Adapter work.",
+                        "DRIVE). On flow-matching models at cfg 1 (guidance-distilled models, no negative pass) the "
+                        "mask gates the edit instead: outside it the latent follows the source's trajectory at every "
+                        "step and ends on the source exactly. Runs ComfyUI's own sampling on a patched clone, so "
+                        "LoRA/ControlNet/IP-Adapter work.",
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model: a discrete-schedule eps or v-prediction "
-                                                "model (SD1.x, SD2.x, SDXL); flow-matching models are refused."),
+                                                "model (SD1.x, SD2.x, SDXL) or a flow-matching model (CONST "
+                                                "sampling at any shift); the one the latent was inverted with."),
                 io.Conditioning.Input("positive", tooltip="The edit prompt (CFG inside the mask)."),
                 io.Conditioning.Input("negative", tooltip="The uncond prompt of CFG inside the mask; DRIVE uses empty "
                                                           "text. Without `background` it also drives the area "
@@ -127,9 +136,15 @@ class MaskedCFGSampler(io.ComfyNode):
         samples = check_latent(latent, "the latent input")
         check_numbers(cfg=cfg, cfg_start=cfg_start, mask_threshold=mask_threshold, pix2video_weight=pix2video_weight,
                       denoise=denoise)
-        sigmas = schedule.ddim_sampling_sigmas(sigma_table(model), steps, denoise=denoise)
+        family = family_of(model)
         record = latent.get(schedule.INVERSION_RECORD_KEY)
+        family.check_record(record)
+        method = "ddim" if record is None else record.get("method", "ddim")
+        sigmas = family.sampling_sigmas(steps, denoise, method)
         schedule.check_inversion_record(record, steps, denoise, float(sigmas[0]))
+        schedule_steps = family.schedule_steps(steps, method)
+        family.sampling_function(method, pix2video_weight, schedule_steps)  # refuses Pix2Video on flow models now
+        gated = family.flow and cfg == 1.0 and mask is not None
         noise_mask = latent.get("noise_mask")
         if noise_mask is not None and (record is None or record.get("source") is None):
             raise ValueError(NOISE_MASK_REFUSAL)
@@ -138,16 +153,29 @@ class MaskedCFGSampler(io.ComfyNode):
         else:
             background = None
         patched = apply_grid_patch(model, grid_size, shuffle, seed, max_grids_per_call)
-        if positive is negative and background is None:
+        keep_source = None
+        if gated:
+            if record is None or record.get("source") is None:
+                raise ValueError(NO_SOURCE_AT_CFG1)
+            if tuple(record["source"].shape) != tuple(samples.shape):
+                raise ValueError(f"the recorded source latent is {tuple(record['source'].shape)} but the latent is "
+                                 f"{tuple(samples.shape)} (resized or batched after inversion); invert the latent "
+                                 "you edit")
+            keep_source = (record["source"], latent_mask_for(mask, samples.shape, mask_mode, mask_threshold))
+        elif positive is negative and background is None:
             # One prompt wired to both: uncond == cond, so every step's result is the cond prediction
             # (CFG, the mask blend and unguided steps alike); cfg 1 lets ComfyUI skip the second pass.
             cfg = 1.0
         else:
-            patched = apply_masked_cfg_patch(patched, mask, cfg_start, mask_mode, mask_threshold, background, steps,
-                                             tuple(samples.shape))
-        sampler = pix2video_sampler(pix2video_weight, schedule_steps=steps) if pix2video_weight > 0 else ddim_sampler()
+            patched = apply_masked_cfg_patch(patched, mask, cfg_start, mask_mode, mask_threshold, background,
+                                             schedule_steps, tuple(samples.shape))
+        sampler = edit_sampler(method, pix2video_weight, schedule_steps, keep_source)
         out = run_sampler(patched, positive, negative, latent, cfg, sampler, sigmas, seed)
         out.pop(schedule.INVERSION_RECORD_KEY, None)
+        if keep_source is not None:  # the sampler ends on the source there; this drops the latent format's rounding
+            source, latent_mask = keep_source
+            inside = latent_mask.to(out["samples"]).unsqueeze(1)
+            out = dict(out, samples=out["samples"] * inside + source.to(out["samples"]) * (1 - inside))
         if noise_mask is not None:
             out = keep_source_outside(out, noise_mask, record)
         return io.NodeOutput(out)

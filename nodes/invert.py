@@ -14,7 +14,8 @@ from ..drive_ops.diffusion.stem import INITS
 from .checks import check_options, combo_answer
 from .patches.attention import apply_stem_patch
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
-from .patches.samplers import ddim_inversion_sampler, easyinv_sampler, run_sampler, sigma_table
+from .patches.model_family import FLOW_METHODS, family_of
+from .patches.samplers import easyinv_sampler, inversion_sampler, run_sampler
 
 EASYINV_FROM = inversion.easyinv_first_steps(0.05, 0.2)
 INVERT_WINDOW = ("EasyInv blends z <- eta*z + (1-eta)*z_prev inside start*steps < i < (start+length)*steps "
@@ -50,12 +51,13 @@ class InvertVideo(io.ComfyNode):
             display_name="Invert Video (DRIVE)",
             category="DRIVE/invert",
             description="Inverts VAE-encoded frames to noise along the DDIM schedule (per frame as RAVE does, or "
-                        "on grids), with EasyInv's latent blending. ControlNets applied to the conditioning "
+                        "on grids), with EasyInv's latent blending; on flow-matching models (SD3, Flux, ...) along "
+                        "the model's flow schedule, with Euler or FireFlow. ControlNets applied to the conditioning "
                         "are honoured. The result feeds the Masked-CFG Sampler (DRIVE) with the same steps.",
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model: a discrete-schedule eps or v-prediction "
-                                                "model (SD1.x, SD2.x, SDXL); flow-matching models (SD3, Flux) are "
-                                                "refused."),
+                                                "model (SD1.x, SD2.x, SDXL) or a flow-matching model (CONST "
+                                                "sampling at any shift: SD3.x, Flux, Qwen-Image, ...)."),
                 io.Conditioning.Input("conditioning", tooltip="The inversion prompt; DRIVE uses empty text."),
                 io.Latent.Input("latent", tooltip="The video's VAE-encoded frames [T,4,h,w]. A noise_mask on it is "
                                                   "kept for the sampler (outside it the edit returns the source)."),
@@ -64,13 +66,15 @@ class InvertVideo(io.ComfyNode):
                                      "use the same (the inverted latent records it and the sampler checks). Core "
                                      "ddim_uniform picks the same grid only when steps divides 1000 (10, 20, 25, "
                                      "40, 50, 100, ...); at other counts it runs one extra step."),
-                io.Combo.Input("method", options=["easyinv", "ddim", "stem"], default="easyinv",
+                io.Combo.Input("method", options=list(FLOW_METHODS), default="easyinv",
                                tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending (it "
                                        f"acts from {EASYINV_FROM} steps on with the default window; below that it "
                                        "equals ddim); stem: DDIM with STEM attention (256 EM bases over the whole "
                                        "clip's tokens, so the clip goes through the UNet in one call: keep "
                                        "max_grids_per_call 0; tune it, e.g. frame groups, with STEM Attention (DRIVE) "
-                                       "+ method ddim)."),
+                                       "+ method ddim). On flow models ddim is Euler on the velocity; fireflow "
+                                       "(flow models only) is FireFlow's second-order midpoint solver, one model "
+                                       "call per step, and the sampler then follows it."),
                 *easyinv_inputs(),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
                                tooltip="CFG during inversion; 1 uses the inversion prompt alone (DRIVE). "
@@ -104,17 +108,16 @@ class InvertVideo(io.ComfyNode):
         if cfg != 1.0 and negative is None:
             raise ValueError("inversion with cfg other than 1 needs a `negative` conditioning; connect one or set cfg 1")
         patched = apply_grid_patch(model, grid_size, False, 0, max_grids_per_call)
-        sigmas = schedule.ddim_inversion_sigmas(sigma_table(model), steps, denoise=denoise)
+        family = family_of(model)
+        family.check_method(method)
+        sigmas = family.inversion_sigmas(steps, denoise, method)
         if method == "stem":
             patched = apply_stem_patch(patched)
-        if method in ("ddim", "stem"):
-            sampler = ddim_inversion_sampler()
-        else:
-            sampler = easyinv_sampler(eta, window_start, window_length, blend, schedule_steps=steps)
+        sampler = inversion_sampler(method, eta, window_start, window_length, blend, schedule_steps=steps)
         out = run_sampler(patched, conditioning, conditioning if negative is None else negative, latent, cfg, sampler,
                           sigmas, 0)
-        out[schedule.INVERSION_RECORD_KEY] = schedule.inversion_record(steps, denoise, float(sigmas[-1]), method,
-                                                                        latent["samples"])
+        record = schedule.inversion_record(steps, denoise, float(sigmas[-1]), method, latent["samples"])
+        out[schedule.INVERSION_RECORD_KEY] = {**record, **family.record_fields()}
         return io.NodeOutput(out)
 
 
@@ -128,7 +131,8 @@ class EasyInvSampler(io.ComfyNode):
             description="A SAMPLER for inversion along flipped sigmas (FlipSigmas): DDIM inversion with "
                         "EasyInv's latent blending (eta 1 = plain DDIM inversion). Use it with "
                         "SamplerCustomAdvanced, DisableNoise and cfg 1. Its window is a fraction of the sigmas it "
-                        "is given; it refuses models other than discrete-schedule eps / v-prediction ones.",
+                        "is given. On flow-matching models it is Euler inversion on the velocity with the same "
+                        "blend; models other than eps / v-prediction and flow ones are refused.",
             inputs=easyinv_inputs(),
             outputs=[io.Sampler.Output(display_name="sampler", tooltip="The inversion sampler.")],
         )

@@ -2,7 +2,7 @@
 
 The keyframe (already filled by propagation wherever some frame shows the background,
 and by OpenCV inside the rest as a starting point) is VAE-encoded, noised to ``denoise``
-and sampled with the pack's DDIM sampler under a latent noise mask over the unseen area,
+and sampled with the pack's DDIM sampler (Euler on flow models) under a latent noise mask over the unseen area,
 so only that area is re-generated and the model sees the real background around it.
 It goes through ``comfy.sample`` on the user's MODEL and CONDITIONING, so LoRA and
 ControlNet apply (a ControlNet with one hint per frame gets the keyframe's hint). For
@@ -22,9 +22,9 @@ from ..drive_ops.composite.fill_background import KeyframeFill, inpaint_opencv
 from ..drive_ops.core.frame_plan import apply_frame_plan, plan_frame_size
 from ..drive_ops.core.frame_plan_inverse import fit_to_canvas
 from ..drive_ops.core.mask_morphology import feather_mask, grow_mask
-from ..drive_ops.diffusion import schedule
 from ..drive_ops.diffusion.cond_grid import control_chain, copy_conditioning
-from .patches.samplers import ddim_sampler, run_sampler, sigma_table
+from .patches.model_family import family_of
+from .patches.samplers import ddim_sampler, run_sampler
 
 LATENT_PX = 8
 EDGE_FADE_PX = 3.0
@@ -71,7 +71,7 @@ def diffusion_keyframe_fill(model, positive: list, negative: list, vae, steps: i
                       "concat_mask": apply_frame_plan(hole[None].float().cpu(), plan).unsqueeze(1)}
             pos = node_helpers.conditioning_set_values(pos, values)
             neg = node_helpers.conditioning_set_values(neg, values)
-        sigmas = schedule.ddim_sampling_sigmas(sigma_table(model), steps)
+        sigmas = family_of(model).sampling_sigmas(steps)
         sigmas = sigmas[steps - max(1, round(steps * denoise)):]
         noise = comfy.sample.prepare_noise(latent["samples"], seed + index)
         sampled = run_sampler(model, pos, neg, latent, cfg, ddim_sampler(), sigmas, seed, noise=noise)

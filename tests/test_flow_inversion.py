@@ -126,10 +126,17 @@ def test_masked_edit_keeps_every_latent_outside_the_mask_on_the_source_trajector
         sampler, sigmas = inversion.sample_ddim, down
     else:
         sampler, sigmas = flow.sample_fireflow, flow.with_midpoints(down)
-    seen = []
+    seen, calls = [], []
+
+    def watched(x, sigma, **_):
+        calls.append((x.clone(), sigma.reshape(-1)[0]))
+        return model(x, sigma)
+
     out = flow.masked_sampler(sampler, source, mask)(
-        model, start.clone(), sigmas, callback=lambda step: seen.append((step["i"], step["x"].clone())))
+        watched, start.clone(), sigmas, callback=lambda step: seen.append((step["i"], step["x"].clone())))
     assert len(seen) == len(down) - 1
+    for x, sigma in calls:                                    # every model call, FireFlow's midpoints too
+        assert torch.allclose(x[keep], flow.source_trajectory(source, noise, sigma)[keep], atol=1e-6)
     for i, x in seen:
         expected = flow.source_trajectory(source, noise, sigmas[i + 1])
         assert torch.allclose(x[keep], expected[keep], atol=1e-6)

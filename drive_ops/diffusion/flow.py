@@ -122,9 +122,9 @@ def masked_sampler(sampler: Callable, source: torch.Tensor, mask: torch.Tensor) 
     """``sampler`` with the area outside ``mask`` [B,h,w] (1 = edit) pinned to the source's trajectory.
 
     The noise is the one the starting latent implies (:func:`trajectory_noise` at
-    ``sigmas[0]``); after every step the latent outside the mask is set to
-    :func:`source_trajectory` at the step's sigma, so the run ends on ``source`` exactly
-    there (the step reported as ``i`` holds the latent at ``sigmas[i + 1]``, as
+    ``sigmas[0]``); every model call (FireFlow's midpoints too) sees, and every step ends
+    with, the latent outside the mask on :func:`source_trajectory` at its sigma, so the
+    run ends on ``source`` exactly there (the step reported as ``i`` holds the latent at ``sigmas[i + 1]``, as
     ``inversion.sample_ddim`` and :func:`sample_fireflow` report it; the sampler must
     report the latent tensor it goes on with). The model still sees the whole latent, so the edit blends into the kept
     background. ``sigmas[0]`` must be above 0 (a sampling run, not an inversion).
@@ -141,7 +141,10 @@ def masked_sampler(sampler: Callable, source: torch.Tensor, mask: torch.Tensor) 
             if callback is not None:
                 callback(step)
 
-        x = sampler(model, x, sigmas, extra_args, pinned, disable, **options)
+        def pinned_model(x_in: torch.Tensor, sigma: torch.Tensor, **kwargs) -> torch.Tensor:
+            return model(keep_outside(x_in, src, noise, sigma.reshape(-1)[0], keep), sigma, **kwargs)
+
+        x = sampler(pinned_model, x, sigmas, extra_args, pinned, disable, **options)
         return keep_outside(x, src, noise, sigmas[-1], keep)
 
     return run

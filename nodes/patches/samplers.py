@@ -1,9 +1,10 @@
 """The pack's samplers as ComfyUI SAMPLER objects, the models they follow, and the one-box nodes' run.
 
-Each factory wraps a k-diffusion-style function of ``drive_ops.diffusion`` in a
-:class:`ModelCheckedSampler`, a ``comfy.samplers.KSAMPLER`` that refuses models whose
-noise schedule the pack's DDIM maths cannot follow (flow matching, EDM, ...) before the
-first step. :func:`run_sampler` is the sampling call Invert Video and Masked-CFG Sampler
+Each factory gives a :class:`ModelCheckedSampler`, a ``comfy.samplers.KSAMPLER`` that
+asks ``model_family`` for the model's family before the first step (refusing models the
+pack's maths cannot follow) and lets the family pick the k-diffusion function of
+``drive_ops.diffusion``: DDIM / EasyInv on eps and v models, Euler / FireFlow on flow
+models. :func:`run_sampler` is the sampling call Invert Video and Masked-CFG Sampler
 share (zero noise, copied conditioning, a progress bar per step), and Fill Background's
 keyframe inpainting (with noise).
 """
@@ -12,113 +13,126 @@ from __future__ import annotations
 
 from typing import Callable
 
-import comfy.latent_formats
-import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
 import comfy.utils
 import torch
 
-from ...drive_ops.diffusion import inversion
+from ...drive_ops.diffusion import flow
 from ...drive_ops.diffusion.cond_grid import copy_conditioning
-from ...drive_ops.diffusion.pix2video import GUIDED_FRACTION, sample_pix2video
+from ...drive_ops.diffusion.pix2video import GUIDED_FRACTION
 from ..frame_previews import core_preview_off, with_clip_previews
 from ..progress import cancellable
+from .model_family import SUPPORTED_MODELS, ModelFamily, family_of
 
-SUPPORTED_MODELS = ("discrete-schedule models with eps or v prediction (SD1.x, SD2.x, SDXL and their fine-tunes, "
-                    "v-prediction ones included)")
+__all__ = ["SUPPORTED_MODELS", "check_supported", "family_of"]
 
-
-def prediction_type(model_sampling) -> str | None:
-    """The prediction of a discrete DDPM-schedule model: "eps" or "v_prediction"; None for flow, EDM, x0 and others."""
-    ms = comfy.model_sampling
-    discrete = isinstance(model_sampling, ms.ModelSamplingDiscrete) and not isinstance(
-        model_sampling, (ms.ModelSamplingDiscreteEDM, ms.StableCascadeSampling))
-    if not discrete or isinstance(model_sampling, (ms.EDM, ms.X0)):
-        return None
-    if isinstance(model_sampling, ms.V_PREDICTION):
-        return "v_prediction"
-    return "eps" if isinstance(model_sampling, ms.EPS) else None
+Choice = Callable[[ModelFamily], tuple[Callable, dict]]
 
 
 def check_supported(base_model) -> str:
-    """The prediction type of a comfy BaseModel, or a ValueError that says what the pack supports."""
-    kind = prediction_type(base_model.model_sampling)
-    if kind is None:
-        sampling = "/".join(c.__name__ for c in type(base_model.model_sampling).__bases__)
-        raise ValueError(f"this model ({type(base_model.model_config).__name__}, sampling {sampling}) is not one the "
-                         f"DRIVE inversion and samplers can follow: they support {SUPPORTED_MODELS}. Flow-matching "
-                         "models (SD3, Flux, CONST sampling) and EDM models are refused; use an SD1.5, SD2 or SDXL "
-                         "checkpoint")
-    return kind
-
-
-def is_sdxl(base_model) -> bool:
-    """Whether the model works in SDXL's latent space (SDXL and its distillations): EasyInv's SDXL settings apply."""
-    return isinstance(base_model.latent_format, comfy.latent_formats.SDXL)
+    """The model's kind ("eps", "v_prediction" or "flow"), or a ValueError that says what the pack supports."""
+    return family_of(base_model).kind
 
 
 class ModelCheckedSampler(comfy.samplers.KSAMPLER):
-    """A KSAMPLER that checks the model before sampling and may fit its options to it.
+    """A KSAMPLER whose k-diffusion function the model's family chooses when sampling starts.
 
-    ``for_model(base_model) -> dict`` (optional) updates the sampler's options once the
-    model is known: a SAMPLER node has no MODEL input, so this is where EasyInv's SDXL
-    defaults are chosen.
+    ``choose(family) -> (function, options)``: a SAMPLER node has no MODEL input, so this is
+    where the family (eps / v / flow, SDXL's EasyInv settings) is known. With zero noise the
+    latent is already at ``sigmas[0]`` (an inverted latent): the run starts from it as it
+    is and returns the latent at ``sigmas[-1]`` as it is, for every family (the flow
+    parameterisation's noise scaling would scale it, and divide by zero at sigma 1).
     """
 
-    def __init__(self, sampler_function: Callable, extra_options: dict | None = None,
-                 for_model: Callable | None = None):
-        super().__init__(sampler_function, extra_options or {})
-        self.for_model = for_model
+    def __init__(self, choose: Choice):
+        super().__init__(None, {})
+        self.choose = choose
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
                disable_pbar=False):
         base = model_wrap.inner_model
-        check_supported(base)
-        options = dict(self.extra_options)
-        if self.for_model is not None:
-            options.update(self.for_model(base))
-        plain = comfy.samplers.KSAMPLER(self.sampler_function, options, self.inpaint_options)
+        function, options = self.choose(family_of(base))
         callback = with_clip_previews(callback, base, noise.device)
-        return plain.sample(model_wrap, sigmas, extra_args, callback, noise, latent_image, denoise_mask, disable_pbar)
+        plain = comfy.samplers.KSAMPLER(function, options, self.inpaint_options)
+        if latent_image is None or bool(noise.any()):
+            return plain.sample(model_wrap, sigmas, extra_args, callback, noise, latent_image, denoise_mask,
+                                disable_pbar)
+        extra_args["denoise_mask"] = denoise_mask
+        model_k = comfy.samplers.KSamplerX0Inpaint(model_wrap, sigmas)
+        model_k.latent_image, model_k.noise = latent_image, noise
+        steps = len(sigmas) - 1
+        k_callback = None if callback is None else (
+            lambda step: callback(step["i"], step["denoised"], step["x"], steps))
+        return function(model_k, latent_image.clone(), sigmas, extra_args=extra_args, callback=k_callback,
+                        disable=disable_pbar, **options)
 
 
 def ddim_sampler():
-    """Deterministic DDIM (eta 0) along decreasing sigmas."""
-    return ModelCheckedSampler(inversion.sample_ddim)
+    """Deterministic DDIM (eta 0) along decreasing sigmas: Euler on the velocity on flow models."""
+    return ModelCheckedSampler(lambda family: family.sampling_function("ddim"))
+
+
+def edit_sampler(method: str, pix2video_weight: float = 0.0, steps: int | None = None,
+                 keep_source: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """The sampler for a latent inverted with ``method``: DDIM / Euler, FireFlow, or Pix2Video.
+
+    ``keep_source`` = (source latent as in the LATENT, latent mask [T,h,w]) keeps the area
+    outside the mask on the source's trajectory (the masked flow edit at cfg 1).
+    """
+    def choose(family: ModelFamily) -> tuple[Callable, dict]:
+        function, options = family.sampling_function(method, pix2video_weight, steps)
+        if keep_source is not None:
+            source, mask = keep_source
+            function = flow.masked_sampler(function, family.to_model_space(source), mask)
+        return function, options
+
+    return ModelCheckedSampler(choose)
 
 
 def ddim_inversion_sampler():
-    """Plain DDIM inversion along increasing (flipped) sigmas."""
-    return ModelCheckedSampler(inversion.sample_ddim_inversion)
+    """Plain DDIM inversion along increasing (flipped) sigmas: Euler inversion on flow models."""
+    return ModelCheckedSampler(lambda family: family.inversion_function("ddim", 1.0, 0.0, 0.0, "after", 1))
+
+
+def inversion_sampler(method: str, eta: float = 1.0, window_start: float = 0.0, window_length: float = 0.0,
+                      blend: str = "after", schedule_steps: int = 1):
+    """The inversion sampler of ``method`` (ddim, easyinv, stem's ddim, fireflow) for the model's family."""
+    return ModelCheckedSampler(lambda family: family.inversion_function(
+        "ddim" if method == "stem" else method, eta, window_start, window_length, blend, schedule_steps))
 
 
 def easyinv_sampler(eta: float, window_start: float, window_length: float, blend: str,
                     schedule_steps: int | None = None):
-    """DDIM inversion with EasyInv's latent blending, for increasing sigmas.
+    """DDIM inversion with EasyInv's latent blending, for increasing sigmas (Euler with the blend on flow models).
 
     Settings left at SD1.x's defaults become SDXL's on an SDXL model
     (``inversion.easyinv_settings``); ``schedule_steps`` is the full schedule the window is
-    a fraction of (a partial inversion runs its head).
+    a fraction of (a partial inversion runs its head; by default the sigmas given).
     """
-    def for_model(base_model) -> dict:
-        e, start, length = inversion.easyinv_settings(eta, window_start, window_length, is_sdxl(base_model))
-        return {"eta": e, "window_start": start, "window_length": length}
+    def choose(family: ModelFamily) -> tuple[Callable, dict]:
+        function, options = family.inversion_function("easyinv", eta, window_start, window_length, blend,
+                                                      schedule_steps or 0)
+        if schedule_steps is None:
+            options = dict(options, schedule_steps=None)
+        return function, options
 
-    return ModelCheckedSampler(inversion.sample_easyinv, {"blend": blend, "schedule_steps": schedule_steps},
-                               for_model)
+    return ModelCheckedSampler(choose)
 
 
 def pix2video_sampler(weight: float, guided_fraction: float = GUIDED_FRACTION, anchor: int = 0,
                       schedule_steps: int | None = None):
-    """DDIM with Pix2Video's latent guidance toward the previous frame's predicted x0."""
-    return ModelCheckedSampler(sample_pix2video, {"weight": weight, "guided_fraction": guided_fraction,
-                                                  "anchor": anchor, "schedule_steps": schedule_steps})
+    """DDIM with Pix2Video's latent guidance toward the previous frame's predicted x0 (eps / v models)."""
+    def choose(family: ModelFamily) -> tuple[Callable, dict]:
+        function, options = family.sampling_function("ddim", weight, schedule_steps)
+        return function, dict(options, guided_fraction=guided_fraction, anchor=anchor)
+
+    return ModelCheckedSampler(choose)
 
 
 def sigma_table(model) -> torch.Tensor:
     """The model's training sigmas (float32, CPU), to build DDIM schedules from; refuses unsupported models."""
-    check_supported(model.model)
+    family_of(model)
     return model.get_model_object("model_sampling").sigmas.float().cpu()
 
 
