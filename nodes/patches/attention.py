@@ -154,6 +154,11 @@ def apply_cross_frame_patch(model, mode: str, anchor: int, include_self: bool, l
     The anchor is also left in the MODEL's transformer options, so the grid wrapper can run
     chunks outward from it.
     """
+    unet = model.get_model_object("diffusion_model")
+    if not hasattr(unet, "input_blocks"):
+        raise ValueError(f"cross-frame attention patches UNet models (SD1.x / SD2 / SDXL and flow-matching UNets); "
+                         f"{type(unet).__name__} is a transformer whose attention ComfyUI does not let the pack patch "
+                         "this way: leave cross-frame attention off for it (the RAVE grid shuffle still applies)")
     sigma_start, sigma_end = _sigma_window(model, start_percent, end_percent)
     patched = model.clone()
     patched.set_model_attn1_patch(make_cross_frame_patch(mode, anchor, include_self, blocks_for(mode, layers),

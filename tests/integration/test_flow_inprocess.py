@@ -267,3 +267,55 @@ def test_core_sampling_with_the_pack_samplers_on_a_flow_model(pack, flow_model):
     back = comfy.sample.sample_custom(flow_model, torch.zeros_like(latent), 1.0, samplers.ddim_sampler(),
                                       up.flip(0), cond, cond, noise, disable_pbar=True, seed=0)
     assert _rel(back, latent) < 0.05
+
+
+def _tiny_flux():
+    """ComfyUI's own Flux transformer (double + single stream blocks, 2x2 patchify, RoPE), tiny, random weights."""
+    import dataclasses
+
+    import comfy.ldm.flux.model
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    config = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=32, context_in_dim=32,
+                  hidden_size=64, mlp_ratio=2.0, num_heads=2, depth=1, depth_single_blocks=1, axes_dim=[8, 12, 12],
+                  theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True)
+    if "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}:
+        config["txt_ids_dims"] = []   # newer cores (Flux 2's text position ids); Flux 1 has none
+    model_config = comfy.supported_models.Flux(dict(config))
+    model_config.unet_config = dict(config)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        base = model_config.get_model({}, "", device=torch.device("cpu"))
+        with torch.no_grad():
+            for p in base.parameters():
+                torch.nn.init.normal_(p, std=0.02)
+    return comfy.model_patcher.ModelPatcher(base.float(), load_device=torch.device("cpu"),
+                                            offload_device=torch.device("cpu"))
+
+
+def _flux_cond(seed: int) -> list:
+    g = torch.Generator().manual_seed(seed)
+    return [[torch.randn(1, 5, 32, generator=g), {"pooled_output": torch.randn(1, 32, generator=g), "guidance": 3.5}]]
+
+
+def test_a_flux_transformer_inverts_and_edits_on_shuffled_grids_and_refuses_attention_patches(pack):
+    """Grids in latent space: the DiT patchifies the 2x2 grid itself and its position ids follow the grid's size."""
+    model = _tiny_flux()
+    family = pack("nodes.patches.model_family").family_of(model)
+    assert family.kind == "flow"
+    latent, cond, other = _latent(T, 16), _flux_cond(1), _flux_cond(2)
+    inv = _invert(pack, model, cond, {"samples": latent}, 4, "fireflow")
+    recon = _edit(pack, model, cond, cond, inv, 4, cfg=1.0, grid=2, shuffle=True, mask=_mask())
+    gated = _edit(pack, model, other, cond, inv, 4, cfg=1.0, grid=2, shuffle=True, mask=_mask())
+    guided = _edit(pack, model, other, cond, inv, 4, cfg=3.0, grid=2, shuffle=True, mask=_mask())
+    keep = _latent_keep().expand_as(latent)
+    assert _rel(recon["samples"], latent) < 0.01
+    assert torch.equal(gated["samples"][keep], latent[keep])
+    assert float((gated["samples"][~keep] - latent[~keep]).abs().max()) > 1e-3
+    assert guided["samples"].shape == latent.shape and bool(torch.isfinite(guided["samples"]).all())
+    attention = pack("nodes.patches.attention")
+    with pytest.raises(ValueError, match="STEM attention patches UNet models"):
+        attention.apply_stem_patch(model)
+    with pytest.raises(ValueError, match="cross-frame attention patches UNet models"):
+        attention.apply_cross_frame_patch(model, "anchor", 0, True, "all", 0.0, 1.0)
