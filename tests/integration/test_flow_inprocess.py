@@ -319,3 +319,31 @@ def test_a_flux_transformer_inverts_and_edits_on_shuffled_grids_and_refuses_atte
         attention.apply_stem_patch(model)
     with pytest.raises(ValueError, match="cross-frame attention patches UNet models"):
         attention.apply_cross_frame_patch(model, "anchor", 0, True, "all", 0.0, 1.0)
+
+
+def test_fill_backgrounds_keyframe_fill_runs_on_a_flow_model(pack, flow_model):
+    """Noise to sigma 1 (CONST noise scaling), Euler under the noise mask: only the hole changes."""
+    fill = pack("nodes.keyframe_inpaint").diffusion_keyframe_fill(flow_model, _cond(2), _cond(3), _random_vae(), 4,
+                                                                  4.0, 1.0, 0, 1, "telea")
+    frame = torch.rand(8 * H, 8 * W, 3, generator=torch.Generator().manual_seed(6))
+    hole = torch.zeros(8 * H, 8 * W, dtype=torch.bool)
+    hole[24:40, 24:40] = True
+    out = fill(frame, hole, 0)
+    assert out.shape == frame.shape and bool(torch.isfinite(out).all())
+    assert torch.equal(out[~hole], frame[~hole])
+
+
+def test_patch_nodes_work_with_core_ksampler_on_a_flow_model(pack, flow_model):
+    """RAVE Grid Patch + Masked-CFG Patch on a CONST model, sampled by core's euler / simple (KSampler's call)."""
+    import comfy.sample
+
+    edit = pack("nodes.edit")
+    patched = edit.RAVEGridPatch.execute(flow_model, 2, True, 0, 0).args[0]
+    patched = edit.MaskedCFGPatch.execute(patched, _mask(), 0.0, "nearest", 0.5).args[0]
+    latent = torch.zeros(T, 4, H, W)
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(3))
+    runs = [comfy.sample.sample(m, noise, 4, 5.0, "euler", "simple", _cond(3), _cond(2), latent, seed=0,
+                                disable_pbar=True) for m in (patched, flow_model)]
+    keep = _latent_keep().expand_as(latent)
+    assert all(bool(torch.isfinite(r).all()) for r in runs)
+    assert float((runs[0][~keep] - runs[1][~keep]).abs().max()) > 1e-3    # the patches changed the sampling
