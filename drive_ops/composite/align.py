@@ -28,7 +28,6 @@ from ..core.chunking import chunk_slices
 from ..core.progress import Progress, notify
 
 RESIZE_POLICIES = ("stretch", "crop_centre", "pad")
-ALIGN_NODE = "Align Edited Clip (DRIVE)"
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,8 @@ def map_frames(source_frames: int, edited_frames: int, offset: int, stride: int)
     last = offset + (edited_frames - 1) * stride
     if last < 0:
         raise ValueError(f"the edit ends before the source starts: its {edited_frames} frames at offset {offset}, "
-                         f"stride {stride} show source frames {offset}..{last}, none of them in 0..{source_frames - 1}; "
-                         "raise frame_offset")
+                         f"stride {stride} show source frames {offset}..{last}, none of them in "
+                         f"0..{source_frames - 1}; raise frame_offset")
     start = max(0, -(offset // stride))  # the first j with offset + j*stride >= 0 (ceil(-offset / stride))
     stop = min(edited_frames, (source_frames - 1 - offset) // stride + 1)
     return FrameMapping(offset, stride, start, stop)

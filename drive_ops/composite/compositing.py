@@ -133,8 +133,8 @@ def composite_background(edited: torch.Tensor, original: torch.Tensor, mask: tor
     The edited frames (and a mask at their size) are brought to the original's size
     by inverting the loader's crop/resize plan (``fit_to_canvas``); pixels the plan
     cropped away keep the original. Another size or frame count (another model's output)
-    is refused: ``align.align_edited_clip`` maps it onto the original first. The mask may be one frame (broadcast) or one per
-    frame, at the original's or the edited frames' size. Outside the grown mask the
+    is refused: ``align.align_edited_clip`` maps it onto the original first. The mask may
+    be one frame (broadcast) or one per frame, at the original's or the edited frames' size. Outside the grown mask the
     result is the original exactly. ``background`` (``[T,h,w,3]`` at either size), the
     object-free clip, replaces the original as what the edit is blended over inside the
     grown mask.
