@@ -136,6 +136,8 @@ class Server:
             raise RunError(f"no ComfyUI answers at {self.url} and COMFYUI_DIR={comfy_dir} has no main.py; "
                            "start ComfyUI yourself or point COMFYUI_DIR at a ComfyUI checkout")
         port = urllib.parse.urlparse(self.url).port or 8188
+        if os.sep in python:  # ComfyUI runs in comfy_dir: a relative path to its python would miss
+            python = str(Path(python).absolute())
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="drive-run-"))
         nodes_dir = self.workdir / "custom_nodes"
