@@ -51,6 +51,8 @@ class Variant:
     cross_frame: str | None = None   # pix2video | sparse_causal | anchor_only self-attention while sampling
     fresh_noise: bool = False        # baseline: seeded noise inside the mask instead of the inverted latent
     mask_grow_px: int = 0            # grow the pixel mask before it goes to latent size (covers edge cells)
+    mask_mode: str = "nearest"       # how the pixel mask reaches latent size (masked_cfg.MASK_MODES)
+    mask_threshold: float = 0.5      # and where it is binarised (area 0: every block the object touches)
 
 
 @dataclass
@@ -116,10 +118,11 @@ def attention(unet, kind: str | None, frames: int = 0, mode: str = "pix2video"):
         unet.set_attn_processor(original)
 
 
-def latent_mask(case: Case, latent_hw: tuple[int, int], grow_px: int = 0) -> torch.Tensor:
-    """The instance mask (grown by ``grow_px``) at latent size, as the Masked-CFG Sampler makes it (nearest, 0.5)."""
+def latent_mask(case: Case, latent_hw: tuple[int, int], grow_px: int = 0, mode: str = "nearest",
+                threshold: float = 0.5) -> torch.Tensor:
+    """The instance mask (grown by ``grow_px``) at latent size, as the Masked-CFG Sampler makes it."""
     mask = grow_mask(case.mask, grow_px) if grow_px else case.mask
-    return masked_cfg.mask_to_latent(mask, *latent_hw)
+    return masked_cfg.mask_to_latent(mask, *latent_hw, mode, threshold)
 
 
 def invert(tb, z0: torch.Tensor, method: str, steps: int) -> torch.Tensor:
@@ -145,7 +148,7 @@ def sample_edit(tb, case: Case, noise: torch.Tensor, v: Variant, seed: int = 0) 
     sigmas = schedule.ddim_sampling_sigmas(tb.sigmas, v.steps)
     pos = tb.text_context(case.target_caption)[0]
     neg = tb.text_context("")[0]
-    m = latent_mask(case, tuple(noise.shape[-2:]), v.mask_grow_px)
+    m = latent_mask(case, tuple(noise.shape[-2:]), v.mask_grow_px, v.mask_mode, v.mask_threshold)
     if v.fresh_noise:
         fresh = torch.randn(noise.shape, generator=torch.Generator().manual_seed(seed)) * schedule.vp_scale(sigmas[0])
         noise = torch.where(m.unsqueeze(1) > 0, fresh, noise)

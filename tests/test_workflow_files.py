@@ -88,16 +88,18 @@ def _main_api() -> dict:
 
 
 def test_main_workflow_has_one_mask_chain():
-    """Sampler, composite and harmonize take Mask Tools' one hard-edged mask; the composite grows nothing more."""
+    """Sampler, composite and harmonize take Mask Tools' one mask, the tracked mask feathered about its edge; the
+    composite grows and feathers nothing more, and the sampler edits every latent cell the soft mask reaches."""
     prompt = _main_api()
     by_type = {n["class_type"]: n["inputs"] for n in prompt.values()}
     edit_mask = by_type["DRIVE_MaskedCFGSampler"]["mask"]
     assert prompt[edit_mask[0]]["class_type"] == "DRIVE_MaskTools"
     assert by_type["DRIVE_CompositeBackground"]["mask"] == edit_mask
     assert by_type["DRIVE_Harmonize"]["mask"] == edit_mask
-    assert by_type["DRIVE_CompositeBackground"]["grow"] == 0
-    assert by_type["DRIVE_CompositeBackground"]["feather"] > 0, "the seam is feathered (inward) by the composite"
-    assert prompt[edit_mask[0]]["inputs"]["feather_px"] == 0, "a soft edit mask reaches past what the sampler edits"
+    assert by_type["DRIVE_CompositeBackground"]["grow"] == 0 and by_type["DRIVE_CompositeBackground"]["feather"] == 0
+    assert prompt[edit_mask[0]]["inputs"]["grow_px"] == 0 and prompt[edit_mask[0]]["inputs"]["feather_px"] > 0
+    sampler = by_type["DRIVE_MaskedCFGSampler"]
+    assert (sampler["mask_mode"], sampler["mask_threshold"]) == ("area", 0), "the soft mask reaches past the edit"
 
 
 def test_main_workflow_edits_as_drive_does():

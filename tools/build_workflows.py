@@ -64,11 +64,13 @@ MODEL_FILES = {
         "controlnet", "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/control_v11f1p_sd15_depth.pth"),
     "harmonizer.pth": ("harmonizer", "https://drive.google.com/file/d/15XGPQHBppaYGnhsP9l7iOGZudXNw1WbA/view"),
 }
-# The main workflow's one edit mask: Mask Tools grows the tracked object by this much for sampler, composite, harmonize.
-EDIT_MASK_GROW_PX = 8
+# The main workflow's edit mask: Mask Tools feathers the tracked mask over this many px centred on its edge (Gaussian,
+# sigma = half of it); the sampler takes every latent cell it touches (area, threshold 0), composite and harmonize
+# blend with it (bench/sampler_mask.py measured the choice).
+EDIT_MASK_FEATHER_PX = 4
 BACKGROUND_NOTE = ("Outside the mask the sampler's background input rules: it gets the inversion prompt (empty, "
                    "same ControlNet) the frames were inverted with, so a negative prompt you type changes only the "
-                   "object.")
+                   "object. While the negative is empty too, the two are equal and the sampler runs no extra pass.")
 FIXED_SEED = {"seed": 12345, "control_after_generate": "fixed"}
 NOTE_COLOR, NOTE_BG = "#432", "#653"
 
@@ -137,8 +139,9 @@ def drive_instance_edit() -> dict:
         node("sam2", "DRIVE_SAM2Loader", 1, model_name=SAM2_FILE),
         node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
              samurai_mode=True),
-        # the one edit mask: sampler, composite and harmonize all take this node's output (binary, no feather)
-        node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, grow_px=EDIT_MASK_GROW_PX),
+        # the edit mask, feathered about the tracked edge: the sampler edits every latent cell it touches (area, 0),
+        # composite and harmonize blend with it (outside it: the original, bit for bit)
+        node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, feather_px=EDIT_MASK_FEATHER_PX),
         # an output node: plays the mask in itself right after tracking, and can be queued alone
         node("mask_preview", "DRIVE_MaskPreview", 2),
         # bypassed: its image output passes Load Video's frames through, so the graph edits the original
@@ -149,9 +152,10 @@ def drive_instance_edit() -> dict:
         node("cn_inv", "ControlNetApplyAdvanced", 3, title="ControlNet: inversion", strength=1.0),
         node("cn_edit", "ControlNetApplyAdvanced", 3, title="ControlNet: edit", strength=1.0),
         node("invert", "DRIVE_InvertVideo", 4, steps=50, method="easyinv", cfg=1.0, grid_size=1),
-        node("edit", "DRIVE_MaskedCFGSampler", 4, steps=50, cfg=7.5, grid_size=3, shuffle=True, **FIXED_SEED),
+        node("edit", "DRIVE_MaskedCFGSampler", 4, steps=50, cfg=7.5, grid_size=3, shuffle=True, mask_mode="area",
+             mask_threshold=0.0, **FIXED_SEED),
         node("decode", "VAEDecode", 5),
-        node("composite", "DRIVE_CompositeBackground", 5, grow=0, feather=4.0),
+        node("composite", "DRIVE_CompositeBackground", 5, grow=0, feather=0.0),
         node("harm_loader", "DRIVE_HarmonizerLoader", 5, mode=4, weights="harmonizer.pth"),
         node("harmonize", "DRIVE_Harmonize", 5),
         note("note_mask", 0,
@@ -160,9 +164,12 @@ def drive_instance_edit() -> dict:
              "See the mask first: select Mask Preview and queue only it (Queue Selected Output Nodes), it plays "
              "the tracked mask in seconds before the long edit. samurai_mode adds SAMURAI's motion model, "
              "good for fast or occluded objects. Put a SAM 2.1 file in models/sam2. No SAM2? Swap Track Object "
-             "for Propagate Mask and draw the mask on one frame.\n\nOne mask for everything: Mask Tools grows "
-             f"the object by {EDIT_MASK_GROW_PX} px (a hard edge); the sampler edits inside it, the composite "
-             "pastes the original back outside it and feathers the seam inward, Harmonize adjusts inside it.",
+             "for Propagate Mask and draw the mask on one frame.\n\nMask Tools fills holes and feathers the "
+             f"tracked mask over {EDIT_MASK_FEATHER_PX} px centred on its edge. The sampler (mask_mode area, "
+             "threshold 0) edits every 8x8 latent cell the object touches, so no object pixel is resampled "
+             "unguided; the composite keeps the original bit for bit outside the feathered mask and blends across "
+             "its soft edge; Harmonize uses the same mask. Don't grow it for the composite: the edit would bring a "
+             "band of redrawn background along.",
              height=300),
         note("note_edit", 3,
              "2. Prompts and structure\nThe negative prompt is empty, as in DRIVE: under masked CFG it is only "
@@ -181,10 +188,13 @@ def drive_instance_edit() -> dict:
              "(30.9 / 30.6 dB vs 27.7 / 28.7 per frame): try Invert Video's grid_size = the sampler's.",
              height=270),
         note("note_out", 6,
-             "4. Composite and harmonise\nThe original background is pasted back bit for bit outside the edit "
-             "mask (grow 0 here: the mask is Mask Tools'), with a 4 px seam feathered inward. Harmonize matches "
-             "the object's colours to the scene: with harmonizer.pth in models/harmonizer (non-commercial "
-             "licence) enable the loader; without it a weight-free Lab match is used. The source audio is kept.\n"
+             "4. Composite and harmonise\nThe original is pasted back bit for bit outside the feathered mask "
+             "(grow 0, feather 0 here: Mask Tools feathered it already) and blended across its soft edge. "
+             "Harmonize: with harmonizer.pth in models/harmonizer (non-commercial licence) enable the loader, and "
+             "Harmonizer's six filters (temperature, brightness, contrast, saturation, highlight, shadow) match "
+             "the object's tone to the scene frame by frame. Without it the frames pass through unchanged (the "
+             "console says so): no weight-free rule tells a colour cast from a correct edit. The source audio is "
+             "kept.\n"
              "Edit smaller than the object (a dog into a cat)? Enable Fill Background (Ctrl+B): the object is "
              "removed first, the edit is sampled from the filled clip and composited over it, so the rim the "
              "new object leaves shows clean background."),

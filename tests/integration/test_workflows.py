@@ -169,24 +169,37 @@ def _with_known_mask(prompt: dict) -> dict:
     return prompt
 
 
-def test_instance_edit_keeps_everything_outside_the_sampler_mask(comfy, assets):
-    """Every pixel outside the sampler's mask equals the input frame, exactly (png out, whatever the weights).
+def test_instance_edit_keeps_everything_outside_the_tracked_mask_plus_the_feather(comfy, assets):
+    """Every pixel farther than the feather from the tracked mask equals the input frame, exactly (png out, whatever
+    the weights): the composite takes the tracked mask feathered about its edge, not a grown one (issue 24).
 
     Exactly, not within a tolerance: the result and the reference both go from the same loaded float frames
-    through the same byte rounding of Save Video's png output, so an untouched pixel is the same byte.
+    through the same byte rounding of Save Video's png output, so an untouched pixel is the same byte. The
+    tracked mask is Mask Tools' output with its feather off; the feather reaches round(feather_px) px (a
+    separable Gaussian: a square).
     """
+    import cv2
+
     prompt = _with_known_mask(_lossless(_shrink(_api("drive_instance_edit"), assets["clip"])))
     save = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo")
-    sampler = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskedCFGSampler")
+    composite = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_CompositeBackground")
+    tools = prompt[composite]["inputs"]["mask"][0]
+    assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
+    assert prompt[composite]["inputs"]["grow"] == 0 and prompt[composite]["inputs"]["feather"] == 0
+    reach = round(prompt[tools]["inputs"]["feather_px"])
     out = _saved_frames(comfy, comfy.run_ok(prompt, timeout=1800), save)
     source = _saved_frames(comfy, comfy.run_ok(_passthrough(prompt), timeout=600), "passthrough")
-    masks = _mask_frames(comfy, prompt, prompt[sampler]["inputs"]["mask"])
+    untouched = json.loads(json.dumps(prompt))
+    untouched[tools]["inputs"]["feather_px"] = 0.0
+    tracked = _mask_frames(comfy, untouched, [tools, 0])
     changed_inside = False
     for t in range(FRAMES):
-        outside = masks[t] == 0
+        near = cv2.dilate((tracked[t] > 127).astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
+        outside = ~near
         assert 0.2 < outside.mean() < 0.95, f"frame {t}: the propagated mask lost the object"
-        assert np.array_equal(out[t][outside], source[t][outside]), f"frame {t} changed outside the sampler's mask"
-        changed_inside |= not np.array_equal(out[t][~outside], source[t][~outside])
+        assert np.array_equal(out[t][outside], source[t][outside]), \
+            f"frame {t} changed farther than {reach} px from the tracked mask"
+        changed_inside |= not np.array_equal(out[t][tracked[t] > 127], source[t][tracked[t] > 127])
     assert changed_inside, "the edit changed nothing inside the mask"
 
 
