@@ -350,7 +350,7 @@ COMBOS = [
     ("edit", "MaskedCFGSampler", "mask_mode", "nearest, area"),
     ("edit", "MaskedCFGPatch", "mask_mode", "nearest, area"),
     ("evaluate", "EditReport", "flow_preset", "ultrafast, fast, medium, fine"),
-    ("invert", "InvertVideo", "method", "easyinv, ddim, stem"),  # was run as easyinv
+    ("invert", "InvertVideo", "method", "easyinv, ddim, stem, fireflow"),  # was run as easyinv
     ("invert", "InvertVideo", "blend", "after, before"),
     ("invert", "EasyInvSampler", "blend", "after, before"),
     ("invert", "STEMAttention", "init", "gaussian, tokens"),
