@@ -153,12 +153,11 @@ def random_vae(device: torch.device):
     import comfy.sd
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
-    from tools.make_random_sd15 import POSITION_IDS, VAE_DDCONFIG, random_state_dict
+    from tools.make_random_sd15 import VAE_DDCONFIG, random_state_dict
 
     with torch.device("meta"):
         layout = AutoencoderKL(ddconfig=VAE_DDCONFIG, embed_dim=4)
     state = random_state_dict({"": layout}, seed=0)
-    state.pop(POSITION_IDS)
     return comfy.sd.VAE(sd={k: v.float() for k, v in state.items()}, device=device)
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
+
+import pytest
 
 
 def comfy_version(comfy_dir: str | Path | None = None) -> str:
@@ -40,3 +43,22 @@ def comparable_prompt(prompt: dict, object_info: dict) -> dict:
         out[nid] = {"class_type": node["class_type"],
                     "inputs": {k: v for k, v in node["inputs"].items() if k in names}}
     return out
+
+
+def workflow_min_core(path: Path) -> str | None:
+    """The core a shipped workflow needs (``extra.drive_min_comfyui``: it uses core nodes older cores lack), if any."""
+    return json.loads(path.read_text()).get("extra", {}).get("drive_min_comfyui")
+
+
+def workflow_params(folder: Path) -> list:
+    """The workflows of ``folder`` as pytest params by name, each marked ``min_core`` with the core it needs."""
+    params = []
+    for path in sorted(folder.glob("*.json")):
+        needs = workflow_min_core(path)
+        params.append(pytest.param(path.stem, marks=[pytest.mark.min_core(needs)] if needs else []))
+    return params
+
+
+def workflows_for_this_core(folder: Path) -> list[Path]:
+    """The workflows of ``folder`` whose nodes the core under test has."""
+    return [p for p in sorted(folder.glob("*.json")) if core_at_least(workflow_min_core(p) or "0")]

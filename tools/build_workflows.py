@@ -44,6 +44,8 @@ MASK_IMAGE = "drive_demo_mask.png"
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 SAM2_FILE = "sam2.1_hiera_tiny.pt"
 CANNY_CONTROLNET = "control_v11p_sd15_canny.pth"
+DEPTH_CONTROLNET = "control_v11f1p_sd15_depth.pth"
+MOGE_FILE = "moge_1_vitl_fp16.safetensors"
 EDIT_PROMPT = "a shiny chrome metal ball, reflections, highly detailed"
 NEGATIVE = "blurry, low quality, distorted, deformed"
 POINTS = '[{"x": 120, "y": 300}, {"x": 100, "y": 280}]'
@@ -60,9 +62,11 @@ MODEL_FILES = {
        for size in ("tiny", "small", "base_plus", "large")},
     CANNY_CONTROLNET: (
         "controlnet", f"https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/{CANNY_CONTROLNET}"),
-    "control_v11f1p_sd15_depth.pth": (
-        "controlnet", "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/control_v11f1p_sd15_depth.pth"),
+    DEPTH_CONTROLNET: (
+        "controlnet", f"https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/{DEPTH_CONTROLNET}"),
     "harmonizer.pth": ("harmonizer", "https://drive.google.com/file/d/15XGPQHBppaYGnhsP9l7iOGZudXNw1WbA/view"),
+    MOGE_FILE: ("geometry_estimation",
+                f"https://huggingface.co/Comfy-Org/MoGe/resolve/main/geometry_estimation/{MOGE_FILE}"),
 }
 # The main workflow's edit mask: Mask Tools feathers the tracked mask over this many px centred on its edge (Gaussian,
 # sigma = half of it); the sampler takes every latent cell it touches (area, threshold 0), composite and harmonize
@@ -176,7 +180,8 @@ def drive_instance_edit() -> dict:
              "the uncond branch inside the mask. " + BACKGROUND_NOTE + "\n"
              "Structure: Canny edges of every frame feed a ControlNet applied to the inversion AND the edit "
              f"prompts (strength 1). Put {CANNY_CONTROLNET} (lllyasviel/ControlNet-v1-1 on Hugging Face) in "
-             "models/controlnet. Depth instead (controlnet_aux pack): README, 'Depth variant'.",
+             "models/controlnet. Depth instead: drive_instance_edit_depth.json (core MoGe, ComfyUI 0.33+), or the "
+             "controlnet_aux pack on any core (docs/guide.md, 'Depth variant').",
              height=300),
         note("note_invert", 4,
              "3. Invert and edit\nInvert Video inverts each frame on its own (grid_size 1, as RAVE and DRIVE "
@@ -238,6 +243,40 @@ def drive_instance_edit() -> dict:
                    "note_out"]},
     ]
     return {"name": "drive_instance_edit", "nodes": nodes, "links": links, "groups": groups, "pictures": pictures}
+
+
+def drive_instance_edit_depth() -> dict:
+    """The main workflow with DRIVE's own structure hint, depth, from core's MoGe (ComfyUI 0.33 and newer)."""
+    spec = drive_instance_edit()
+    canny = next(n for n in spec["nodes"] if n["id"] == "canny")
+    spec["nodes"].remove(canny)
+    spec["nodes"] += [
+        node("moge_loader", "LoadMoGeModel", 3, model_name=MOGE_FILE),
+        node("moge", "MoGeInference", 3, batch_size=4),
+        node("depth", "MoGeRender", 3, output="depth"),
+    ]
+    for n in spec["nodes"]:
+        if n["id"] == "cn_loader":
+            n["widgets"]["control_net_name"] = DEPTH_CONTROLNET
+        elif n["id"] == "note_edit":
+            n["widgets"]["text"] = (
+                "2. Prompts and structure\nThe negative prompt is empty, as in DRIVE: under masked CFG it is only "
+                "the uncond branch inside the mask. " + BACKGROUND_NOTE + "\n"
+                "Structure: depth, as DRIVE uses it. Core's MoGe estimates each frame's depth (near is bright) for a "
+                f"depth ControlNet on the inversion AND the edit prompts (strength 1). Put {MOGE_FILE} "
+                f"(Comfy-Org/MoGe) in models/geometry_estimation and {DEPTH_CONTROLNET} (lllyasviel/ControlNet-v1-1) "
+                "in models/controlnet. Depth keeps the shape but not the texture lines: use it for material and "
+                "shape edits; Canny (the main workflow) pins every edge, best for recolours.")
+    spec["links"] = [link for link in spec["links"] if "canny" not in (link[0], link[2])] + [
+        ["load", "images", "moge", "image"], ["moge_loader", 0, "moge", "moge_model"], ["moge", 0, "depth", "moge_geometry"],
+        ["depth", 0, "cn_inv", "image"], ["depth", 0, "cn_edit", "image"],
+    ]
+    for g in spec["groups"]:
+        if g["title"].startswith("Structure"):
+            g["title"], g["nodes"] = "Structure (MoGe depth ControlNet)", ["moge_loader", "moge", "depth", "cn_loader",
+                                                                          "cn_inv", "cn_edit"]
+    spec.pop("pictures")
+    return {**spec, "name": "drive_instance_edit_depth", "min_core": "0.33.0"}
 
 
 def rave_global_edit() -> dict:
@@ -445,8 +484,11 @@ def remove_object() -> dict:
     return {"name": "remove_object", "nodes": nodes, "links": links, "groups": groups}
 
 
-SPECS = [drive_instance_edit, rave_global_edit, inversion_roundtrip, mask_only, patch_nodes_ksampler,
-         tune_a_video_edit, remove_object]
+SPECS = [drive_instance_edit, drive_instance_edit_depth, rave_global_edit, inversion_roundtrip, mask_only,
+         patch_nodes_ksampler, tune_a_video_edit, remove_object]
+SNAPSHOT_CORE = "0.3.64"
+"""The core whose /object_info the snapshot holds; node types only newer cores have come from the core they were
+built on (a spec's ``min_core``, stored in the UI file as ``extra.drive_min_comfyui``)."""
 
 
 def with_model_metadata(spec: dict) -> dict:
@@ -468,12 +510,29 @@ def png_with_workflow(png: bytes, workflow: dict, prompt: dict) -> bytes:
     return png[:cut] + chunk("workflow", workflow) + chunk("prompt", prompt) + png[cut:]
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
+
+
+def server_core(url: str) -> str:
+    """The ComfyUI version the build server runs (/system_stats)."""
+    with urllib.request.urlopen(f"{url}/system_stats", timeout=60) as resp:
+        return json.loads(resp.read())["system"]["comfyui_version"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--url", default="http://127.0.0.1:8188")
     ap.add_argument("--only", nargs="*", help="names of the workflows to rebuild (default: all)")
     args = ap.parse_args()
+    core = server_core(args.url)
     specs = [with_model_metadata(s()) for s in SPECS if not args.only or s.__name__ in args.only]
+    too_new = {s["name"]: s["min_core"] for s in specs if version_tuple(s.get("min_core", "0")) > version_tuple(core)}
+    for name, needs in too_new.items():
+        if args.only:
+            raise SystemExit(f"{name} needs ComfyUI {needs} or newer; {args.url} runs {core}")
+        print(f"skipped {name}: it needs ComfyUI {needs} (build it with --only {name} there)", file=sys.stderr)
+    specs = [s for s in specs if s["name"] not in too_new]
     with tempfile.TemporaryDirectory() as tmp:
         spec_file, out = Path(tmp) / "specs.json", Path(tmp) / "out"
         spec_file.write_text(json.dumps(specs))
@@ -484,6 +543,10 @@ def main() -> int:
         PICTURE_DIR.mkdir(exist_ok=True)
         for spec in specs:
             ui_text, api_text = (out / f"{spec['name']}.json").read_text(), (out / f"{spec['name']}.api.json").read_text()
+            if "min_core" in spec:
+                ui = json.loads(ui_text)
+                ui["extra"]["drive_min_comfyui"] = spec["min_core"]
+                ui_text = json.dumps(ui, indent=2, ensure_ascii=False) + "\n"
             (UI_DIR / f"{spec['name']}.json").write_text(ui_text)
             (API_DIR / f"{spec['name']}.api.json").write_text(api_text)
             (UI_DIR / f"{spec['name']}.jpg").write_bytes((out / f"{spec['name']}.jpg").read_bytes())
@@ -494,7 +557,14 @@ def main() -> int:
     used = sorted({n["type"] for p in UI_DIR.glob("*.json") for n in json.loads(p.read_text())["nodes"]} - {"Note"})
     with urllib.request.urlopen(f"{args.url}/object_info", timeout=120) as resp:
         info = json.loads(resp.read())
-    (API_DIR / "object_info.json").write_text(json.dumps({t: info[t] for t in used}, indent=1, sort_keys=True) + "\n")
+    snapshot_path = API_DIR / "object_info.json"
+    snapshot = json.loads(snapshot_path.read_text()) if snapshot_path.is_file() else {}
+    fresh = {t: info[t] for t in used if t in info and (core == SNAPSHOT_CORE or t not in snapshot)}
+    merged = {t: fresh.get(t, snapshot.get(t)) for t in used}
+    missing = [t for t, v in merged.items() if v is None]
+    if missing:
+        raise SystemExit(f"no /object_info for {missing}: build the workflows using them on a core that has them")
+    snapshot_path.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
     print(f"built {len(specs)} workflows; object_info for {len(used)} node types", file=sys.stderr)
     return 0
 

@@ -87,7 +87,6 @@ def random_state_dict(modules: dict[str, torch.nn.Module], seed: int) -> dict[st
             for name, param in module.named_parameters(recurse=False):
                 key = f"{prefix}{module_name}.{name}" if module_name else f"{prefix}{name}"
                 out[key] = default_init(module, name, param.shape, gen).to(torch.float16)
-    out[POSITION_IDS] = torch.arange(77, dtype=torch.int64).unsqueeze(0)
     return out
 
 
@@ -101,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     state = random_state_dict(meta_modules(args.comfy.resolve()), args.seed)
+    state[POSITION_IDS] = torch.arange(77, dtype=torch.int64).unsqueeze(0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial = args.out.with_name(args.out.name + ".partial")
     save_file(state, str(partial), metadata={"format": "pt", "note": "random weights, SD1.5 layout, for tests"})

@@ -2,6 +2,8 @@
 """Random-weight stand-ins under the official model file names, FOR TESTING ONLY.
 
     python tools/make_stand_in_models.py --models .cache/ComfyUI-0.3.64/models [--comfy .cache/ComfyUI-0.3.64]
+    .venv-0.33/bin/python tools/make_stand_in_models.py --models .cache/ComfyUI-0.3.64/models \
+        --comfy .cache/ComfyUI-0.33.0          # adds what only a newer core can build (MoGe)
 
 The workflows name the real files (``v1-5-pruned-emaonly.safetensors``,
 ``sam2.1_hiera_tiny.pt``, ...). On a machine without them (CI, a first try on a CPU box)
@@ -33,6 +35,8 @@ class StandIn:
     folder: str
     name: str
     make: Callable[[Path, argparse.Namespace], None]
+    needs_moge: bool = False
+    """Made only with a ComfyUI that has core MoGe (0.33 and newer): its maker builds ComfyUI's own class."""
 
 
 def make_sd15(path: Path, args: argparse.Namespace) -> None:
@@ -74,10 +78,30 @@ def make_canny_controlnet(path: Path, args: argparse.Namespace) -> None:
     make_random_controlnet.write_random_controlnet(path, args.comfy)
 
 
+def make_depth_controlnet(path: Path, args: argparse.Namespace) -> None:
+    """The depth ControlNet: a link to the Canny stand-in (same layout) when that is one, else a random one."""
+    canny = path.parent / "control_v11p_sd15_canny.pth"
+    notice = path.parent.parent / NOTICE
+    if canny.exists() and notice.is_file() and f"controlnet/{canny.name}" in notice.read_text().splitlines():
+        os.symlink(canny.name, path)
+        return
+    make_canny_controlnet(path, args)
+
+
+def make_moge(path: Path, args: argparse.Namespace) -> None:
+    """A small MoGe v1 in ComfyUI's geometry_estimation layout (tools/make_random_moge.py), seeded."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import make_random_moge
+
+    make_random_moge.write_random_moge(path, args.comfy)
+
+
 STAND_INS = [
     StandIn("checkpoints", "v1-5-pruned-emaonly.safetensors", make_sd15),
     StandIn("sam2", "sam2.1_hiera_tiny.pt", make_sam2_tiny),
     StandIn("controlnet", "control_v11p_sd15_canny.pth", make_canny_controlnet),
+    StandIn("controlnet", "control_v11f1p_sd15_depth.pth", make_depth_controlnet),
+    StandIn("geometry_estimation", "moge_1_vitl_fp16.safetensors", make_moge, needs_moge=True),
 ]
 
 
@@ -91,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     for stand_in in STAND_INS:
         path = args.models / stand_in.folder / stand_in.name
         if path.exists() or path.is_symlink():
+            continue
+        if stand_in.needs_moge and not (args.comfy and (args.comfy / "comfy" / "ldm" / "moge").is_dir()):
+            print(f"make_stand_in_models: no {stand_in.folder}/{stand_in.name} (its maker needs a ComfyUI with core "
+                  "MoGe, 0.33 or newer, as --comfy)", file=sys.stderr)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         stand_in.make(path, args)

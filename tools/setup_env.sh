@@ -110,6 +110,7 @@ OLD="$CACHE/ComfyUI-0.3.64/models" NEW="$CACHE/ComfyUI-0.33.0/models"
 CHECKPOINT="$OLD/checkpoints/sd15_random_fp16.safetensors"
 [ -f "$CHECKPOINT" ] || .venv/bin/python tools/make_random_sd15.py --comfy "$CACHE/ComfyUI-0.3.64" "$CHECKPOINT"
 .venv/bin/python tools/make_stand_in_models.py --models "$OLD" --comfy "$CACHE/ComfyUI-0.3.64"
+.venv-0.33/bin/python tools/make_stand_in_models.py --models "$OLD" --comfy "$CACHE/ComfyUI-0.33.0"
 for file in checkpoints/sd15_random_fp16.safetensors STAND_INS.txt \
             $(grep -E '^[a-z0-9_]+/' "$OLD/STAND_INS.txt"); do
   mkdir -p "$(dirname "$NEW/$file")"

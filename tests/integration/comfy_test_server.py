@@ -30,6 +30,7 @@ def start_server(comfy_dir: Path, base: Path, models: Path, extra_args: tuple[st
             model_paths={"checkpoints": [comfy_dir / "models" / "checkpoints", models / "checkpoints"],
                          "controlnet": [comfy_dir / "models" / "controlnet", models / "controlnet"],
                          "sam2": [models / "sam2"], "harmonizer": [models / "harmonizer"],
+                         "geometry_estimation": [models / "geometry_estimation"],
                          "drive_tuned": [models / "drive_tuned"]},
             extra_args=["--cpu", "--input-directory", str(base / "input"), "--output-directory",
                         str(base / "output"), "--temp-directory", str(base / "temp"), *extra_args])

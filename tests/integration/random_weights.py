@@ -41,3 +41,28 @@ def provide_random_controlnet(models_dir: Path, comfy_dir: Path, name: str) -> N
     done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), str(target)], capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+DEPTH_CONTROLNET = "control_v11f1p_sd15_depth.pth"
+MOGE_FILE = "moge_1_vitl_fp16.safetensors"
+
+
+def provide_depth_stand_ins(models_dir: Path, comfy_dir: Path, controlnet: str) -> None:
+    """What the depth workflow names: the depth ControlNet as a link to the random ``controlnet`` (same layout),
+    and, on a core with MoGe, a small random MoGe (tools/make_random_moge.py, in a subprocess)."""
+    import os
+    import subprocess
+    import sys
+
+    depth = models_dir / "controlnet" / DEPTH_CONTROLNET
+    if not (depth.exists() or (comfy_dir / "models" / "controlnet" / DEPTH_CONTROLNET).exists()):
+        source = models_dir / "controlnet" / controlnet
+        depth.symlink_to(source if source.exists() else comfy_dir / "models" / "controlnet" / controlnet)
+    moge = models_dir / "geometry_estimation" / MOGE_FILE
+    if moge.exists() or not (comfy_dir / "comfy" / "ldm" / "moge").is_dir():
+        return
+    tool = Path(__file__).resolve().parents[2] / "tools" / "make_random_moge.py"
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), str(moge)], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
