@@ -29,16 +29,22 @@ def provide_random_controlnet(models_dir: Path, comfy_dir: Path, name: str) -> N
     """``name`` in ``models_dir``/controlnet: ComfyUI's own controlnet folder's file when it has one, else
     a random SD1.5 ControlNet (tools/make_random_controlnet.py, ~0.7 GB, written in a subprocess so this
     process never imports comfy)."""
+    target = models_dir / "controlnet" / name
+    if target.exists() or (comfy_dir / "models" / "controlnet" / name).exists():
+        return
+    run_maker("make_random_controlnet.py", comfy_dir, target)
+
+
+def run_maker(tool: str, comfy_dir: Path, target: Path) -> None:
+    """Run ``tools/<tool> --comfy comfy_dir target`` under ComfyUI's python (in a subprocess: this process never
+    imports comfy)."""
     import os
     import subprocess
     import sys
 
-    target = models_dir / "controlnet" / name
-    if target.exists() or (comfy_dir / "models" / "controlnet" / name).exists():
-        return
-    tool = Path(__file__).resolve().parents[2] / "tools" / "make_random_controlnet.py"
+    path = Path(__file__).resolve().parents[2] / "tools" / tool
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), str(target)], capture_output=True,
+    done = subprocess.run([python, str(path), "--comfy", str(comfy_dir), str(target)], capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -49,20 +55,11 @@ MOGE_FILE = "moge_1_vitl_fp16.safetensors"
 
 def provide_depth_stand_ins(models_dir: Path, comfy_dir: Path, controlnet: str) -> None:
     """What the depth workflow names: the depth ControlNet as a link to the random ``controlnet`` (same layout),
-    and, on a core with MoGe, a small random MoGe (tools/make_random_moge.py, in a subprocess)."""
-    import os
-    import subprocess
-    import sys
-
+    and, on a core with MoGe, a small random MoGe (tools/make_random_moge.py)."""
     depth = models_dir / "controlnet" / DEPTH_CONTROLNET
     if not (depth.exists() or (comfy_dir / "models" / "controlnet" / DEPTH_CONTROLNET).exists()):
         source = models_dir / "controlnet" / controlnet
         depth.symlink_to(source if source.exists() else comfy_dir / "models" / "controlnet" / controlnet)
     moge = models_dir / "geometry_estimation" / MOGE_FILE
-    if moge.exists() or not (comfy_dir / "comfy" / "ldm" / "moge").is_dir():
-        return
-    tool = Path(__file__).resolve().parents[2] / "tools" / "make_random_moge.py"
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), str(moge)], capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    if not moge.exists() and (comfy_dir / "comfy" / "ldm" / "moge").is_dir():
+        run_maker("make_random_moge.py", comfy_dir, moge)
