@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Edit-quality table of the engine's variants on the trained test bed (issue 16).
 
-    python -m bench.quality [--variants ddim,easyinv,...] [--clips 6] [--frames 8] [--threads 1]
+    python -m bench.quality [--variants ddim,easyinv,...] [--clips 24] [--frames 8] [--threads 1]
 
 Every variant edits the same held-out one-object clips of the synthetic world (64 px,
 8 frames) with the same seed: the object is recoloured ("a red ball ..." -> "a green
 ball ...") through drive_ops (tests/quality_edit.py: the Masked-CFG Sampler's step model,
 proven equal to the nodes' path by tests/integration/editing_inprocess.py) on the test
-bed's trained UNet / AE / text encoder. Columns (means over the clips):
+bed's trained UNet / AE / text encoder, then composited over the source (the mask grown
+2 px, as the pack's Composite Background). Columns (means over the clips), read from the
+COMPOSITED frames, what a user gets:
 
+- in place [95% interval]: share of frames recoloured in place (the new colour's pixels have
+  IoU >= 0.5 with the true mask), with a bootstrap interval over clips (2000 resamples);
+- elsewhere: frames not in place whose sampler output (before the composite cut it) put the
+  new colour mostly off the object (redrawn where it was not); not: the other frames;
 - success: share of frames whose object (true mask) has the new colour's median (judge);
 - share: share of mask pixels of the new colour;
 - bg PSNR: decoded edit vs the AE round trip outside the mask grown by 2 px, BEFORE
@@ -17,6 +23,10 @@ bed's trained UNet / AE / text encoder. Columns (means over the clips):
   (1 = as steady as the source);
 - recon: invert then resample at cfg 1 (empty prompt), PSNR vs the frames; AE: the round trip's;
 - s: seconds per clip (inversion + sampling, this machine).
+
+Pix2Video's guidance weight is given in SD units: its per-element step is weight * 2/(C*H*W),
+so the test bed's 4x8x8 latents get the weight scaled by C*H*W / (4*64*64) to move each
+latent element as the same weight does on SD1.5 at 512 px.
 
 A small model trained on synthetic clips: the numbers rank the variants on this world;
 they are not SD1.5's. Writes bench/out/quality.json and bench/out/quality.png.
@@ -29,11 +39,23 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from tests.quality_edit import CLIP_SEEDS, Variant, make_case, reconstruction_psnr, run_edit
+from tests.quality_edit import (CLIP_SEEDS, PLACEMENTS, Variant, make_case, placement, reconstruction_psnr,
+                                run_edit, success)
 
 OUT = Path(__file__).resolve().parent / "out"
+SD_LATENT = 4 * 64 * 64          # SD1.5 latent elements per frame at 512 px
+TESTBED_LATENT = 4 * 8 * 8       # the test bed's at 64 px
+BOOTSTRAP = 2000
+
+
+def sd_pix2video(weight: float) -> float:
+    """A Pix2Video weight in SD units for the test bed's latents (same per-element step)."""
+    return weight * TESTBED_LATENT / SD_LATENT
+
+
 BASE = Variant()
 VARIANTS = {v.name: v for v in (
     BASE,
@@ -42,6 +64,9 @@ VARIANTS = {v.name: v for v in (
     Variant("steps50", steps=50),
     Variant("no-mask", mask=False),
     Variant("mask-grow4", mask_grow_px=4),
+    Variant("mask-grow8", mask_grow_px=8),
+    Variant("mask-area0", mask_mode="area", mask_threshold=0.0),
+    Variant("mask-area0-grow4", mask_grow_px=4, mask_mode="area", mask_threshold=0.0),
     Variant("cfg12", cfg=12.0),
     Variant("cfg_start0.15", cfg_start=0.15),
     Variant("cfg_start0.3", cfg_start=0.3),
@@ -49,14 +74,24 @@ VARIANTS = {v.name: v for v in (
     Variant("grid2", grid=2),
     Variant("grid2-shuffle", grid=2, shuffle=True),
     Variant("grid3-shuffle", grid=3, shuffle=True),
-    Variant("pix2video30", pix2video=30.0),
-    Variant("pix2video100", pix2video=100.0),
+    Variant("pix2video30", pix2video=sd_pix2video(30.0)),
+    Variant("pix2video100", pix2video=sd_pix2video(100.0)),
     Variant("xframe-pix2video", cross_frame="pix2video"),
     Variant("xframe-sparse_causal", cross_frame="sparse_causal"),
     Variant("xframe-anchor_only", cross_frame="anchor_only"),
     Variant("fresh-noise-in-mask", fresh_noise=True),
 )}
-COLUMNS = ("success", "share", "bg_psnr", "warp", "flicker", "recon", "ae", "seconds")
+COLUMNS = ("in_place", "elsewhere", "not_recoloured", "success", "share", "bg_psnr", "warp", "flicker", "recon", "ae",
+           "seconds")
+
+
+def bootstrap_interval(values: list[float], seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the mean of ``values`` over ``BOOTSTRAP`` resamples (with replacement)."""
+    data = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(BOOTSTRAP, len(data)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def run(variants: list[Variant], clips: int, frames: int, seed: int, log=print) -> list[dict]:
@@ -76,29 +111,41 @@ def run(variants: list[Variant], clips: int, frames: int, seed: int, log=print) 
             if (case.seed,) + key not in recon:
                 recon[(case.seed,) + key] = reconstruction_psnr(tb, case, v.inversion, v.steps, inverted)
             rec, ae = recon[(case.seed,) + key]
-            per.append(dict(r.numbers, recon=rec, ae=ae, seconds=r.seconds))
+            ok, share = success(case, r.composited)
+            where = placement(case, r.composited, r.edited)
+            shares = {p.replace(" ", "_"): where.count(p) / len(where) for p in PLACEMENTS}
+            per.append(dict(r.numbers, success=ok, share=share, **shares, recon=rec, ae=ae, seconds=r.seconds))
         row = {"variant": v.name, **{c: sum(p[c] for p in per) / len(per) for c in COLUMNS},
-               "per_clip_success": [round(p["success"], 3) for p in per]}
+               "in_place_interval": bootstrap_interval([p["in_place"] for p in per]),
+               "per_clip_in_place": [round(p["in_place"], 3) for p in per]}
         rows.append(row)
         log(format_row(row))
     return rows
 
 
 def format_header() -> str:
-    return (f"{'variant':<22}{'success':>8}{'share':>7}{'bg PSNR':>9}{'warp e-3':>9}{'flicker':>8}"
-            f"{'recon':>7}{'AE':>7}{'s':>6}")
+    return (f"{'variant':<22}{'in place [95%]':>19}{'elsewh':>7}{'not':>6}{'success':>8}{'share':>7}{'bg PSNR':>9}"
+            f"{'warp e-3':>9}{'flicker':>8}{'recon':>7}{'AE':>7}{'s':>6}")
+
+
+def _in_place(r: dict) -> str:
+    lo, hi = r["in_place_interval"]
+    return f"{r['in_place']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def format_row(r: dict) -> str:
-    return (f"{r['variant']:<22}{r['success']:>8.2f}{r['share']:>7.2f}{r['bg_psnr']:>9.2f}{r['warp'] * 1e3:>9.2f}"
+    return (f"{r['variant']:<22}{_in_place(r):>19}{r['elsewhere']:>7.2f}{r['not_recoloured']:>6.2f}"
+            f"{r['success']:>8.2f}{r['share']:>7.2f}{r['bg_psnr']:>9.2f}{r['warp'] * 1e3:>9.2f}"
             f"{r['flicker']:>8.2f}{r['recon']:>7.2f}{r['ae']:>7.2f}{r['seconds']:>6.1f}")
 
 
 def markdown(rows: list[dict]) -> str:
     """The table as README markdown."""
-    lines = ["| variant | edit success | mask share | bg PSNR dB | object warp e-3 | object flicker | "
-             "recon PSNR dB | AE PSNR dB | s/clip |", "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['success']:.2f} | {r['share']:.2f} | {r['bg_psnr']:.1f} | {r['warp'] * 1e3:.2f} "
+    lines = ["| variant | recoloured in place [95%] | elsewhere | not recoloured | edit success | mask share | "
+             "bg PSNR dB | object warp e-3 | object flicker | recon PSNR dB | AE PSNR dB | s/clip |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['variant']} | {_in_place(r)} | {r['elsewhere']:.2f} | {r['not_recoloured']:.2f} | "
+              f"{r['success']:.2f} | {r['share']:.2f} | {r['bg_psnr']:.1f} | {r['warp'] * 1e3:.2f} "
               f"| {r['flicker']:.2f} | {r['recon']:.1f} | {r['ae']:.1f} | {r['seconds']:.1f} |" for r in rows]
     return "\n".join(lines)
 
@@ -111,8 +158,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
     names = [r["variant"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(15, 0.35 * len(rows) + 1.5), sharey=True)
-    for ax, col, label in zip(axes, ("success", "bg_psnr", "warp"),
-                              ("edit success (frames)", "background PSNR dB (before composition)",
+    for ax, col, label in zip(axes, ("in_place", "bg_psnr", "warp"),
+                              ("recoloured in place (frames, composited)", "background PSNR dB (before composition)",
                                "object warp error x1e3")):
         ax.barh(names, [r[col] * (1e3 if col == "warp" else 1) for r in rows])
         ax.set_xlabel(label)

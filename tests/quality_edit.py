@@ -32,7 +32,7 @@ from drive_ops.diffusion.stem import stem_attention
 from drive_ops.evaluate.metrics import flicker, flicker_ratio, psnr
 
 NEW_COLOURS = ("green", "red", "blue")
-CLIP_SEEDS = (21, 22, 23, 24, 25, 26)  # offsets from world.HELDOUT_START
+CLIP_SEEDS = tuple(range(21, 45))      # 24 offsets from world.HELDOUT_START (the tests take the first 3)
 BG_GROW_PX = 2                          # background = outside the true mask grown by this (the seam band)
 
 
@@ -208,6 +208,36 @@ class EditResult:
     roundtrip: torch.Tensor     # IMAGE, the AE round trip of the source
     seconds: float
     numbers: dict = field(default_factory=dict)
+
+
+PLACEMENTS = ("in place", "elsewhere", "not recoloured")
+IN_PLACE_IOU = 0.5                      # new-colour pixels vs the true mask: at least this IoU is "in place"
+RECOLOURED_SHARE = 0.25                 # new-colour pixels (share of the mask's area) that count as a recolour
+
+
+def placement(case: Case, composited: torch.Tensor, edited: torch.Tensor) -> list[str]:
+    """Per frame, one of PLACEMENTS, judged against the object's TRUE mask (``judge.pixel_labels`` colours).
+
+    "in place": in the composited frame (what the user gets) the new colour's pixels have IoU >=
+    ``IN_PLACE_IOU`` with the true mask; else "elsewhere" when the sampler's own output (before the
+    composite cut it) holds new-colour pixels of at least ``RECOLOURED_SHARE`` of the mask's area, most
+    of them off the mask (the object redrawn where it was not); else "not recoloured".
+    """
+    from testbed import judge
+
+    colour = judge.OBJECT_NAMES.index(case.new_colour)
+    background = case.clip.scene.background.colour
+    out = []
+    for t, mask in enumerate(case.clip.masks[0]):
+        new = judge.pixel_labels(composited[t].detach().numpy(), background) == colour
+        if (new & mask).sum() >= IN_PLACE_IOU * max(int((new | mask).sum()), 1):
+            out.append("in place")
+            continue
+        drawn = judge.pixel_labels(edited[t].detach().numpy(), background) == colour
+        off = int((drawn & ~mask).sum())
+        out.append("elsewhere" if drawn.sum() >= RECOLOURED_SHARE * mask.sum() and off > drawn.sum() / 2
+                   else "not recoloured")
+    return out
 
 
 def success(case: Case, images: torch.Tensor) -> tuple[float, float]:
