@@ -5,7 +5,8 @@
 Reconstruction: invert the AE latents with the empty prompt (Euler, Euler + EasyInv's blend,
 FireFlow) and sample back at cfg 1; PSNR vs the frames (the AE round trip is the bound).
 Edits (tests/quality_flow.py): masked CFG at cfg 5 (per frame and with the RAVE shuffle),
-and at cfg 1 the source trajectory outside the mask vs masked FlowEdit; success = share of
+and the source trajectory outside the mask vs masked FlowEdit at cfg 1 (the guidance-distilled
+case) and with both guided at cfg 5; success = share of
 frames whose object turned the new colour, bg PSNR = outside the grown mask before
 Composite, exact = every pixel outside the mask equal after Composite.
 """
@@ -40,7 +41,8 @@ def main(argv=None) -> None:
         print(f"  steps {steps:3d}: " + "  ".join(row) + f"  [{sum(g[1] for g in got) / len(got):.2f}]")
     variants = [("masked_cfg", dict(cfg=5.0)), ("masked_cfg", dict(cfg=5.0, method="fireflow")),
                 ("masked_cfg", dict(cfg=5.0, grid=2, shuffle=True)), ("trajectory", {}),
-                ("trajectory", dict(method="fireflow")), ("flowedit", {})]
+                ("trajectory", dict(method="fireflow")), ("flowedit", {}), ("trajectory", dict(cfg=5.0)),
+                ("flowedit", dict(cfg=5.0)), ("trajectory", dict(cfg=5.0, grid=2, shuffle=True))]
     print(f"edits, {args.edit_steps} steps (mean over clips)")
     for mode, options in variants:
         t0 = time.perf_counter()

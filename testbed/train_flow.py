@@ -34,6 +34,24 @@ def shifted(t: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * t / (1.0 + (shift - 1.0) * t)
 
 
+def readme(record: dict) -> str:
+    """``weights_flow/README.md`` from the record: what the files are and how they were made."""
+    env = record["environment"]
+    lines = ["# Flow test bed weights", "",
+             "The rectified-flow UNet of the test bed, fine-tuned from `testbed/weights` by `testbed/train_flow.py`",
+             "(test infrastructure, not part of the node pack); the autoencoder and text encoder are the eps test",
+             "bed's. Loaded by `testbed.flow.load_flow_testbed()`, which checks the sha256 below. Generated from",
+             "`record.json` by the training script; do not edit by hand.", "",
+             "| file | bytes | sha256 |", "|---|---|---|"]
+    lines += [f"| {name} | {info['bytes']} | `{info['sha256']}` |" for name, info in record["files"].items()]
+    lines += ["", f"Command: `{record['command']}`  ",
+              f"{record['steps_run']} of {record['steps_planned']} steps of {record['batch']}, "
+              f"wall time {record['wall_s']:.0f} s, shift {record['shift']:g}; prediction: {record['prediction']}.", "",
+              f"Environment: torch {env['torch']}, diffusers {env['diffusers']}, numpy {env['numpy']}, "
+              f"python {env['python']}, {env['threads']} threads, {env['cpu']}.", ""]
+    return "\n".join(lines)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m testbed.train_flow", description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)
@@ -117,6 +135,7 @@ def main(argv=None) -> None:
                   files={load.FILES["unet"]: {"sha256": digest,
                                               "bytes": (args.out / load.FILES["unet"]).stat().st_size}})
     (args.out / load.RECORD).write_text(json.dumps(record, indent=1) + "\n")
+    (args.out / "README.md").write_text(readme(record))
     train.log(f"flow: {done} steps, wall {record['wall_s']:.0f}s, written to {args.out}")
 
 

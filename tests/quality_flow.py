@@ -61,13 +61,14 @@ class FlowEdit:
     numbers: dict
 
 
-def edit(ftb, case: Case, mode: str, steps: int = 20, cfg: float = 5.0, method: str = "euler", grid: int = 1,
+def edit(ftb, case: Case, mode: str, steps: int = 20, cfg: float = 1.0, method: str = "euler", grid: int = 1,
          shuffle: bool = False, seed: int = 0) -> FlowEdit:
     """Recolour ``case``'s object on the flow test bed.
 
-    ``mode``: "masked_cfg" (cfg > 1, M*guided + (1-M)*uncond), "trajectory" (cfg 1, the source's
-    trajectory outside the mask) or "flowedit" (cfg 1, masked FlowEdit: source prompt = the
-    clip's caption, seeded noise; needs no inversion).
+    ``mode``: "masked_cfg" (M*guided + (1-M)*uncond), "trajectory" (the source's trajectory
+    outside the mask; the nodes' edit at cfg 1) or "flowedit" (masked FlowEdit: source prompt =
+    the clip's caption, seeded noise; needs no inversion). For the last two ``cfg`` guides
+    the prompts' velocities against the empty prompt (FlowEdit guides both).
     """
     base = ftb.base
     z0 = base.encode(case.frames) * base.latent_scale
@@ -76,14 +77,16 @@ def edit(ftb, case: Case, mode: str, steps: int = 20, cfg: float = 5.0, method: 
     if mode == "flowedit":
         noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(seed))
         source = base.text_context(case.clip.caption)[0]
-        out = flow.sample_masked_flowedit(ftb.denoiser(source), ftb.denoiser(target), z0, ftb.sampling_sigmas(steps),
-                                          m, noise)
+        out = flow.sample_masked_flowedit(ftb.denoiser(source, cfg=cfg), ftb.denoiser(target, cfg=cfg), z0,
+                                          ftb.sampling_sigmas(steps), m, noise)
     else:
         inverted = invert(ftb, z0, method, steps)
         down = ftb.sampling_sigmas(steps)
         sigmas = flow.with_midpoints(down) if method == "fireflow" else down
         if mode == "trajectory":
-            out = flow.masked_sampler(solver(method), z0, m)(ftb.denoiser(target), inverted, sigmas)
+            model = masked_cfg.guided_denoiser(ftb.branch_denoiser(target), sigmas, cfg, cfg_start=-1.0,
+                                               grid_size=grid, shuffle=shuffle, seed=seed)
+            out = flow.masked_sampler(solver(method), z0, m)(model, inverted, sigmas)
         elif mode == "masked_cfg":
             model = masked_cfg.guided_denoiser(ftb.branch_denoiser(target), sigmas, cfg, mask=m, cfg_start=-1.0,
                                                grid_size=grid, shuffle=shuffle, seed=seed)
