@@ -23,16 +23,9 @@ from ...drive_ops.diffusion.cond_grid import copy_conditioning
 from ...drive_ops.diffusion.pix2video import GUIDED_FRACTION
 from ..frame_previews import core_preview_off, with_clip_previews
 from ..progress import cancellable
-from .model_family import SUPPORTED_MODELS, ModelFamily, family_of
-
-__all__ = ["SUPPORTED_MODELS", "check_supported", "family_of"]
+from .model_family import ModelFamily, family_of
 
 Choice = Callable[[ModelFamily], tuple[Callable, dict]]
-
-
-def check_supported(base_model) -> str:
-    """The model's kind ("eps", "v_prediction" or "flow"), or a ValueError that says what the pack supports."""
-    return family_of(base_model).kind
 
 
 class ModelCheckedSampler(comfy.samplers.KSAMPLER):
