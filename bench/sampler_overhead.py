@@ -35,6 +35,9 @@ def main() -> None:
     parser.add_argument("--max-grids-per-call", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds (best of)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (shared machines: 1)")
+    parser.add_argument("--flow-shift", type=float, default=0.0,
+                        help="> 0: make the model a flow-matching one with core's ModelSamplingSD3 at this shift "
+                             "(CONST sampling, the pack's flow schedule and sampler)")
     opts = parser.parse_args()
 
     start_comfy(cpu=not opts.gpu)
@@ -50,12 +53,19 @@ def main() -> None:
     torch.set_num_threads(opts.threads)
     device = mm.get_torch_device()
     model = random_model(full=opts.full, device=device)
+    if opts.flow_shift > 0:
+        from comfy_extras.nodes_model_advanced import ModelSamplingSD3
+
+        model = ModelSamplingSD3().patch(model, opts.flow_shift)[0]
     mm.load_models_gpu([model])
     unet = model.model.diffusion_model
     dtype = model.model_dtype()
     table = model.get_model_object("model_sampling").sigmas.float().cpu()
     sigmas = schedule.ddim_sampling_sigmas(table, opts.steps)
     sampler = comfy.samplers.KSAMPLER(inversion.sample_ddim)
+    if opts.flow_shift > 0:
+        sigmas = pack("nodes.patches.model_family").family_of(model).sampling_sigmas(opts.steps)
+        sampler = pack("nodes.patches.samplers").ddim_sampler()
     g, lat = opts.grid, opts.size // 8
     pos = [[torch.randn(1, 77, 768), {}]]
     neg = [[torch.zeros(1, 77, 768), {}]]
@@ -64,7 +74,8 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    print(f"device {device}, {'SD1.5' if opts.full else 'tiny'} UNet, {opts.size}px frames, grid {g}, "
+    print(f"device {device}, {'SD1.5' if opts.full else 'tiny'} UNet"
+          f"{f' as a flow model (shift {opts.flow_shift:g})' if opts.flow_shift > 0 else ''}, {opts.size}px frames, grid {g}, "
           f"{opts.steps} steps, max_grids_per_call {opts.max_grids_per_call}")
     print("frames | grids | sampler s/step | bare UNet s/step | ratio | stock s/step | ratio | peak memory MiB")
     for frames in opts.frames:
