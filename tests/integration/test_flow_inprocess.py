@@ -389,3 +389,17 @@ def test_the_flow_test_bed_loads_as_a_const_model_and_recolours_through_the_node
 
 
 FLOW_EDIT_SHARE_FLOOR = 0.3  # measured 0.45 (mean over the 12 frames, cfg 7.5, FireFlow 20 steps)
+
+
+@pytest.mark.parametrize("method", ["ddim", "fireflow"])
+def test_partial_flow_edits_start_where_the_partial_inversion_ended(pack, flow_model, method):
+    latent, cond = _latent(2), _cond(2)
+    inv = _invert(pack, flow_model, cond, {"samples": latent}, 16, method, denoise=0.5)
+    record = inv[pack("drive_ops.diffusion.schedule").INVERSION_RECORD_KEY]
+    family = pack("nodes.patches.model_family").family_of(flow_model)
+    assert record["final_sigma"] == pytest.approx(float(family.sampling_sigmas(16, 0.5)[0]))
+    assert 0.0 < record["final_sigma"] < 1.0
+    rec = _edit(pack, flow_model, cond, cond, inv, 16, cfg=1.0, cfg_start=-1.0, grid=1, shuffle=False, denoise=0.5)
+    assert _rel(rec["samples"], latent) < 0.01
+    with pytest.raises(ValueError, match="denoise"):
+        _edit(pack, flow_model, cond, cond, inv, 16, cfg=1.0, grid=1, shuffle=False, denoise=1.0)
