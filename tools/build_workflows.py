@@ -46,6 +46,16 @@ SAM2_FILE = "sam2.1_hiera_tiny.pt"
 CANNY_CONTROLNET = "control_v11p_sd15_canny.pth"
 DEPTH_CONTROLNET = "control_v11f1p_sd15_depth.pth"
 MOGE_FILE = "moge_1_vitl_fp16.safetensors"
+# The official Wan 2.1 VACE inpainting template's files (comfyui_workflow_templates: video_wan_vace_inpainting)
+WAN_REPACK = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+WAN_VACE_FILE = "wan2.1_vace_14B_fp16.safetensors"
+WAN_VAE_FILE = "wan_2.1_vae.safetensors"
+WAN_TEXT_ENCODER = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
+WAN_LORA = "Wan21_CausVid_14B_T2V_lora_rank32.safetensors"
+WAN_NEGATIVE = ("过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，残缺的，"
+                "多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，"
+                "背景人很多，倒着走")
+"""Wan's standard negative prompt (Chinese, as its templates give it)."""
 EDIT_PROMPT = "a shiny chrome metal ball, reflections, highly detailed"
 NEGATIVE = "blurry, low quality, distorted, deformed"
 POINTS = '[{"x": 120, "y": 300}, {"x": 100, "y": 280}]'
@@ -67,6 +77,10 @@ MODEL_FILES = {
     "harmonizer.pth": ("harmonizer", "https://drive.google.com/file/d/15XGPQHBppaYGnhsP9l7iOGZudXNw1WbA/view"),
     MOGE_FILE: ("geometry_estimation",
                 f"https://huggingface.co/Comfy-Org/MoGe/resolve/main/geometry_estimation/{MOGE_FILE}"),
+    WAN_VACE_FILE: ("diffusion_models", f"{WAN_REPACK}/diffusion_models/{WAN_VACE_FILE}"),
+    WAN_VAE_FILE: ("vae", f"{WAN_REPACK}/vae/{WAN_VAE_FILE}"),
+    WAN_TEXT_ENCODER: ("text_encoders", f"{WAN_REPACK}/text_encoders/{WAN_TEXT_ENCODER}"),
+    WAN_LORA: ("loras", f"https://huggingface.co/Kijai/WanVideo_comfy/resolve/main/{WAN_LORA}"),
 }
 # The main workflow's edit mask: Mask Tools feathers the tracked mask over this many px centred on its edge (Gaussian,
 # sigma = half of it); the sampler takes every latent cell it touches (area, threshold 0), composite and harmonize
@@ -279,6 +293,96 @@ def drive_instance_edit_depth() -> dict:
     return {**spec, "name": "drive_instance_edit_depth", "min_core": "0.33.0"}
 
 
+def wan_vace_finish() -> dict:
+    """Wan 2.1 VACE inpaints the tracked object (the official template's wiring); DRIVE puts the source back outside
+    it: Align Edited Clip, Composite Background, Harmonize, Save Video with the source audio (ComfyUI 0.33+)."""
+    nodes = [
+        node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=33, size_policy="fit_longer_side",
+             longer_side=512),
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
+        node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
+             samurai_mode=True),
+        node("mask_tools", "DRIVE_MaskTools", 1, title="Mask Tools: finish mask", fill_holes=True,
+             feather_px=EDIT_MASK_FEATHER_PX),
+        node("vace_mask", "DRIVE_MaskTools", 1, title="Mask Tools: VACE mask (grown)", fill_holes=True, grow_px=16),
+        node("invert_mask", "InvertMask", 2),
+        node("mask_image", "MaskToImage", 2),
+        node("control", "ImageCompositeMasked", 2, title="Control video (object blanked)", x=0, y=0,
+             resize_source=True),
+        node("frames", "GetImageSize", 2),
+        node("unet", "UNETLoader", 3, unet_name=WAN_VACE_FILE, weight_dtype="fp8_e4m3fn_fast"),
+        node("lora", "LoraLoaderModelOnly", 3, lora_name=WAN_LORA, strength_model=0.3),
+        node("shift", "ModelSamplingSD3", 3, shift=5.0),
+        node("te", "CLIPLoader", 3, clip_name=WAN_TEXT_ENCODER, type="wan", device="default"),
+        node("vae", "VAELoader", 3, vae_name=WAN_VAE_FILE),
+        node("pos", "CLIPTextEncode", 4, title="Prompt (what the masked area becomes)", text=EDIT_PROMPT),
+        node("neg", "CLIPTextEncode", 4, title="Negative prompt (Wan's)", text=WAN_NEGATIVE),
+        node("vace", "WanVaceToVideo", 4, width=720, height=720, batch_size=1, strength=1.0),
+        node("sampler", "KSampler", 5, steps=6, cfg=1.0, sampler_name="uni_pc", scheduler="simple", denoise=1.0,
+             **FIXED_SEED),
+        node("trim", "TrimVideoLatent", 5),
+        node("decode", "VAEDecode", 5),
+        node("align", "DRIVE_AlignEditedClip", 6, frame_offset=0, frame_stride=1, resize_policy="crop_centre"),
+        node("composite", "DRIVE_CompositeBackground", 6, grow=0, feather=0.0),
+        node("harm_loader", "DRIVE_HarmonizerLoader", 7, mode=4, weights="harmonizer.pth"),
+        node("harmonize", "DRIVE_Harmonize", 7),
+        node("save", "DRIVE_SaveVideo", 7, filename_prefix="DRIVE/wan_vace_finish", format="mp4"),
+        note("note_mask", 0,
+             "1. Masks\nClick the object on Track Object's canvas (Shift+click: not the object). Two masks come "
+             "from it. VACE's (grown 16 px) says what Wan regenerates: the template grows it so the new object "
+             "blends in. The finish mask (feathered "
+             f"{EDIT_MASK_FEATHER_PX} px about the tracked edge) says where DRIVE keeps Wan's pixels: outside it "
+             "the saved video is the source, bit for bit. No SAM2? Swap Track Object for Propagate Mask.",
+             height=250),
+        note("note_vace", 3,
+             "2. Wan 2.1 VACE, as the official inpainting template\nThe control video is the clip with the "
+             "masked area blanked; Wan VACE To Video fits it and the mask to width x height (scale to cover, "
+             "centre crop: keep your clip's aspect, multiples of 16; 480p or 720p) and makes length frames, "
+             "rounded down to 4n+1 (Get Image Size gives the clip's count: keep frame_load_cap at 4n+1, at most "
+             "81 per segment). The CausVid LoRA (0.3) with 6 steps at cfg 1 is the template's fast path; without "
+             "it use 20 steps, cfg 6. fp8_e4m3fn_fast halves the 14B model's memory on GPUs with fp8. Put the "
+             "files in models/diffusion_models, text_encoders, vae and loras (links: node properties, README).",
+             height=300),
+        note("note_finish", 6,
+             "3. DRIVE's finish\nThe template saves VACE's frames as they are: every pixel regenerated, at 720x720 "
+             "and 4n+1 frames. Align Edited Clip maps them back onto the source: frame_offset 0 (the segment's "
+             "first frame; a later segment: its start), resize_policy crop_centre (undoes Wan VACE To Video's "
+             "own fit). Frames past the 4n+1 count keep the source. Composite Background pastes the source back "
+             "outside the finish mask (grow 0, feather 0: Mask Tools feathered it). Harmonize matches the "
+             "object's tone to the scene with harmonizer.pth (enable its loader); without it frames pass "
+             "unchanged. Save Video keeps the source audio.",
+             height=300),
+    ]
+    links = [
+        ["sam2", "sam2_model", "track", "sam2_model"], ["load", "images", "track", "images"],
+        ["track", "mask", "mask_tools", "mask"], ["track", "mask", "vace_mask", "mask"],
+        ["vace_mask", "mask", "invert_mask", "mask"], ["invert_mask", 0, "mask_image", "mask"],
+        ["load", "images", "control", "destination"], ["mask_image", 0, "control", "source"],
+        ["vace_mask", "mask", "control", "mask"], ["load", "images", "frames", "image"],
+        ["unet", 0, "lora", "model"], ["lora", 0, "shift", "model"],
+        ["te", 0, "pos", "clip"], ["te", 0, "neg", "clip"],
+        ["pos", 0, "vace", "positive"], ["neg", 0, "vace", "negative"], ["vae", 0, "vace", "vae"],
+        ["control", 0, "vace", "control_video"], ["vace_mask", "mask", "vace", "control_masks"],
+        ["frames", "batch_size", "vace", "length"],
+        ["shift", 0, "sampler", "model"], ["vace", "positive", "sampler", "positive"],
+        ["vace", "negative", "sampler", "negative"], ["vace", "latent", "sampler", "latent_image"],
+        ["sampler", 0, "trim", "samples"], ["vace", "trim_latent", "trim", "trim_amount"],
+        ["trim", 0, "decode", "samples"], ["vae", 0, "decode", "vae"],
+        ["load", "images", "align", "original"], ["decode", 0, "align", "edited"],
+        ["mask_tools", "mask", "align", "mask"],
+        ["align", "image", "composite", "edited"], ["load", "images", "composite", "original"],
+        ["align", "mask", "composite", "mask"],
+        ["composite", "image", "harmonize", "image"], ["align", "mask", "harmonize", "mask"],
+        ["harm_loader", 0, "harmonize", "harmonizer"], ["load", "fps", "harmonize", "fps"],
+        ["harmonize", "image", "save", "images"], ["load", "fps", "save", "fps"], ["load", "audio", "save", "audio"],
+    ]
+    groups = [{"title": "Wan 2.1 VACE (official template's nodes)",
+               "nodes": ["invert_mask", "mask_image", "control", "frames", "unet", "lora", "shift", "te", "vae", "pos",
+                         "neg", "vace", "sampler", "trim", "decode"]},
+              {"title": "DRIVE finish", "nodes": ["align", "composite", "harm_loader", "harmonize", "save"]}]
+    return {"name": "wan_vace_finish", "nodes": nodes, "links": links, "groups": groups, "min_core": "0.33.0"}
+
+
 def rave_global_edit() -> dict:
     src, src_links = source_block(frame_cap=36)
     txt, txt_links = prompts_block("a landscape made of origami paper, papercraft")
@@ -485,7 +589,7 @@ def remove_object() -> dict:
 
 
 SPECS = [drive_instance_edit, drive_instance_edit_depth, rave_global_edit, inversion_roundtrip, mask_only,
-         patch_nodes_ksampler, tune_a_video_edit, remove_object]
+         patch_nodes_ksampler, tune_a_video_edit, remove_object, wan_vace_finish]
 SNAPSHOT_CORE = "0.3.64"
 """The core whose /object_info the snapshot holds; node types only newer cores have come from the core they were
 built on (a spec's ``min_core``, stored in the UI file as ``extra.drive_min_comfyui``)."""

@@ -3,7 +3,7 @@
 
     python tools/make_stand_in_models.py --models .cache/ComfyUI-0.3.64/models [--comfy .cache/ComfyUI-0.3.64]
     .venv-0.33/bin/python tools/make_stand_in_models.py --models .cache/ComfyUI-0.3.64/models \
-        --comfy .cache/ComfyUI-0.33.0          # adds what only a newer core can build (MoGe)
+        --comfy .cache/ComfyUI-0.33.0          # adds what only a newer core can build (MoGe, Wan VACE)
 
 The workflows name the real files (``v1-5-pruned-emaonly.safetensors``,
 ``sam2.1_hiera_tiny.pt``, ...). On a machine without them (CI, a first try on a CPU box)
@@ -35,8 +35,9 @@ class StandIn:
     folder: str
     name: str
     make: Callable[[Path, argparse.Namespace], None]
-    needs_moge: bool = False
-    """Made only with a ComfyUI that has core MoGe (0.33 and newer): its maker builds ComfyUI's own class."""
+    needs_core: str = ""
+    """Made only with a ComfyUI that has this (``moge``: core MoGe; ``wan_vace``: core Wan VACE; both 0.33 and
+    newer): its maker builds ComfyUI's own class. Empty: any core."""
 
 
 def make_sd15(path: Path, args: argparse.Namespace) -> None:
@@ -96,13 +97,33 @@ def make_moge(path: Path, args: argparse.Namespace) -> None:
     make_random_moge.write_random_moge(path, args.comfy)
 
 
+def make_wan(part: str) -> Callable[[Path, argparse.Namespace], None]:
+    """A maker of one part (``vace``, ``vae``, ``lora``) of the small Wan 2.1 VACE (tools/make_random_wan.py)."""
+    def make(path: Path, args: argparse.Namespace) -> None:
+        sys.path.insert(0, str(ROOT / "tools"))
+        import make_random_wan
+
+        make_random_wan.main(["--comfy", str(args.comfy), f"--{part}", str(path)])
+    return make
+
+
+CORE_FEATURES = {"moge": ("core MoGe", lambda comfy: (comfy / "comfy" / "ldm" / "moge").is_dir()),
+                 "wan_vace": ("core Wan VACE", lambda comfy: (comfy / "comfy" / "ldm" / "wan" / "model.py").is_file()
+                              and "class VaceWanModel" in (comfy / "comfy" / "ldm" / "wan" / "model.py").read_text())}
+"""What a ``needs_core`` names: its words, and whether a ComfyUI folder has it."""
+
 STAND_INS = [
     StandIn("checkpoints", "v1-5-pruned-emaonly.safetensors", make_sd15),
     StandIn("sam2", "sam2.1_hiera_tiny.pt", make_sam2_tiny),
     StandIn("controlnet", "control_v11p_sd15_canny.pth", make_canny_controlnet),
     StandIn("controlnet", "control_v11f1p_sd15_depth.pth", make_depth_controlnet),
-    StandIn("geometry_estimation", "moge_1_vitl_fp16.safetensors", make_moge, needs_moge=True),
+    StandIn("geometry_estimation", "moge_1_vitl_fp16.safetensors", make_moge, needs_core="moge"),
+    StandIn("diffusion_models", "wan2.1_vace_14B_fp16.safetensors", make_wan("vace"), needs_core="wan_vace"),
+    StandIn("vae", "wan_2.1_vae.safetensors", make_wan("vae"), needs_core="wan_vace"),
+    StandIn("loras", "Wan21_CausVid_14B_T2V_lora_rank32.safetensors", make_wan("lora"), needs_core="wan_vace"),
 ]
+"""Wan's text encoder (umt5_xxl_fp8_e4m3fn_scaled.safetensors, 6.7 GB) has no stand-in: its vocabulary alone is
+over 1 G values at the width the DiT reads; the tests make its conditioning directly."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         path = args.models / stand_in.folder / stand_in.name
         if path.exists() or path.is_symlink():
             continue
-        if stand_in.needs_moge and not (args.comfy and (args.comfy / "comfy" / "ldm" / "moge").is_dir()):
-            print(f"make_stand_in_models: no {stand_in.folder}/{stand_in.name} (its maker needs a ComfyUI with core "
-                  "MoGe, 0.33 or newer, as --comfy)", file=sys.stderr)
-            continue
+        if stand_in.needs_core:
+            words, has = CORE_FEATURES[stand_in.needs_core]
+            if not (args.comfy and has(args.comfy)):
+                print(f"make_stand_in_models: no {stand_in.folder}/{stand_in.name} (its maker needs a ComfyUI with "
+                      f"{words}, 0.33 or newer, as --comfy)", file=sys.stderr)
+                continue
         path.parent.mkdir(parents=True, exist_ok=True)
         stand_in.make(path, args)
         made.append(f"{stand_in.folder}/{stand_in.name}")

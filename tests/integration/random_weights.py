@@ -63,3 +63,33 @@ def provide_depth_stand_ins(models_dir: Path, comfy_dir: Path, controlnet: str) 
     moge = models_dir / "geometry_estimation" / MOGE_FILE
     if not moge.exists() and (comfy_dir / "comfy" / "ldm" / "moge").is_dir():
         run_maker("make_random_moge.py", comfy_dir, moge)
+
+
+WAN_FILES = {"vace": ("diffusion_models", "wan2.1_vace_14B_fp16.safetensors"),
+             "vae": ("vae", "wan_2.1_vae.safetensors"),
+             "lora": ("loras", "Wan21_CausVid_14B_T2V_lora_rank32.safetensors")}
+"""The Wan VACE workflow's files the tests stand in (tools/make_random_wan.py's parts); its text encoder is
+replaced by a conditioning node instead."""
+
+
+def provide_wan_stand_ins(models_dir: Path, comfy_dir: Path) -> None:
+    """On a core with Wan VACE (0.33 and newer): the small random Wan 2.1 VACE DiT, VAE and LoRA under the official
+    names (tools/make_random_wan.py, in a subprocess), unless the files are there."""
+    import os
+    import subprocess
+    import sys
+
+    wan = comfy_dir / "comfy" / "ldm" / "wan" / "model.py"
+    if not (wan.is_file() and "class VaceWanModel" in wan.read_text()):
+        return
+    args = []
+    for part, (folder, name) in WAN_FILES.items():
+        if not (models_dir / folder / name).exists():
+            args += [f"--{part}", str(models_dir / folder / name)]
+    if not args:
+        return
+    tool = Path(__file__).resolve().parents[2] / "tools" / "make_random_wan.py"
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), *args], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]

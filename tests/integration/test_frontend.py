@@ -31,7 +31,10 @@ PLACEHOLDER_FILES = {"checkpoints": ["v1-5-pruned-emaonly.safetensors"],
                      "controlnet": ["control_v11p_sd15_canny.pth", "control_v11f1p_sd15_depth.pth"],
                      "sam2": ["sam2.1_hiera_tiny.pt"],
                      "harmonizer": ["harmonizer.pth"],
-                     "geometry_estimation": ["moge_1_vitl_fp16.safetensors"]}
+                     "geometry_estimation": ["moge_1_vitl_fp16.safetensors"],
+                     "diffusion_models": ["wan2.1_vace_14B_fp16.safetensors"], "vae": ["wan_2.1_vae.safetensors"],
+                     "loras": ["Wan21_CausVid_14B_T2V_lora_rank32.safetensors"],
+                     "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"]}
 
 
 def _playwright_available() -> bool:

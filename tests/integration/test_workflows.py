@@ -23,7 +23,7 @@ from comfy_client import execution_error
 from comfy_core import SNAPSHOT_CORE, comfy_version, comparable_prompt, workflow_params, workflows_for_this_core
 from comfy_server import Server
 from comfy_test_server import free_port
-from random_weights import provide_depth_stand_ins, provide_random_controlnet, write_random_sam2
+from random_weights import provide_depth_stand_ins, provide_random_controlnet, provide_wan_stand_ins, write_random_sam2
 from workflow_convert import ui_to_api
 
 pytestmark = pytest.mark.integration
@@ -36,6 +36,8 @@ FRAMES, SIZE, STEPS, CLIP_FPS = 8, 64, 3, 8
 CLIP_NAME = "drive_test_clip.mp4"
 CANNY_CONTROLNET = "control_v11p_sd15_canny.pth"
 MASK_NAME = "drive_test_mask.png"
+WAN_SIZE = 96
+"""Wan VACE's working size in the tests: larger than the clip, so Align Edited Clip undoes a real resize."""
 
 
 def _api(name: str) -> dict:
@@ -66,11 +68,13 @@ def assets(comfy):
     write_random_sam2(comfy.models_dir / "sam2" / "sam2.1_hiera_tiny.pt")
     provide_random_controlnet(comfy.models_dir, comfy.comfy_dir, CANNY_CONTROLNET)
     provide_depth_stand_ins(comfy.models_dir, comfy.comfy_dir, CANNY_CONTROLNET)
+    provide_wan_stand_ins(comfy.models_dir, comfy.comfy_dir)
     return {"clip": CLIP_NAME}
 
 
 def _shrink(prompt: dict, clip: str) -> dict:
-    """The workflow at test size: 8 frames of 64x64, 3 steps, random checkpoint, lossless output."""
+    """The workflow at test size: 8 frames of 64x64, 3 steps, random checkpoint and Wan stand-ins (Wan VACE at
+    96x96, its text encoder replaced)."""
     p = json.loads(json.dumps(prompt))
     for node in p.values():
         kind, inputs = node["class_type"], node["inputs"]
@@ -82,6 +86,10 @@ def _shrink(prompt: dict, clip: str) -> dict:
             inputs["image_size"] = 256
         elif kind == "MoGeInference":
             inputs["resolution_level"] = 0
+        elif kind == "UNETLoader":
+            inputs["weight_dtype"] = "default"
+        elif kind == "WanVaceToVideo":
+            inputs.update(width=WAN_SIZE, height=WAN_SIZE)
         elif kind == "LoadImageMask":
             inputs["image"] = MASK_NAME
         elif kind == "DRIVE_TrackObject":
@@ -90,7 +98,20 @@ def _shrink(prompt: dict, clip: str) -> dict:
             inputs["steps"] = STEPS
         if "grid_size" in inputs and inputs["grid_size"] > 2:
             inputs["grid_size"] = 2
-    return p
+    return _without_wan_text_encoder(p)
+
+
+def _without_wan_text_encoder(prompt: dict) -> dict:
+    """Wan's text encoder (umt5-xxl, 6.7 GB) has no stand-in: its CLIP Text Encode nodes become the test server's
+    Test Text Conditioning (a seeded [1, 8, 4096] CONDITIONING, umt5-xxl's width), its loader goes."""
+    loaders = {nid for nid, n in prompt.items() if n["class_type"] == "CLIPLoader" and n["inputs"].get("type") == "wan"}
+    for seed, (nid, node) in enumerate(sorted(prompt.items())):
+        clip = node["inputs"].get("clip")
+        if node["class_type"] == "CLIPTextEncode" and isinstance(clip, list) and clip[0] in loaders:
+            prompt[nid] = {"class_type": "TestTextConditioning", "inputs": {"tokens": 8, "width": 4096, "seed": seed}}
+    for nid in loaders:
+        del prompt[nid]
+    return prompt
 
 
 def _saved_path(comfy, entry: dict, node_id: str) -> Path:
@@ -169,13 +190,14 @@ def _with_known_mask(prompt: dict) -> dict:
 
     Random SAM2 weights give an arbitrary mask (often the whole frame).
     """
-    tools = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskTools")
+    tools = [nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskTools"]
     load = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_LoadVideo")
     prompt["known_mask"] = {"class_type": "LoadImageMask", "inputs": {"image": MASK_NAME, "channel": "red"}}
     prompt["propagated"] = {"class_type": "DRIVE_PropagateMask", "inputs": {
         "images": [load, 0], "mask": ["known_mask", 0], "frame_index": 0, "flow_quality": "fine",
         "occlusion_check": True, "threshold": 0.5}}
-    prompt[tools]["inputs"]["mask"] = ["propagated", 0]
+    for nid in tools:
+        prompt[nid]["inputs"]["mask"] = ["propagated", 0]
     return prompt
 
 
@@ -211,6 +233,43 @@ def test_instance_edit_keeps_everything_outside_the_tracked_mask_plus_the_feathe
             f"frame {t} changed farther than {reach} px from the tracked mask"
         changed_inside |= not np.array_equal(out[t][tracked[t] > 127], source[t][tracked[t] > 127])
     assert changed_inside, "the edit changed nothing inside the mask"
+
+
+@pytest.mark.min_core("0.33.0")
+def test_wan_vace_finish_keeps_everything_outside_the_mask(comfy, assets):
+    """wan_vace_finish with the random Wan 2.1 VACE stand-ins: VACE makes 4n+1 frames (5 of the 8 loaded) at its own
+    size (96x96 from 64x64); after Align Edited Clip and Composite Background every pixel farther than the feather
+    from the finish mask is the source's, exactly (png out), frames VACE did not make are the source's whole, and
+    inside the mask the edit shows."""
+    import cv2
+
+    prompt = _with_known_mask(_lossless(_shrink(_api("wan_vace_finish"), assets["clip"])))
+    save = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo")
+    composite = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_CompositeBackground")
+    align = prompt[composite]["inputs"]["mask"][0]
+    assert prompt[align]["class_type"] == "DRIVE_AlignEditedClip"
+    tools = prompt[align]["inputs"]["mask"][0]
+    assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
+    assert prompt[composite]["inputs"]["grow"] == 0 and prompt[composite]["inputs"]["feather"] == 0
+    reach = round(prompt[tools]["inputs"]["feather_px"])
+    made = 4 * ((FRAMES - 1) // 4) + 1
+    out = _saved_frames(comfy, comfy.run_ok(prompt, timeout=1800), save)
+    source = _saved_frames(comfy, comfy.run_ok(_passthrough(prompt), timeout=600), "passthrough")
+    untouched = json.loads(json.dumps(prompt))
+    untouched[tools]["inputs"]["feather_px"] = 0.0
+    tracked = _mask_frames(comfy, untouched, [tools, 0])
+    assert len(out) == len(source) == FRAMES
+    changed_inside = False
+    for t in range(FRAMES):
+        near = cv2.dilate((tracked[t] > 127).astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
+        assert 0.2 < (~near).mean() < 0.95, f"frame {t}: the propagated mask lost the object"
+        assert np.array_equal(out[t][~near], source[t][~near]), \
+            f"frame {t} changed farther than {reach} px from the finish mask"
+        if t >= made:
+            assert np.array_equal(out[t], source[t]), f"frame {t}: VACE made {made} frames, this one must be the source"
+        else:
+            changed_inside |= not np.array_equal(out[t][tracked[t] > 127], source[t][tracked[t] > 127])
+    assert changed_inside, "the Wan edit changed nothing inside the mask"
 
 
 def _passthrough(prompt: dict) -> dict:
