@@ -99,7 +99,8 @@ class MaskedCFGSampler(io.ComfyNode):
                                                   "they record them, and a mismatch is an error). A noise_mask on "
                                                   "them keeps the source latent outside it."),
                 io.Int.Input("steps", default=50, min=1, max=1000,
-                             tooltip="DDIM steps (RAVE/DRIVE: 50); the inversion's."),
+                             tooltip="DDIM steps (RAVE/DRIVE: 50); the inversion's. On flow models Euler on the "
+                                     "velocity, or FireFlow when the latent was inverted with it (recorded)."),
                 io.Float.Input("cfg", default=7.5, min=0.0, max=30.0, step=0.1, tooltip="CFG scale (DRIVE 7.5)."),
                 io.Float.Input("cfg_start", tooltip=CFG_START_TIP, **CFG_START),
                 io.Int.Input("grid_size", tooltip=GRID_SIZE_TIP, **GRID_SIZE),

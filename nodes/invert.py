@@ -65,7 +65,9 @@ class InvertVideo(io.ComfyNode):
                              tooltip="Inversion steps on the pack's DDIM grid (k*(1000//steps)+1); the sampler must "
                                      "use the same (the inverted latent records it and the sampler checks). Core "
                                      "ddim_uniform picks the same grid only when steps divides 1000 (10, 20, 25, "
-                                     "40, 50, 100, ...); at other counts it runs one extra step."),
+                                     "40, 50, 100, ...); at other counts it runs one extra step. On flow models the "
+                                     "steps are uniform in time through the model's shift (core's simple scheduler gives the "
+                                     "same sigmas when steps divides 1000)."),
                 io.Combo.Input("method", options=list(FLOW_METHODS), default="easyinv",
                                tooltip="ddim: plain DDIM inversion; easyinv: DDIM with EasyInv's blending (it "
                                        f"acts from {EASYINV_FROM} steps on with the default window; below that it "
