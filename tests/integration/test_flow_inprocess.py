@@ -127,6 +127,10 @@ def test_flow_models_are_a_family_with_their_shift(pack, flow_model):
     sigmas = family.sampling_sigmas(4)
     assert float(sigmas[0]) == 1.0 and float(sigmas[-1]) == 0.0 and bool((sigmas[:-1] > sigmas[1:]).all())
     assert torch.equal(family.inversion_sigmas(4, method="fireflow"), family.sampling_sigmas(4, method="fireflow").flip(0))
+    import comfy.samplers
+
+    core = comfy.samplers.simple_scheduler(flow_model.get_model_object("model_sampling"), 20).float()
+    assert torch.allclose(family.sampling_sigmas(20), core, atol=1e-6)   # core's simple when steps divides 1000
 
 
 @pytest.mark.parametrize("method", ["ddim", "fireflow"])
