@@ -40,7 +40,10 @@ def _kind(model_sampling) -> str | None:
     if isinstance(model_sampling, ms.CONST):
         schedules = tuple(getattr(ms, name) for name in ("ModelSamplingDiscreteFlow", "ModelSamplingFlux")
                           if hasattr(ms, name))
-        plain = getattr(model_sampling, "noise_scale", 1.0) == 1.0
+        kind = type(model_sampling)
+        plain = (getattr(model_sampling, "noise_scale", 1.0) == 1.0  # CONST's own maths, not a variant's
+                 and all(getattr(kind, name) is getattr(ms.CONST, name)
+                         for name in ("calculate_input", "calculate_denoised", "noise_scaling")))
         return "flow" if isinstance(model_sampling, schedules) and plain else None
     discrete = isinstance(model_sampling, ms.ModelSamplingDiscrete) and not isinstance(
         model_sampling, (ms.ModelSamplingDiscreteEDM, ms.StableCascadeSampling))

@@ -249,11 +249,17 @@ def test_schedule_records_refuse_other_families_and_shifts_naming_both(pack, flo
         _edit(pack, flow_model, cond, cond, from_flow, 4, cfg=1.0, pix2video_weight=10.0)
 
 
-def test_edm_models_are_still_refused_naming_what_is_supported(pack):
+def test_edm_and_const_variants_are_still_refused_naming_what_is_supported(pack):
+    import comfy.model_base
+
     edm = _eps_model(family="sdxl", model_type="EDM")
     cond = [[torch.zeros(1, 77, 2048), {"pooled_output": torch.zeros(1, 1280)}]]
     with pytest.raises(ValueError, match="eps or v prediction.*flow-matching models with CONST sampling"):
         _invert(pack, edm, cond, {"samples": _latent(2)})
+    if hasattr(comfy.model_base.ModelType, "IMG_TO_IMG_FLOW"):   # 0.33: x0 output on a flow schedule
+        variant = _eps_model(model_type="IMG_TO_IMG_FLOW")
+        with pytest.raises(ValueError, match="eps or v prediction.*flow-matching models with CONST sampling"):
+            _invert(pack, variant, _cond(2), {"samples": _latent(2)})
 
 
 def test_core_sampling_with_the_pack_samplers_on_a_flow_model(pack, flow_model):
