@@ -60,6 +60,16 @@ def _prompt(comfy) -> dict:
                       latent=["invert", 0], steps=STEPS, grid_size=1, mask=["track", 0]),
         "decode": _node(info, "VAEDecode", samples=["edit", 0], vae=["ckpt", 2]),
         "out": _node(info, "PreviewImage", images=["decode", 0]),
+        # Pix2Video's SAMPLER under core's SamplerCustomAdvanced, whose own callback previews frame 0
+        "p2v": _node(info, "DRIVE_Pix2VideoSampler"),
+        "noise": _node(info, "DisableNoise"),
+        "guider": _node(info, "CFGGuider", model=["ckpt", 0], positive=["pos", 0], negative=["neg", 0], cfg=7.5),
+        "sigmas": _node(info, "BasicScheduler", model=["ckpt", 0], scheduler="ddim_uniform", steps=STEPS,
+                        denoise=1.0),
+        "custom": _node(info, "SamplerCustomAdvanced", noise=["noise", 0], guider=["guider", 0], sampler=["p2v", 0],
+                        sigmas=["sigmas", 0], latent_image=["invert", 0]),
+        "decode2": _node(info, "VAEDecode", samples=["custom", 0], vae=["ckpt", 2]),
+        "out2": _node(info, "PreviewImage", images=["decode2", 0]),
     }
 
 
@@ -185,6 +195,17 @@ def test_samplers_preview_every_frame(full_run):
         mine = [data for where, data in previews if where == node]
         assert mine, f"{node} sent no preview; previews came from {sorted({w for w, _ in previews if w})}"
         assert all(_frames(data) == T for data in mine), [(_frames(d)) for d in mine]
+
+
+def test_pix2video_under_core_sampler_ends_each_step_on_every_frame(full_run):
+    """SamplerCustomAdvanced's callback sends core's frame-0 preview each step; the pack's sampler sends the
+    clip after it (fresh or the last one again), so the node never rests on a single frame."""
+    _, (_, _, previews) = full_run
+    frames = [_frames(data) for where, data in previews if where == "custom"]
+    assert frames and frames[-1] == T, frames
+    assert frames.count(T) >= STEPS, frames
+    singles = [i for i, n in enumerate(frames) if n == 1]
+    assert all(i + 1 < len(frames) and frames[i + 1] == T for i in singles), frames
 
 
 def test_mask_preview_runs_alone(previewing, full_run):
