@@ -307,9 +307,10 @@ def wan_vace_finish() -> dict:
         node("vace_mask", "DRIVE_MaskTools", 1, title="Mask Tools: VACE mask (grown)", fill_holes=True, grow_px=16),
         node("invert_mask", "InvertMask", 2),
         node("mask_image", "MaskToImage", 2),
+        node("frames", "GetImageSize", 2),
+        # last in its column: newer frontends draw it taller than the one building the workflow
         node("control", "ImageCompositeMasked", 2, title="Control video (object blanked)", x=0, y=0,
              resize_source=True),
-        node("frames", "GetImageSize", 2),
         node("unet", "UNETLoader", 3, unet_name=WAN_VACE_FILE, weight_dtype="fp8_e4m3fn_fast"),
         node("lora", "LoraLoaderModelOnly", 3, lora_name=WAN_LORA, strength_model=0.3),
         node("shift", "ModelSamplingSD3", 3, shift=5.0),

@@ -3,7 +3,7 @@
 
     python tools/make_stand_in_models.py --models .cache/ComfyUI-0.3.64/models [--comfy .cache/ComfyUI-0.3.64]
     .venv-0.33/bin/python tools/make_stand_in_models.py --models .cache/ComfyUI-0.3.64/models \
-        --comfy .cache/ComfyUI-0.33.0          # adds what only a newer core can build (MoGe, Wan VACE)
+        --comfy .cache/ComfyUI-0.33.0          # adds what only a newer core can build (MoGe, Wan VACE, FLUX.2)
 
 The workflows name the real files (``v1-5-pruned-emaonly.safetensors``,
 ``sam2.1_hiera_tiny.pt``, ...). On a machine without them (CI, a first try on a CPU box)
@@ -36,8 +36,8 @@ class StandIn:
     name: str
     make: Callable[[Path, argparse.Namespace], None]
     needs_core: str = ""
-    """Made only with a ComfyUI that has this (``moge``: core MoGe; ``wan_vace``: core Wan VACE; both 0.33 and
-    newer): its maker builds ComfyUI's own class. Empty: any core."""
+    """Made only with a ComfyUI that has this (``moge``: core MoGe; ``wan_vace``: core Wan VACE; ``flux2``: core
+    FLUX.2; all 0.33 and newer): its maker builds ComfyUI's own class. Empty: any core."""
 
 
 def make_sd15(path: Path, args: argparse.Namespace) -> None:
@@ -107,9 +107,21 @@ def make_wan(part: str) -> Callable[[Path, argparse.Namespace], None]:
     return make
 
 
+def make_flux2(part: str) -> Callable[[Path, argparse.Namespace], None]:
+    """A maker of one part (``dit``, ``vae``) of the small FLUX.2 [klein] (tools/make_random_flux2.py)."""
+    def make(path: Path, args: argparse.Namespace) -> None:
+        sys.path.insert(0, str(ROOT / "tools"))
+        import make_random_flux2
+
+        make_random_flux2.main(["--comfy", str(args.comfy), f"--{part}", str(path)])
+    return make
+
+
 CORE_FEATURES = {"moge": ("core MoGe", lambda comfy: (comfy / "comfy" / "ldm" / "moge").is_dir()),
                  "wan_vace": ("core Wan VACE", lambda comfy: (comfy / "comfy" / "ldm" / "wan" / "model.py").is_file()
-                              and "class VaceWanModel" in (comfy / "comfy" / "ldm" / "wan" / "model.py").read_text())}
+                              and "class VaceWanModel" in (comfy / "comfy" / "ldm" / "wan" / "model.py").read_text()),
+                 "flux2": ("core FLUX.2", lambda comfy: (comfy / "comfy" / "supported_models.py").is_file()
+                           and "class Flux2(" in (comfy / "comfy" / "supported_models.py").read_text())}
 """What a ``needs_core`` names: its words, and whether a ComfyUI folder has it."""
 
 STAND_INS = [
@@ -121,9 +133,12 @@ STAND_INS = [
     StandIn("diffusion_models", "wan2.1_vace_14B_fp16.safetensors", make_wan("vace"), needs_core="wan_vace"),
     StandIn("vae", "wan_2.1_vae.safetensors", make_wan("vae"), needs_core="wan_vace"),
     StandIn("loras", "Wan21_CausVid_14B_T2V_lora_rank32.safetensors", make_wan("lora"), needs_core="wan_vace"),
+    StandIn("diffusion_models", "flux-2-klein-4b.safetensors", make_flux2("dit"), needs_core="flux2"),
+    StandIn("vae", "flux2-vae.safetensors", make_flux2("vae"), needs_core="flux2"),
 ]
-"""Wan's text encoder (umt5_xxl_fp8_e4m3fn_scaled.safetensors, 6.7 GB) has no stand-in: its vocabulary alone is
-over 1 G values at the width the DiT reads; the tests make its conditioning directly."""
+"""Wan's text encoder (umt5_xxl_fp8_e4m3fn_scaled.safetensors, 6.7 GB) and FLUX.2 [klein]'s (qwen_3_4b.safetensors,
+8 GB) have no stand-in: their vocabularies alone are hundreds of M values at the widths the DiTs read; the tests make
+their conditioning directly."""
 
 
 def main(argv: list[str] | None = None) -> int:
