@@ -9,8 +9,13 @@ Two tables:
    over the object's (how much background the sampler redraws).
 2. Edits on the trained test bed (tests/quality_edit.py, 64 px, 8 frames, 20 DDIM steps): the
    same recolour with each sampler mask, composited with the tracked mask feathered about its
-   edge (what the main workflow does); success / share read the composited frames in the true
-   mask, the object's warp error and flicker as in bench.quality.
+   edge (what the main workflow does); in place (bench.quality's placement), success / share read
+   the composited frames in the true mask, the object's warp error and flicker as in bench.quality.
+3. The main workflow's mask handling before and after issue 24, end to end on the same edits:
+   old = Mask Tools grows 8 px, the sampler samples it nearest, Composite feathers 4 px inward;
+   new = the sampler reads the tracked mask area / 0, a second Mask Tools feathers it 4 px about
+   the tracked edge for Composite, which takes it as it is. Ring PSNR: the composite against the source on the pixels within 8 px
+   outside the tracked mask (the band the old composite pasted sampler output into).
 
     python -m bench.sampler_mask [--clips 6] [--threads 1] [--no-edits]
 """
@@ -79,25 +84,37 @@ def coverage_table() -> None:
 
 def edit_table(clips: int) -> None:
     from testbed.load import load_testbed
-    from tests.quality_edit import CLIP_SEEDS, Variant, make_case, object_flicker, object_warp_error, run_edit, success
+    from tests.quality_edit import (CLIP_SEEDS, Variant, make_case, object_flicker, object_warp_error, placement,
+                                    run_edit, success)
 
     from drive_ops.composite.compositing import composite_video
 
     tb = load_testbed()
     cases = [make_case(s) for s in CLIP_SEEDS[:clips]]
     inverted: dict = {}
-    print(f"\n{'sampler mask':<38}{'success':>8}{'share':>7}{'warp e-3':>9}{'flicker':>8}   per clip success")
-    for name, (grow, mode, threshold) in SAMPLER_MASKS.items():
-        variant = Variant(name, mask_grow_px=grow, mask_mode=mode, mask_threshold=threshold)
+    print(f"\n{'sampler mask':<38}{'in place':>9}{'success':>8}{'share':>7}{'warp e-3':>9}{'flicker':>8}"
+          f"{'ring PSNR':>10}")
+    old = Variant("old workflow", mask_grow_px=8)
+    new = Variant("new workflow", mask_mode="area", mask_threshold=0.0)
+    runs = [(Variant(name, mask_grow_px=grow, mask_mode=mode, mask_threshold=threshold), "feathered")
+            for name, (grow, mode, threshold) in SAMPLER_MASKS.items()] + [(old, "old"), (new, "feathered")]
+    for variant, how in runs:
         rows = []
         for case in cases:
             r = run_edit(tb, case, variant, 0, inverted)
-            comp = composite_video(r.edited, case.frames, feather_mask(case.mask, FEATHER_PX))
+            if how == "old":
+                comp = composite_video(r.edited, case.frames, grow_mask(case.mask, 8), feather=FEATHER_PX)
+            else:
+                comp = composite_video(r.edited, case.frames, feather_mask(case.mask, FEATHER_PX))
             ok, share = success(case, comp)
-            rows.append((ok, share, object_warp_error(comp, case.clip), object_flicker(case, comp)))
+            where = placement(case, comp, r.edited)
+            ring = (grow_mask(case.mask, 8) > 0) & (case.mask <= 0)
+            mse = float(((comp - case.frames) ** 2).mean(-1)[ring].mean())
+            rows.append((where.count("in place") / len(where), ok, share, object_warp_error(comp, case.clip),
+                         object_flicker(case, comp), 10 * np.log10(1.0 / max(mse, 1e-12))))
         mean = np.mean(np.array(rows), axis=0)
-        print(f"{name:<38}{mean[0]:>8.2f}{mean[1]:>7.2f}{mean[2] * 1e3:>9.2f}{mean[3]:>8.2f}   "
-              f"{[round(r[0], 2) for r in rows]}")
+        print(f"{variant.name:<38}{mean[0]:>9.2f}{mean[1]:>8.2f}{mean[2]:>7.2f}{mean[3] * 1e3:>9.2f}{mean[4]:>8.2f}"
+              f"{mean[5]:>10.1f}")
 
 
 def main(argv=None) -> None:

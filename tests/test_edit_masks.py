@@ -3,8 +3,9 @@
 The sampler must edit every latent cell an object pixel lies in: with nearest sampling, or a mask grown by a
 fixed 8 px, some object pixels fell outside the latent mask and were resampled unguided (bench/sampler_mask.py:
 nearest 32 % of a 64 px clip's object pixels, 5 % at 512 px, 26 % of a 30 px object; grown 8 px 0.39 / 0.01 /
-0.10 %). Composite and Harmonize take the tracked mask feathered about its edge: alpha about 0.5 on the edge,
-nothing changed farther than the feather, the object's inside kept whole.
+0.10 %); it reads the tracked mask with area, threshold 0. Composite and Harmonize take the same mask feathered
+about its edge by a second Mask Tools: alpha about 0.5 on the edge, nothing changed farther than the feather, the
+object's inside kept whole.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from drive_ops.masks.mask_ops import refine_mask
 API = Path(__file__).resolve().parent / "workflows" / "drive_instance_edit.api.json"
 
 
-def _nodes() -> tuple[dict, dict, dict, dict]:
-    """(Mask Tools feeding the sampler, the sampler, Composite Background, Harmonize) inputs of the API twin."""
+def _nodes() -> tuple[dict, dict, dict, dict, dict]:
+    """(Mask Tools feeding the sampler, the one feeding the composite, the sampler, Composite Background, Harmonize)
+    inputs of the API twin."""
     prompt = json.loads(API.read_text())
     kind = {n["class_type"]: n for n in prompt.values()}
     sampler, composite, harmonize = (kind[k]["inputs"] for k in ("DRIVE_MaskedCFGSampler", "DRIVE_CompositeBackground",
                                                                   "DRIVE_Harmonize"))
-    tools = prompt[sampler["mask"][0]]
-    assert tools["class_type"] == "DRIVE_MaskTools"
-    return tools["inputs"], sampler, composite, harmonize
+    tools, feather = prompt[sampler["mask"][0]], prompt[composite["mask"][0]]
+    assert tools["class_type"] == feather["class_type"] == "DRIVE_MaskTools"
+    assert feather["inputs"]["mask"] == sampler["mask"], "the composite's mask is not the sampler's, feathered"
+    return tools["inputs"], feather["inputs"], sampler, composite, harmonize
 
 
 def _mask_tools(mask: torch.Tensor, p: dict) -> torch.Tensor:
@@ -63,7 +66,7 @@ def world_masks():
 
 
 def test_no_object_pixel_lies_outside_the_samplers_latent_mask(world_masks):
-    tools, sampler, _, _ = _nodes()
+    tools, _, sampler, _, _ = _nodes()
     for name, masks in world_masks.items():
         for mask in masks:
             latent = mask_to_latent(_mask_tools(mask, tools), mask.shape[-2] // 8, mask.shape[-1] // 8,
@@ -74,12 +77,13 @@ def test_no_object_pixel_lies_outside_the_samplers_latent_mask(world_masks):
 
 
 def test_composite_and_harmonize_get_the_tracked_mask_feathered_about_its_edge(world_masks):
-    tools, sampler, composite, harmonize = _nodes()
-    assert composite["mask"] == harmonize["mask"] == sampler["mask"]
-    assert tools["grow_px"] == 0 and tools["feather_px"] > 0
-    reach = round(tools["feather_px"])
+    tools, feather, sampler, composite, harmonize = _nodes()
+    assert composite["mask"] == harmonize["mask"]
+    assert tools["grow_px"] == feather["grow_px"] == 0 and tools["feather_px"] == 0 and feather["feather_px"] > 0
+    reach = round(feather["feather_px"])
     for mask in world_masks["512 px"]:
-        alpha, region = composite_alpha(_mask_tools(mask, tools), composite["grow"], composite["feather"])
+        soft = _mask_tools(_mask_tools(mask, tools), feather)
+        alpha, region = composite_alpha(soft, composite["grow"], composite["feather"])
         near = F.max_pool2d(mask[:, None], 2 * reach + 1, 1, reach)[:, 0] > 0
         deep = -F.max_pool2d(-mask[:, None], 2 * reach + 1, 1, reach)[:, 0] > 0
         assert not bool((region & ~near).any()), "the composite reaches beyond the feather"

@@ -88,18 +88,19 @@ def _main_api() -> dict:
 
 
 def test_main_workflow_has_one_mask_chain():
-    """Sampler, composite and harmonize take Mask Tools' one mask, the tracked mask feathered about its edge; the
-    composite grows and feathers nothing more, and the sampler edits every latent cell the soft mask reaches."""
+    """Split masks from one chain: the sampler takes Mask Tools' tracked mask and edits every latent cell it touches
+    (area, threshold 0); composite and harmonize take it feathered about its edge by a second Mask Tools, and the
+    composite grows and feathers nothing more."""
     prompt = _main_api()
     by_type = {n["class_type"]: n["inputs"] for n in prompt.values()}
-    edit_mask = by_type["DRIVE_MaskedCFGSampler"]["mask"]
-    assert prompt[edit_mask[0]]["class_type"] == "DRIVE_MaskTools"
-    assert by_type["DRIVE_CompositeBackground"]["mask"] == edit_mask
-    assert by_type["DRIVE_Harmonize"]["mask"] == edit_mask
-    assert by_type["DRIVE_CompositeBackground"]["grow"] == 0 and by_type["DRIVE_CompositeBackground"]["feather"] == 0
-    assert prompt[edit_mask[0]]["inputs"]["grow_px"] == 0 and prompt[edit_mask[0]]["inputs"]["feather_px"] > 0
-    sampler = by_type["DRIVE_MaskedCFGSampler"]
-    assert (sampler["mask_mode"], sampler["mask_threshold"]) == ("area", 0), "the soft mask reaches past the edit"
+    sampler, composite = by_type["DRIVE_MaskedCFGSampler"], by_type["DRIVE_CompositeBackground"]
+    tracked, feathered = prompt[sampler["mask"][0]], prompt[composite["mask"][0]]
+    assert tracked["class_type"] == feathered["class_type"] == "DRIVE_MaskTools"
+    assert feathered["inputs"]["mask"] == sampler["mask"] and by_type["DRIVE_Harmonize"]["mask"] == composite["mask"]
+    assert tracked["inputs"]["grow_px"] == 0 and tracked["inputs"]["feather_px"] == 0
+    assert feathered["inputs"]["grow_px"] == 0 and feathered["inputs"]["feather_px"] > 0
+    assert composite["grow"] == 0 and composite["feather"] == 0
+    assert (sampler["mask_mode"], sampler["mask_threshold"]) == ("area", 0), "object pixels left unguided"
 
 
 def test_main_workflow_edits_as_drive_does():

@@ -82,9 +82,9 @@ MODEL_FILES = {
     WAN_TEXT_ENCODER: ("text_encoders", f"{WAN_REPACK}/text_encoders/{WAN_TEXT_ENCODER}"),
     WAN_LORA: ("loras", f"https://huggingface.co/Kijai/WanVideo_comfy/resolve/main/{WAN_LORA}"),
 }
-# The main workflow's edit mask: Mask Tools feathers the tracked mask over this many px centred on its edge (Gaussian,
-# sigma = half of it); the sampler takes every latent cell it touches (area, threshold 0), composite and harmonize
-# blend with it (bench/sampler_mask.py measured the choice).
+# The main workflow's composite mask: a second Mask Tools feathers the tracked mask over this many px centred on its
+# edge (Gaussian, sigma = half of it) for composite and harmonize; the sampler reads the tracked mask itself with
+# area, threshold 0, so it edits every latent cell an object pixel lies in (bench/sampler_mask.py measured the choice).
 EDIT_MASK_FEATHER_PX = 4
 BACKGROUND_NOTE = ("Outside the mask the sampler's background input rules: it gets the inversion prompt (empty, "
                    "same ControlNet) the frames were inverted with, so a negative prompt you type changes only the "
@@ -157,9 +157,11 @@ def drive_instance_edit() -> dict:
         node("sam2", "DRIVE_SAM2Loader", 1, model_name=SAM2_FILE),
         node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
              samurai_mode=True),
-        # the edit mask, feathered about the tracked edge: the sampler edits every latent cell it touches (area, 0),
-        # composite and harmonize blend with it (outside it: the original, bit for bit)
-        node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True, feather_px=EDIT_MASK_FEATHER_PX),
+        # split masks: the tracked mask (holes filled) for the sampler, which edits every latent cell it touches
+        # (area, 0); the same feathered about its edge for composite and harmonize (outside it: the original, exact)
+        node("mask_tools", "DRIVE_MaskTools", 2, fill_holes=True),
+        node("mask_feather", "DRIVE_MaskTools", 2, title="Mask Tools: feathered edge (composite)",
+             feather_px=EDIT_MASK_FEATHER_PX),
         # an output node: plays the mask in itself right after tracking, and can be queued alone
         node("mask_preview", "DRIVE_MaskPreview", 2),
         # bypassed: its image output passes Load Video's frames through, so the graph edits the original
@@ -182,12 +184,12 @@ def drive_instance_edit() -> dict:
              "See the mask first: select Mask Preview and queue only it (Queue Selected Output Nodes), it plays "
              "the tracked mask in seconds before the long edit. samurai_mode adds SAMURAI's motion model, "
              "good for fast or occluded objects. Put a SAM 2.1 file in models/sam2. No SAM2? Swap Track Object "
-             "for Propagate Mask and draw the mask on one frame.\n\nMask Tools fills holes and feathers the "
-             f"tracked mask over {EDIT_MASK_FEATHER_PX} px centred on its edge. The sampler (mask_mode area, "
-             "threshold 0) edits every 8x8 latent cell the object touches, so no object pixel is resampled "
-             "unguided; the composite keeps the original bit for bit outside the feathered mask and blends across "
-             "its soft edge; Harmonize uses the same mask. Don't grow it for the composite: the edit would bring a "
-             "band of redrawn background along.",
+             "for Propagate Mask and draw the mask on one frame.\n\nTwo masks: Mask Tools fills holes in the "
+             "tracked mask, and the sampler (mask_mode area, threshold 0) edits every 8x8 latent cell the object "
+             "touches, so no object pixel is resampled unguided. The second Mask Tools feathers it over "
+             f"{EDIT_MASK_FEATHER_PX} px centred on its edge for the composite (the original bit for bit outside "
+             "it, blended across the soft edge) and Harmonize. Don't grow the composite's mask: the edit would "
+             "bring a band of redrawn background along.",
              height=300),
         note("note_edit", 3,
              "2. Prompts and structure\nThe negative prompt is empty, as in DRIVE: under masked CFG it is only "
@@ -208,7 +210,7 @@ def drive_instance_edit() -> dict:
              height=270),
         note("note_out", 6,
              "4. Composite and harmonise\nThe original is pasted back bit for bit outside the feathered mask "
-             "(grow 0, feather 0 here: Mask Tools feathered it already) and blended across its soft edge. "
+             "(grow 0, feather 0 here: the second Mask Tools feathered it) and blended across its soft edge. "
              "Harmonize: with harmonizer.pth in models/harmonizer (non-commercial licence) enable the loader, and "
              "Harmonizer's six filters (temperature, brightness, contrast, saturation, highlight, shadow) match "
              "the object's tone to the scene frame by frame. Without it the frames pass through unchanged (the "
@@ -235,8 +237,8 @@ def drive_instance_edit() -> dict:
         ["invert", 0, "edit", "latent"], ["mask_tools", "mask", "edit", "mask"],
         ["edit", 0, "decode", "samples"], ["ckpt", "VAE", "decode", "vae"],
         ["decode", 0, "composite", "edited"], ["load", "images", "composite", "original"],
-        ["mask_tools", "mask", "composite", "mask"],
-        ["composite", "image", "harmonize", "image"], ["mask_tools", "mask", "harmonize", "mask"],
+        ["mask_tools", "mask", "mask_feather", "mask"], ["mask_feather", "mask", "composite", "mask"],
+        ["composite", "image", "harmonize", "image"], ["mask_feather", "mask", "harmonize", "mask"],
         ["harm_loader", 0, "harmonize", "harmonizer"], ["load", "fps", "harmonize", "fps"],
         ["cn_inv", 0, "edit", "background"],
         ["load", "images", "fill", "images"], ["mask_tools", "mask", "fill", "mask"],
@@ -248,8 +250,9 @@ def drive_instance_edit() -> dict:
               {"title": "Harmonizer (optional)", "nodes": ["harm_loader"]},
               {"title": "Shrinking edits (bypassed)", "nodes": ["fill"]}]
     pictures = [
-        {"name": "drive_instance_edit-1-masks", "title": "1. Load the clip, track the object, one edit mask",
-         "nodes": ["load", "ckpt", "note_mask", "sam2", "track", "mask_tools", "mask_preview", "fill"]},
+        {"name": "drive_instance_edit-1-masks", "title": "1. Load the clip, track the object, the edit masks",
+         "nodes": ["load", "ckpt", "note_mask", "sam2", "track", "mask_tools", "mask_feather", "mask_preview",
+                   "fill"]},
         {"name": "drive_instance_edit-2-prompts", "title": "2. Prompts and the Canny ControlNet",
          "nodes": ["encode", "inv_text", "pos", "neg", "canny", "cn_loader", "cn_inv", "cn_edit", "note_edit"]},
         {"name": "drive_instance_edit-3-edit", "title": "3. Invert, edit, composite, harmonise, save",
