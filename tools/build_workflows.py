@@ -56,6 +56,11 @@ WAN_NEGATIVE = ("过曝，静态，细节模糊不清，字幕，风格，作品
                 "多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，"
                 "背景人很多，倒着走")
 """Wan's standard negative prompt (Chinese, as its templates give it)."""
+FLUX2_DEV_REPACK = "https://huggingface.co/Comfy-Org/flux2-dev/resolve/main/split_files"
+FLUX2_KLEIN_REPACK = "https://huggingface.co/Comfy-Org/flux2-klein/resolve/main/split_files"
+FLUX2_KLEIN_FILE = "flux-2-klein-4b.safetensors"
+FLUX2_TEXT_ENCODER = "qwen_3_4b.safetensors"
+FLUX2_VAE_FILE = "flux2-vae.safetensors"
 EDIT_PROMPT = "a shiny chrome metal ball, reflections, highly detailed"
 NEGATIVE = "blurry, low quality, distorted, deformed"
 POINTS = '[{"x": 120, "y": 300}, {"x": 100, "y": 280}]'
@@ -81,6 +86,10 @@ MODEL_FILES = {
     WAN_VAE_FILE: ("vae", f"{WAN_REPACK}/vae/{WAN_VAE_FILE}"),
     WAN_TEXT_ENCODER: ("text_encoders", f"{WAN_REPACK}/text_encoders/{WAN_TEXT_ENCODER}"),
     WAN_LORA: ("loras", f"https://huggingface.co/Kijai/WanVideo_comfy/resolve/main/{WAN_LORA}"),
+    # the official FLUX.2 [klein] 4B distilled text-to-image template's files
+    FLUX2_KLEIN_FILE: ("diffusion_models", f"{FLUX2_KLEIN_REPACK}/diffusion_models/{FLUX2_KLEIN_FILE}"),
+    FLUX2_TEXT_ENCODER: ("text_encoders", f"{FLUX2_KLEIN_REPACK}/text_encoders/{FLUX2_TEXT_ENCODER}"),
+    FLUX2_VAE_FILE: ("vae", f"{FLUX2_DEV_REPACK}/vae/{FLUX2_VAE_FILE}"),
 }
 # The main workflow's composite mask: a second Mask Tools feathers the tracked mask over this many px centred on its
 # edge (Gaussian, sigma = half of it) for composite and harmonize; the sampler reads the tracked mask itself with
@@ -387,6 +396,86 @@ def wan_vace_finish() -> dict:
     return {"name": "wan_vace_finish", "nodes": nodes, "links": links, "groups": groups, "min_core": "0.33.0"}
 
 
+def drive_flow_edit() -> dict:
+    """The DRIVE path on a flow-matching image model, FLUX.2 [klein] 4B distilled (ComfyUI 0.33+): the official
+    template's loaders, FireFlow inversion, the cfg-1 masked edit on shuffled 2x2 grids, composite, harmonize."""
+    nodes = [
+        node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=32, size_policy="fit_longer_side",
+             longer_side=512),
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
+        node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
+             samurai_mode=True),
+        node("mask_tools", "DRIVE_MaskTools", 1, fill_holes=True),
+        node("mask_feather", "DRIVE_MaskTools", 1, title="Mask Tools: feathered edge (composite)",
+             feather_px=EDIT_MASK_FEATHER_PX),
+        node("mask_preview", "DRIVE_MaskPreview", 1),
+        node("unet", "UNETLoader", 2, unet_name=FLUX2_KLEIN_FILE, weight_dtype="default"),
+        node("te", "CLIPLoader", 2, clip_name=FLUX2_TEXT_ENCODER, type="flux2", device="default"),
+        node("vae", "VAELoader", 2, vae_name=FLUX2_VAE_FILE),
+        node("inv_text", "CLIPTextEncode", 3, title="Inversion prompt (keep empty)", text=""),
+        node("pos", "CLIPTextEncode", 3, title="Edit prompt", text=EDIT_PROMPT),
+        node("encode", "VAEEncode", 3),
+        node("invert", "DRIVE_InvertVideo", 4, steps=8, method="fireflow", cfg=1.0, grid_size=2),
+        node("edit", "DRIVE_MaskedCFGSampler", 4, steps=8, cfg=1.0, grid_size=2, shuffle=True, mask_mode="area",
+             mask_threshold=0.0, **FIXED_SEED),
+        node("decode", "VAEDecode", 5),
+        node("composite", "DRIVE_CompositeBackground", 5, grow=0, feather=0.0),
+        node("harm_loader", "DRIVE_HarmonizerLoader", 6, mode=4, weights="harmonizer.pth"),
+        node("harmonize", "DRIVE_Harmonize", 6),
+        node("save", "DRIVE_SaveVideo", 6, filename_prefix="DRIVE/flow_edit", format="mp4"),
+        note("note_mask", 0,
+             "1. Masks\nClick the object on Track Object's canvas (Shift+click: not the object); Mask Preview "
+             "plays the tracked mask before the edit (queue it alone). The sampler reads the hole-filled mask with "
+             "mask_mode area, threshold 0: it edits every 16x16 latent cell of FLUX.2 the object touches. The "
+             f"second Mask Tools feathers it over {EDIT_MASK_FEATHER_PX} px about its edge for Composite and "
+             "Harmonize: outside it the saved video is the source, bit for bit. No SAM2? Swap Track Object for "
+             "Propagate Mask.", height=250),
+        note("note_model", 2,
+             "2. FLUX.2 [klein] 4B, the official template's loaders\nThe distilled klein 4B (Apache 2.0, about "
+             "8 GB in bf16, with Qwen3-4B as its text encoder) fits a 24 GB GPU with both loaded; its 9B and "
+             "FLUX.2 [dev] use the same nodes (other files; non-commercial licences). Put the files in "
+             "models/diffusion_models, text_encoders and vae (links: node properties, README). Frames are "
+             "512 px on the longer side: a 2x2 grid is klein's native 1024 px.", height=250),
+        note("note_invert", 4,
+             "3. Invert and edit on a flow model\nInvert Video runs the flow backwards from each frame to noise "
+             "with FireFlow (a second-order midpoint solver; on the project's flow test bed it reconstructs 1.4 dB "
+             "above Euler, method ddim, at 10 steps; EasyInv's blend costs up to 2.2 dB on flow models: don't use "
+             "easyinv here). The sampler must use the same steps; 8 (the template samples in 4) give the inversion "
+             "room. cfg 1: klein is guidance-distilled and runs with no negative pass. There the mask gates the "
+             "edit itself: outside it the latent follows the source's own trajectory at every step and ends on "
+             "the source; inside, the edit prompt alone draws. cfg above 1 (the base klein / FLUX.2 [dev] models) "
+             "switches to DRIVE's masked CFG: edit against the negative inside the mask, the inversion prompt "
+             "outside, one more model pass per step (cfg_start counts there). Frames are edited on shuffled 2x2 "
+             "grids (RAVE): the DiT patchifies each grid and its positions follow it; keep frame_load_cap a "
+             "multiple of 4, or set both grid_size to 1 for frame-by-frame.", height=330),
+        note("note_out", 5,
+             "4. Composite and harmonise\nThe source is pasted back bit for bit outside the feathered mask "
+             "(grow 0, feather 0 here: Mask Tools feathered it). Harmonize matches the object's tone to the scene "
+             "with harmonizer.pth in models/harmonizer (enable its loader); without it frames pass unchanged. "
+             "Save Video keeps the source audio.", height=220),
+    ]
+    links = [
+        ["sam2", "sam2_model", "track", "sam2_model"], ["load", "images", "track", "images"],
+        ["track", "mask", "mask_tools", "mask"], ["mask_tools", "mask", "mask_feather", "mask"],
+        ["load", "images", "mask_preview", "images"], ["mask_tools", "mask", "mask_preview", "mask"],
+        ["load", "fps", "mask_preview", "fps"],
+        ["te", 0, "inv_text", "clip"], ["te", 0, "pos", "clip"],
+        ["load", "images", "encode", "pixels"], ["vae", 0, "encode", "vae"],
+        ["unet", 0, "invert", "model"], ["inv_text", 0, "invert", "conditioning"], ["encode", 0, "invert", "latent"],
+        ["unet", 0, "edit", "model"], ["pos", 0, "edit", "positive"], ["inv_text", 0, "edit", "negative"],
+        ["invert", 0, "edit", "latent"], ["mask_tools", "mask", "edit", "mask"],
+        ["edit", 0, "decode", "samples"], ["vae", 0, "decode", "vae"],
+        ["decode", 0, "composite", "edited"], ["load", "images", "composite", "original"],
+        ["mask_feather", "mask", "composite", "mask"],
+        ["composite", "image", "harmonize", "image"], ["mask_feather", "mask", "harmonize", "mask"],
+        ["harm_loader", 0, "harmonize", "harmonizer"], ["load", "fps", "harmonize", "fps"],
+        ["harmonize", "image", "save", "images"], ["load", "fps", "save", "fps"], ["load", "audio", "save", "audio"],
+    ]
+    groups = [{"title": "FLUX.2 [klein] (official template's loaders)", "nodes": ["unet", "te", "vae"]},
+              {"title": "Harmonizer (optional)", "nodes": ["harm_loader"]}]
+    return {"name": "drive_flow_edit", "nodes": nodes, "links": links, "groups": groups, "min_core": "0.33.0"}
+
+
 def rave_global_edit() -> dict:
     src, src_links = source_block(frame_cap=36)
     txt, txt_links = prompts_block("a landscape made of origami paper, papercraft")
@@ -593,7 +682,7 @@ def remove_object() -> dict:
 
 
 SPECS = [drive_instance_edit, drive_instance_edit_depth, rave_global_edit, inversion_roundtrip, mask_only,
-         patch_nodes_ksampler, tune_a_video_edit, remove_object, wan_vace_finish]
+         patch_nodes_ksampler, tune_a_video_edit, remove_object, wan_vace_finish, drive_flow_edit]
 SNAPSHOT_CORE = "0.3.64"
 """The core whose /object_info the snapshot holds; node types only newer cores have come from the core they were
 built on (a spec's ``min_core``, stored in the UI file as ``extra.drive_min_comfyui``)."""
