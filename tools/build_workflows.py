@@ -319,8 +319,7 @@ def wan_vace_finish() -> dict:
         node("vace_mask", "DRIVE_MaskTools", 1, title="Mask Tools: VACE mask (grown)", fill_holes=True, grow_px=16),
         node("invert_mask", "InvertMask", 2),
         node("mask_image", "MaskToImage", 2),
-        node("frames", "GetImageSize", 2),
-        # last in its column: newer frontends draw it taller than the one building the workflow
+        # each last in its column: frontend 1.58 draws both taller than the one building the workflow
         node("control", "ImageCompositeMasked", 2, title="Control video (object blanked)", x=0, y=0,
              resize_source=True),
         node("unet", "UNETLoader", 3, unet_name=WAN_VACE_FILE, weight_dtype="fp8_e4m3fn_fast"),
@@ -328,6 +327,7 @@ def wan_vace_finish() -> dict:
         node("shift", "ModelSamplingSD3", 3, shift=5.0),
         node("te", "CLIPLoader", 3, clip_name=WAN_TEXT_ENCODER, type="wan", device="default"),
         node("vae", "VAELoader", 3, vae_name=WAN_VAE_FILE),
+        node("frames", "GetImageSize", 3),
         node("pos", "CLIPTextEncode", 4, title="Prompt (what the masked area becomes)", text=EDIT_PROMPT),
         node("neg", "CLIPTextEncode", 4, title="Negative prompt (Wan's)", text=WAN_NEGATIVE),
         node("vace", "WanVaceToVideo", 4, width=720, height=720, batch_size=1, strength=1.0),
