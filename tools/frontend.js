@@ -381,12 +381,13 @@ async function canvas(url, shotDir) {
     const saved = JSON.parse(JSON.stringify(app.graph.serialize()));
     app.graph.clear();
     await app.loadGraphData(saved, true, true, 'canvas-check');
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 2500));
     const t = app.graph._nodes.find((n) => n.type === 'DRIVE_TrackObject');
     const prompt = (await app.graphToPrompt()).output[String(t.id)].inputs;
     const pick = t.drivePick.state();
     return { saved: saved.nodes.find((n) => n.type === 'DRIVE_TrackObject').widgets_values,
-      widgets: t.serialize().widgets_values, prompt, drawn: [pick.positive.length, pick.negative.length, !!pick.box] };
+      widgets: t.serialize().widgets_values, prompt, drawn: [pick.positive.length, pick.negative.length, !!pick.box],
+      note: t.drivePick.note, frameShown: !!t.drivePick.image };
   });
   await page.evaluate(() => {
     const load = window.app.graph._nodes.find((n) => n.type === 'DRIVE_LoadVideo');

@@ -180,6 +180,7 @@ class PickCanvas {
     const key = JSON.stringify([frame, src, ran && ran.url]);
     if (key !== this.key) {
       this.key = key;
+      if ((ran || src) && this.note.startsWith('Connect')) this.setNote('');
       if (ran) this.loadImage(ran.url, ran.w, ran.h);
       else if (src) this.loadVideoFrame(src, frame);
       else { this.image = null; this.setSize(null); this.setNote('Connect Load Video (DRIVE) to images, or run once, to pick on a frame.'); }

@@ -193,6 +193,7 @@ def test_canvas_pick_survives_save_and_load(canvas_report):
     reloaded = canvas_report["reloaded"]
     assert reloaded["widgets"] == reloaded["saved"]
     assert reloaded["drawn"] == [2, 0, True]
+    assert reloaded["frameShown"] and reloaded["note"] == "", reloaded["note"]
     prompt = reloaded["prompt"]
     assert _close(_points(prompt["positive_points"]), [(128, 256), (310, 240)])
     assert prompt["box"] == "[100,120,360,420]" and prompt["picked_frame_size"] == "512x512"
