@@ -397,9 +397,45 @@ async function canvas(url, shotDir) {
     null, { timeout: 30000 });
   await page.waitForTimeout(300);
   report.resized = await values();
+  report.queuedAlone = await queueMaskPreviewAlone(page);
   report.pageErrors = errors;
   await ctx.close();
   console.log(JSON.stringify(report, null, 1));
+}
+
+// Mask Preview (wired to the graph's Load Video and Track Object) selected and queued with the frontend's
+// "Queue Selected Output Nodes", beside a Save Video that must not run: the prompt it posts, caught before the server.
+async function queueMaskPreviewAlone(page) {
+  let posted = null;
+  await page.route('**/prompt', async (route) => {
+    if (route.request().method() !== 'POST') return route.continue();
+    posted = JSON.parse(route.request().postData());
+    await route.fulfill({ status: 200, contentType: 'application/json',
+      body: JSON.stringify({ prompt_id: 'drive-check', number: 0, node_errors: {} }) });
+  });
+  const ids = await page.evaluate(async () => {
+    const app = window.app, LG = window.LiteGraph, graph = app.graph;
+    const load = graph._nodes.find((n) => n.type === 'DRIVE_LoadVideo');
+    const track = graph._nodes.find((n) => n.type === 'DRIVE_TrackObject');
+    const preview = LG.createNode('DRIVE_MaskPreview');
+    graph.add(preview);
+    preview.pos = [track.pos[0] + track.size[0] + 80, track.pos[1]];
+    load.connect(0, preview, preview.inputs.findIndex((i) => i.name === 'images'));
+    track.connect(0, preview, preview.inputs.findIndex((i) => i.name === 'mask'));
+    const save = LG.createNode('DRIVE_SaveVideo');
+    graph.add(save);
+    save.pos = [preview.pos[0], preview.pos[1] + 400];
+    load.connect(0, save, save.inputs.findIndex((i) => i.name === 'images'));
+    app.canvas.deselectAll?.();
+    if (app.canvas.selectNode) app.canvas.selectNode(preview); else app.canvas.select(preview);
+    await app.extensionManager.command.execute('Comfy.QueueSelectedOutputNodes');
+    return { preview: String(preview.id), save: String(save.id), track: String(track.id), load: String(load.id) };
+  });
+  for (let i = 0; i < 40 && !posted; i++) await page.waitForTimeout(250);
+  await page.unroute('**/prompt');
+  if (!posted) return { ids, posted: null };
+  const types = Object.fromEntries(Object.entries(posted.prompt).map(([id, n]) => [id, n.class_type]));
+  return { ids, types, targets: posted.partial_execution_targets ?? null };
 }
 
 const [cmd, ...rest] = process.argv.slice(2);

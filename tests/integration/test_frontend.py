@@ -207,3 +207,18 @@ def test_canvas_rescales_points_when_the_frames_change_size(canvas_report):
     assert _close([json.loads(resized["box"])], [[50, 60, 180, 210]])
     assert resized["picked_frame_size"] == "256x256"
     assert "rescaled" in resized["note"]
+
+
+def test_mask_preview_queues_alone_from_the_frontend(canvas_report):
+    """Mask Preview selected and queued with "Queue Selected Output Nodes": the prompt runs Load Video, Track Object
+    and Mask Preview only (1.27 posts just those nodes; newer frontends post the graph with the preview as the one
+    partial-execution target), never the Save Video beside it."""
+    queued = canvas_report["queuedAlone"]
+    ids = queued["ids"]
+    assert queued.get("types"), "the frontend posted no prompt"
+    targets = queued["targets"]
+    run = set(queued["types"]) if targets is None else None
+    if targets is None:
+        assert run == {ids["load"], ids["track"], ids["preview"]}, queued["types"]
+    else:
+        assert [str(t) for t in targets] == [ids["preview"]], targets
