@@ -163,7 +163,8 @@ class MaskedCFGSampler(io.ComfyNode):
                 raise ValueError(f"the recorded source latent is {tuple(record['source'].shape)} but the latent is "
                                  f"{tuple(samples.shape)} (resized or batched after inversion); invert the latent "
                                  "you edit")
-            keep_source = (record["source"], latent_mask_for(mask, samples.shape, mask_mode, mask_threshold))
+            keep_source = (record["source"], latent_mask_for(mask, samples.shape, mask_mode, mask_threshold,
+                                                           family.latent_factor))
         elif positive is negative and background is None:
             # One prompt wired to both: uncond == cond, so every step's result is the cond prediction
             # (CFG, the mask blend and unguided steps alike); cfg 1 lets ComfyUI skip the second pass.

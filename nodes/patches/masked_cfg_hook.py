@@ -33,6 +33,7 @@ from ...drive_ops.core.validate import check_mask
 from ...drive_ops.diffusion import masked_cfg, schedule
 from .keys import BACKGROUND_CONDS_KEY, MASKED_CFG_BACKGROUND_KEY, MASKED_CFG_GUARD_KEY, MASKED_CFG_STEPS_KEY, \
     MASKED_CFG_WRAPPER_KEY
+from .model_family import latent_factor_of
 from .step_guard import make_step_guard
 
 NO_UNCOND = ("masked CFG needs the negative prompt's prediction at this step, but the sampler ran no uncond pass "
@@ -48,14 +49,16 @@ def _step(model_options: dict, sigma: torch.Tensor) -> tuple[int, int] | None:
     return schedule.step_index(sigmas, sigma), len(sigmas) - 1
 
 
-def latent_mask_for(mask: torch.Tensor, shape: torch.Size | tuple, mode: str, threshold: float) -> torch.Tensor:
-    """The binary latent mask ``[T,h,w]`` for latents of ``shape`` ``[T,C,h,w]``; refuses an empty one.
+def latent_mask_for(mask: torch.Tensor, shape: torch.Size | tuple, mode: str, threshold: float,
+                    factor: int = 8) -> torch.Tensor:
+    """The binary latent mask ``[T,h,w]`` for latents of ``shape`` ``[T,C,h,w]`` whose cells cover ``factor`` pixels
+    along each side (the model's latent format: model_family.latent_factor_of); refuses an empty one.
 
     Raises the ValueError that names the fix for a frame count or size that does not fit,
     and for a mask with nothing left inside (nothing would be edited).
     """
     frames = match_mask_frames(mask, shape[0], what="mask")
-    latent = masked_cfg.mask_to_latent(frames, shape[-2], shape[-1], mode, threshold)
+    latent = masked_cfg.mask_to_latent(frames, shape[-2], shape[-1], mode, threshold, factor)
     if not bool(latent.any()):
         raise ValueError(f"the mask is empty at latent size in every frame (binarised at mask_threshold {threshold:g} "
                          f"with mask_mode {mode}), so masked CFG would edit nothing: check the mask (tracking lost "
@@ -64,7 +67,7 @@ def latent_mask_for(mask: torch.Tensor, shape: torch.Size | tuple, mode: str, th
 
 
 def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float,
-                    schedule_steps: int | None = None):
+                    schedule_steps: int | None = None, factor: int = 8):
     """The post-CFG function: DRIVE's guidance schedule, then ``M*cfg + (1-M)*outside`` (a closure, so
     clones share the mask instead of deep-copying it). ``schedule_steps``: the full schedule a
     partial edit is the tail of, which ``cfg_start`` is measured on. The mask is fitted to the
@@ -75,7 +78,7 @@ def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, thre
     def latent_mask(shape: torch.Size) -> torch.Tensor:
         key = (shape[0], shape[-2], shape[-1])
         if key not in cache:
-            cache[key] = latent_mask_for(mask, shape, mode, threshold)
+            cache[key] = latent_mask_for(mask, shape, mode, threshold, factor)
         return cache[key]
 
     def post_cfg(args: dict) -> torch.Tensor:
@@ -146,12 +149,14 @@ def apply_masked_cfg_patch(model, mask: torch.Tensor | None, cfg_start: float, m
     The mask is checked here (a MASK, finite); with ``latent_shape`` (the latents to be
     sampled) it is also fitted to them now, so a mismatch fails before the first step.
     """
+    factor = latent_factor_of(model)
     if mask is not None:
         check_mask(mask)
         if latent_shape is not None:
-            latent_mask_for(mask, latent_shape, mode, threshold)
+            latent_mask_for(mask, latent_shape, mode, threshold, factor)
     patched = model.clone()
-    patched.set_model_sampler_post_cfg_function(make_masked_cfg(mask, cfg_start, mode, threshold, schedule_steps))
+    patched.set_model_sampler_post_cfg_function(make_masked_cfg(mask, cfg_start, mode, threshold, schedule_steps,
+                                                                factor))
     patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_WRAPPER_KEY,
                                  make_cfg1_gate(mask is not None, cfg_start, schedule_steps))
     patched.remove_wrappers_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_GUARD_KEY)

@@ -11,7 +11,9 @@ what the pack supports. The family then decides, for every node and patch:
   checks it;
 - the masked edit at cfg 1: eps models blend the negative prompt's prediction outside
   the mask (masked CFG, one uncond pass), flow models keep the source trajectory outside
-  the mask (no uncond pass: guidance-distilled models run at cfg 1).
+  the mask (no uncond pass: guidance-distilled models run at cfg 1);
+- the pixels per latent cell a pixel mask is fitted to (8, or 16 for FLUX.2's patchified
+  latents): :func:`latent_factor_of` gives it for any model, a patch included.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ class ModelFamily:
         if self.flow:
             return f"a flow-matching model (CONST sampling, shift {self.shift:g})"
         return "an eps-prediction model" if self.kind == "eps" else "a v-prediction model"
+
+    @property
+    def latent_factor(self) -> int:
+        """Pixels per latent cell along each side (8 for SD, SDXL, SD3 and Flux; 16 for FLUX.2's patchified latents)."""
+        return _format_factor(self.latent_format)
 
     @property
     def sdxl(self) -> bool:
@@ -160,6 +167,20 @@ class ModelFamily:
     def to_model_space(self, latent: torch.Tensor) -> torch.Tensor:
         """A LATENT's samples in the units the sampler works in (the latent format's process_in)."""
         return self.latent_format.process_in(latent)
+
+
+def _format_factor(latent_format) -> int:
+    """Pixels per latent cell along each side of a latent format: its ``spacial_downscale_ratio`` (newer cores), 8
+    where the core does not say (every format 0.3.64 has is 8x)."""
+    return int(getattr(latent_format, "spacial_downscale_ratio", 8))
+
+
+def latent_factor_of(model) -> int:
+    """Pixels per latent cell of a MODEL's latent format (ModelPatcher or BaseModel), as
+    :attr:`ModelFamily.latent_factor`, for any model (no refusal)."""
+    if hasattr(model, "get_model_object"):
+        return _format_factor(model.get_model_object("latent_format"))
+    return _format_factor(getattr(model, "model", model).latent_format)
 
 
 def family_of(model) -> ModelFamily:

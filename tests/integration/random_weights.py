@@ -93,3 +93,31 @@ def provide_wan_stand_ins(models_dir: Path, comfy_dir: Path) -> None:
     done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), *args], capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+FLUX2_FILES = {"dit": ("diffusion_models", "flux-2-klein-4b.safetensors"), "vae": ("vae", "flux2-vae.safetensors")}
+"""The flow-model workflow's files the tests stand in (tools/make_random_flux2.py's parts); its text encoder
+(Qwen3-4B) is replaced by a conditioning node instead."""
+
+
+def provide_flux2_stand_ins(models_dir: Path, comfy_dir: Path) -> None:
+    """On a core with FLUX.2 (0.33 and newer): the small random FLUX.2 [klein] transformer and FLUX.2 VAE under the
+    official names (tools/make_random_flux2.py, in a subprocess), unless the files are there."""
+    import os
+    import subprocess
+    import sys
+
+    models = comfy_dir / "comfy" / "supported_models.py"
+    if not (models.is_file() and "class Flux2(" in models.read_text()):
+        return
+    args = []
+    for part, (folder, name) in FLUX2_FILES.items():
+        if not (models_dir / folder / name).exists():
+            args += [f"--{part}", str(models_dir / folder / name)]
+    if not args:
+        return
+    tool = Path(__file__).resolve().parents[2] / "tools" / "make_random_flux2.py"
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), *args], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]

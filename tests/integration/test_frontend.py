@@ -32,9 +32,10 @@ PLACEHOLDER_FILES = {"checkpoints": ["v1-5-pruned-emaonly.safetensors"],
                      "sam2": ["sam2.1_hiera_tiny.pt"],
                      "harmonizer": ["harmonizer.pth"],
                      "geometry_estimation": ["moge_1_vitl_fp16.safetensors"],
-                     "diffusion_models": ["wan2.1_vace_14B_fp16.safetensors"], "vae": ["wan_2.1_vae.safetensors"],
+                     "diffusion_models": ["wan2.1_vace_14B_fp16.safetensors", "flux-2-klein-4b.safetensors"],
+                     "vae": ["wan_2.1_vae.safetensors", "flux2-vae.safetensors"],
                      "loras": ["Wan21_CausVid_14B_T2V_lora_rank32.safetensors"],
-                     "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"]}
+                     "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors", "qwen_3_4b.safetensors"]}
 
 
 def _playwright_available() -> bool:

@@ -23,7 +23,8 @@ from comfy_client import execution_error
 from comfy_core import SNAPSHOT_CORE, comfy_version, comparable_prompt, workflow_params, workflows_for_this_core
 from comfy_server import Server
 from comfy_test_server import free_port
-from random_weights import provide_depth_stand_ins, provide_random_controlnet, provide_wan_stand_ins, write_random_sam2
+from random_weights import (provide_depth_stand_ins, provide_flux2_stand_ins, provide_random_controlnet,
+                            provide_wan_stand_ins, write_random_sam2)
 from workflow_convert import ui_to_api
 
 pytestmark = pytest.mark.integration
@@ -69,12 +70,13 @@ def assets(comfy):
     provide_random_controlnet(comfy.models_dir, comfy.comfy_dir, CANNY_CONTROLNET)
     provide_depth_stand_ins(comfy.models_dir, comfy.comfy_dir, CANNY_CONTROLNET)
     provide_wan_stand_ins(comfy.models_dir, comfy.comfy_dir)
+    provide_flux2_stand_ins(comfy.models_dir, comfy.comfy_dir)
     return {"clip": CLIP_NAME}
 
 
 def _shrink(prompt: dict, clip: str) -> dict:
-    """The workflow at test size: 8 frames of 64x64, 3 steps, random checkpoint and Wan stand-ins (Wan VACE at
-    96x96, its text encoder replaced)."""
+    """The workflow at test size: 8 frames of 64x64, 3 steps, random checkpoint, Wan and FLUX.2 stand-ins (Wan VACE
+    at 96x96; their text encoders replaced)."""
     p = json.loads(json.dumps(prompt))
     for node in p.values():
         kind, inputs = node["class_type"], node["inputs"]
@@ -98,17 +100,24 @@ def _shrink(prompt: dict, clip: str) -> dict:
             inputs["steps"] = STEPS
         if "grid_size" in inputs and inputs["grid_size"] > 2:
             inputs["grid_size"] = 2
-    return _without_wan_text_encoder(p)
+    return _without_large_text_encoders(p)
 
 
-def _without_wan_text_encoder(prompt: dict) -> dict:
-    """Wan's text encoder (umt5-xxl, 6.7 GB) has no stand-in: its CLIP Text Encode nodes become the test server's
-    Test Text Conditioning (a seeded [1, 8, 4096] CONDITIONING, umt5-xxl's width), its loader goes."""
-    loaders = {nid for nid, n in prompt.items() if n["class_type"] == "CLIPLoader" and n["inputs"].get("type") == "wan"}
+LARGE_TEXT_ENCODERS = {"umt5_xxl_fp8_e4m3fn_scaled.safetensors": 4096, "qwen_3_4b.safetensors": 7680}
+"""Text encoders with no stand-in, and the width of the conditioning their DiT reads: Wan's umt5-xxl (6.7 GB) and
+FLUX.2 [klein] 4B's Qwen3-4B (8 GB; three layers of 2560)."""
+
+
+def _without_large_text_encoders(prompt: dict) -> dict:
+    """The CLIP Text Encode nodes of a text encoder with no stand-in become the test server's Test Text Conditioning
+    (a seeded [1, 8, width] CONDITIONING at that encoder's width); its loader goes."""
+    loaders = {nid: LARGE_TEXT_ENCODERS[n["inputs"].get("clip_name")] for nid, n in prompt.items()
+               if n["class_type"] == "CLIPLoader" and n["inputs"].get("clip_name") in LARGE_TEXT_ENCODERS}
     for seed, (nid, node) in enumerate(sorted(prompt.items())):
         clip = node["inputs"].get("clip")
         if node["class_type"] == "CLIPTextEncode" and isinstance(clip, list) and clip[0] in loaders:
-            prompt[nid] = {"class_type": "TestTextConditioning", "inputs": {"tokens": 8, "width": 4096, "seed": seed}}
+            prompt[nid] = {"class_type": "TestTextConditioning",
+                           "inputs": {"tokens": 8, "width": loaders[clip[0]], "seed": seed}}
     for nid in loaders:
         del prompt[nid]
     return prompt
@@ -270,6 +279,40 @@ def test_wan_vace_finish_keeps_everything_outside_the_mask(comfy, assets):
         else:
             changed_inside |= not np.array_equal(out[t][tracked[t] > 127], source[t][tracked[t] > 127])
     assert changed_inside, "the Wan edit changed nothing inside the mask"
+
+
+@pytest.mark.min_core("0.33.0")
+def test_flow_edit_keeps_everything_outside_the_mask(comfy, assets):
+    """drive_flow_edit with the random FLUX.2 [klein] stand-ins (a flow model: FireFlow inversion, the cfg-1 masked
+    edit on shuffled 2x2 grids of 128-channel, 16x latents): after Composite Background every pixel farther than the
+    feather from the tracked mask is the source's, exactly (png out), and inside the mask the edit shows."""
+    import cv2
+
+    prompt = _with_known_mask(_lossless(_shrink(_api("drive_flow_edit"), assets["clip"])))
+    save = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo")
+    edit = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskedCFGSampler")
+    invert = prompt[edit]["inputs"]["latent"][0]
+    assert prompt[invert]["inputs"]["method"] == "fireflow" and prompt[edit]["inputs"]["cfg"] == 1.0
+    assert prompt[edit]["inputs"]["grid_size"] == 2 and prompt[edit]["inputs"]["shuffle"]
+    composite = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_CompositeBackground")
+    tools = prompt[composite]["inputs"]["mask"][0]
+    assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
+    assert prompt[composite]["inputs"]["grow"] == 0 and prompt[composite]["inputs"]["feather"] == 0
+    reach = round(prompt[tools]["inputs"]["feather_px"])
+    out = _saved_frames(comfy, comfy.run_ok(prompt, timeout=1800), save)
+    source = _saved_frames(comfy, comfy.run_ok(_passthrough(prompt), timeout=600), "passthrough")
+    untouched = json.loads(json.dumps(prompt))
+    untouched[tools]["inputs"]["feather_px"] = 0.0
+    tracked = _mask_frames(comfy, untouched, [tools, 0])
+    assert len(out) == len(source) == FRAMES
+    changed_inside = False
+    for t in range(FRAMES):
+        near = cv2.dilate((tracked[t] > 127).astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
+        assert 0.2 < (~near).mean() < 0.95, f"frame {t}: the propagated mask lost the object"
+        assert np.array_equal(out[t][~near], source[t][~near]), \
+            f"frame {t} changed farther than {reach} px from the tracked mask"
+        changed_inside |= not np.array_equal(out[t][tracked[t] > 127], source[t][tracked[t] > 127])
+    assert changed_inside, "the flow edit changed nothing inside the mask"
 
 
 def _passthrough(prompt: dict) -> dict:
