@@ -331,6 +331,51 @@ def test_a_flux_transformer_inverts_and_edits_on_shuffled_grids_and_refuses_atte
         attention.apply_cross_frame_patch(model, "anchor", 0, True, "all", 0.0, 1.0)
 
 
+def _tiny_flux2():
+    """ComfyUI's own FLUX.2 transformer (global modulation, 128-channel latents at 16 px per cell, 4-axis RoPE), tiny,
+    random weights."""
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    config = dict(image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None, context_in_dim=32,
+                  hidden_size=64, mlp_ratio=3.0, num_heads=2, depth=1, depth_single_blocks=1, axes_dim=[8, 8, 8, 8],
+                  theta=2000, patch_size=1, qkv_bias=False, guidance_embed=False, txt_ids_dims=[3],
+                  global_modulation=True, mlp_silu_act=True, ops_bias=False, default_ref_method="index",
+                  ref_index_scale=10.0)
+    model_config = comfy.supported_models.Flux2(dict(config))
+    model_config.unet_config = dict(config)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        base = model_config.get_model({}, "", device=torch.device("cpu"))
+        with torch.no_grad():
+            for p in base.parameters():
+                torch.nn.init.normal_(p, std=0.02)
+    return comfy.model_patcher.ModelPatcher(base.float(), load_device=torch.device("cpu"),
+                                            offload_device=torch.device("cpu"))
+
+
+@pytest.mark.min_core("0.33.0")
+def test_flux2_latents_take_masks_at_sixteen_pixels_per_cell(pack):
+    """FLUX.2 encodes 16 px per latent cell: a mask at the frames' size (16x the latent) gates the cfg-1 edit and
+    masked CFG, every latent outside it stays the source at cfg 1, and a mask at 8x is refused naming the size."""
+    model = _tiny_flux2()
+    family = pack("nodes.patches.model_family").family_of(model)
+    assert (family.kind, family.latent_factor) == ("flow", 16)
+    latent = _latent(T, 128)
+    cond = [[torch.randn(1, 5, 32, generator=torch.Generator().manual_seed(s)), {}] for s in (1, 2)]
+    mask = torch.zeros(1, 16 * H, 16 * W)
+    mask[:, 32:96, 32:96] = 1.0
+    inv = _invert(pack, model, [cond[0]], {"samples": latent}, 4, "fireflow")
+    gated = _edit(pack, model, [cond[1]], [cond[0]], inv, 4, cfg=1.0, grid=2, shuffle=True, mask=mask)
+    guided = _edit(pack, model, [cond[1]], [cond[0]], inv, 4, cfg=3.0, grid=2, shuffle=True, mask=mask)
+    keep = _latent_keep().expand_as(latent)
+    assert torch.equal(gated["samples"][keep], latent[keep])
+    assert not torch.equal(gated["samples"][~keep], latent[~keep])  # random weights at std 0.02: 4e-4 at most
+    assert guided["samples"].shape == latent.shape and bool(torch.isfinite(guided["samples"]).all())
+    with pytest.raises(ValueError, match="frames of about 128x128 px"):
+        _edit(pack, model, [cond[1]], [cond[0]], inv, 4, cfg=1.0, grid=2, shuffle=True, mask=_mask())
+
+
 def test_fill_backgrounds_keyframe_fill_runs_on_a_flow_model(pack, flow_model):
     """Noise to sigma 1 (CONST noise scaling), Euler under the noise mask: only the hole changes."""
     fill = pack("nodes.keyframe_inpaint").diffusion_keyframe_fill(flow_model, _cond(2), _cond(3), _random_vae(), 4,
