@@ -180,7 +180,7 @@ def drive_instance_edit() -> dict:
         node("cn_loader", "ControlNetLoader", 3, control_net_name=CANNY_CONTROLNET),
         node("cn_inv", "ControlNetApplyAdvanced", 3, title="ControlNet: inversion", strength=1.0),
         node("cn_edit", "ControlNetApplyAdvanced", 3, title="ControlNet: edit", strength=1.0),
-        node("invert", "DRIVE_InvertVideo", 4, steps=50, method="easyinv", cfg=1.0, grid_size=1),
+        node("invert", "DRIVE_InvertVideo", 4, steps=50, method="ddim", cfg=1.0, grid_size=1),
         node("edit", "DRIVE_MaskedCFGSampler", 4, steps=50, cfg=7.5, grid_size=3, shuffle=True, mask_mode="area",
              mask_threshold=0.0, **FIXED_SEED),
         node("decode", "VAEDecode", 5),
@@ -480,7 +480,7 @@ def rave_global_edit() -> dict:
     src, src_links = source_block(frame_cap=36)
     txt, txt_links = prompts_block("a landscape made of origami paper, papercraft")
     nodes = src + txt + [
-        node("invert", "DRIVE_InvertVideo", 2, steps=50, method="easyinv", cfg=1.0, grid_size=3),
+        node("invert", "DRIVE_InvertVideo", 2, steps=50, method="ddim", cfg=1.0, grid_size=3),
         node("edit", "DRIVE_MaskedCFGSampler", 2, steps=50, cfg=7.5, grid_size=3, shuffle=True, **FIXED_SEED),
         node("decode", "VAEDecode", 3),
         note("note", 0,
@@ -501,7 +501,7 @@ def inversion_roundtrip() -> dict:
     src, src_links = source_block(frame_cap=16)
     nodes = src + [
         node("inv_text", "CLIPTextEncode", 1, title="Inversion prompt (keep empty)", text=""),
-        node("invert", "DRIVE_InvertVideo", 2, steps=50, method="easyinv", cfg=1.0, grid_size=1),
+        node("invert", "DRIVE_InvertVideo", 2, steps=50, method="ddim", cfg=1.0, grid_size=1),
         node("reconstruct", "DRIVE_MaskedCFGSampler", 2, title="Reconstruct (same prompt, cfg 1)",
              steps=50, cfg=1.0, grid_size=1, shuffle=False, **FIXED_SEED),
         node("decode", "VAEDecode", 3),
@@ -711,6 +711,16 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
 
 
+def types_for(core: str) -> set[str]:
+    """Node types of the shipped workflows that ``core`` runs (those without a newer ``drive_min_comfyui``)."""
+    types = set()
+    for path in UI_DIR.glob("*.json"):
+        ui = json.loads(path.read_text())
+        if version_tuple(ui.get("extra", {}).get("drive_min_comfyui", "0")) <= version_tuple(core):
+            types |= {n["type"] for n in ui["nodes"]}
+    return types
+
+
 def server_core(url: str) -> str:
     """The ComfyUI version the build server runs (/system_stats)."""
     with urllib.request.urlopen(f"{url}/system_stats", timeout=60) as resp:
@@ -756,7 +766,8 @@ def main() -> int:
         info = json.loads(resp.read())
     snapshot_path = API_DIR / "object_info.json"
     snapshot = json.loads(snapshot_path.read_text()) if snapshot_path.is_file() else {}
-    fresh = {t: info[t] for t in used if t in info and (core == SNAPSHOT_CORE or t not in snapshot)}
+    fresh = {t: info[t] for t in used if t in info and (core == SNAPSHOT_CORE and t in types_for(core) or
+                                                         t not in snapshot)}
     merged = {t: fresh.get(t, snapshot.get(t)) for t in used}
     missing = [t for t, v in merged.items() if v is None]
     if missing:
