@@ -210,38 +210,47 @@ def _with_known_mask(prompt: dict) -> dict:
     return prompt
 
 
-def test_instance_edit_keeps_everything_outside_the_tracked_mask_plus_the_feather(comfy, assets):
-    """Every pixel farther than the feather from the tracked mask equals the input frame, exactly (png out, whatever
-    the weights): the composite takes the tracked mask feathered about its edge, not a grown one (issue 24).
+def _assert_source_beyond_the_feather(comfy, prompt: dict, tools: str, made: int = FRAMES) -> None:
+    """Run ``prompt`` and a pass-through of its clip (png): every pixel farther than Mask Tools ``tools``' feather
+    from its tracked mask (its output with the feather off) is the source's, exactly; frames from ``made`` on (a model
+    that made fewer frames) are the source's whole; and inside the mask the edit shows.
 
     Exactly, not within a tolerance: the result and the reference both go from the same loaded float frames
     through the same byte rounding of Save Video's png output, so an untouched pixel is the same byte. The
-    tracked mask is Mask Tools' output with its feather off; the feather reaches round(feather_px) px (a
-    separable Gaussian: a square).
+    feather reaches round(feather_px) px (a separable Gaussian: a square).
     """
     import cv2
 
-    prompt = _with_known_mask(_lossless(_shrink(_api("drive_instance_edit"), assets["clip"])))
     save = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo")
-    composite = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_CompositeBackground")
-    tools = prompt[composite]["inputs"]["mask"][0]
-    assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
-    assert prompt[composite]["inputs"]["grow"] == 0 and prompt[composite]["inputs"]["feather"] == 0
     reach = round(prompt[tools]["inputs"]["feather_px"])
     out = _saved_frames(comfy, comfy.run_ok(prompt, timeout=1800), save)
     source = _saved_frames(comfy, comfy.run_ok(_passthrough(prompt), timeout=600), "passthrough")
     untouched = json.loads(json.dumps(prompt))
     untouched[tools]["inputs"]["feather_px"] = 0.0
     tracked = _mask_frames(comfy, untouched, [tools, 0])
+    assert len(out) == len(source) == FRAMES
     changed_inside = False
     for t in range(FRAMES):
         near = cv2.dilate((tracked[t] > 127).astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
-        outside = ~near
-        assert 0.2 < outside.mean() < 0.95, f"frame {t}: the propagated mask lost the object"
-        assert np.array_equal(out[t][outside], source[t][outside]), \
+        assert 0.2 < (~near).mean() < 0.95, f"frame {t}: the propagated mask lost the object"
+        assert np.array_equal(out[t][~near], source[t][~near]), \
             f"frame {t} changed farther than {reach} px from the tracked mask"
-        changed_inside |= not np.array_equal(out[t][tracked[t] > 127], source[t][tracked[t] > 127])
+        if t >= made:
+            assert np.array_equal(out[t], source[t]), f"frame {t}: the model made {made} frames, this one is the source"
+        else:
+            changed_inside |= not np.array_equal(out[t][tracked[t] > 127], source[t][tracked[t] > 127])
     assert changed_inside, "the edit changed nothing inside the mask"
+
+
+def test_instance_edit_keeps_everything_outside_the_tracked_mask_plus_the_feather(comfy, assets):
+    """Every pixel farther than the feather from the tracked mask equals the input frame, exactly (png out, whatever
+    the weights): the composite takes the tracked mask feathered about its edge, not a grown one (issue 24)."""
+    prompt = _with_known_mask(_lossless(_shrink(_api("drive_instance_edit"), assets["clip"])))
+    composite = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_CompositeBackground")
+    tools = prompt[composite]["inputs"]["mask"][0]
+    assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
+    assert prompt[composite]["inputs"]["grow"] == 0 and prompt[composite]["inputs"]["feather"] == 0
+    _assert_source_beyond_the_feather(comfy, prompt, tools)
 
 
 @pytest.mark.min_core("0.33.0")
@@ -250,35 +259,14 @@ def test_wan_vace_finish_keeps_everything_outside_the_mask(comfy, assets):
     size (96x96 from 64x64); after Align Edited Clip and Composite Background every pixel farther than the feather
     from the finish mask is the source's, exactly (png out), frames VACE did not make are the source's whole, and
     inside the mask the edit shows."""
-    import cv2
-
     prompt = _with_known_mask(_lossless(_shrink(_api("wan_vace_finish"), assets["clip"])))
-    save = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo")
     composite = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_CompositeBackground")
     align = prompt[composite]["inputs"]["mask"][0]
     assert prompt[align]["class_type"] == "DRIVE_AlignEditedClip"
     tools = prompt[align]["inputs"]["mask"][0]
     assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
     assert prompt[composite]["inputs"]["grow"] == 0 and prompt[composite]["inputs"]["feather"] == 0
-    reach = round(prompt[tools]["inputs"]["feather_px"])
-    made = 4 * ((FRAMES - 1) // 4) + 1
-    out = _saved_frames(comfy, comfy.run_ok(prompt, timeout=1800), save)
-    source = _saved_frames(comfy, comfy.run_ok(_passthrough(prompt), timeout=600), "passthrough")
-    untouched = json.loads(json.dumps(prompt))
-    untouched[tools]["inputs"]["feather_px"] = 0.0
-    tracked = _mask_frames(comfy, untouched, [tools, 0])
-    assert len(out) == len(source) == FRAMES
-    changed_inside = False
-    for t in range(FRAMES):
-        near = cv2.dilate((tracked[t] > 127).astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
-        assert 0.2 < (~near).mean() < 0.95, f"frame {t}: the propagated mask lost the object"
-        assert np.array_equal(out[t][~near], source[t][~near]), \
-            f"frame {t} changed farther than {reach} px from the finish mask"
-        if t >= made:
-            assert np.array_equal(out[t], source[t]), f"frame {t}: VACE made {made} frames, this one must be the source"
-        else:
-            changed_inside |= not np.array_equal(out[t][tracked[t] > 127], source[t][tracked[t] > 127])
-    assert changed_inside, "the Wan edit changed nothing inside the mask"
+    _assert_source_beyond_the_feather(comfy, prompt, tools, made=4 * ((FRAMES - 1) // 4) + 1)
 
 
 @pytest.mark.min_core("0.33.0")
@@ -286,10 +274,7 @@ def test_flow_edit_keeps_everything_outside_the_mask(comfy, assets):
     """drive_flow_edit with the random FLUX.2 [klein] stand-ins (a flow model: FireFlow inversion, the cfg-1 masked
     edit on shuffled 2x2 grids of 128-channel, 16x latents): after Composite Background every pixel farther than the
     feather from the tracked mask is the source's, exactly (png out), and inside the mask the edit shows."""
-    import cv2
-
     prompt = _with_known_mask(_lossless(_shrink(_api("drive_flow_edit"), assets["clip"])))
-    save = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo")
     edit = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskedCFGSampler")
     invert = prompt[edit]["inputs"]["latent"][0]
     assert prompt[invert]["inputs"]["method"] == "fireflow" and prompt[edit]["inputs"]["cfg"] == 1.0
@@ -298,21 +283,7 @@ def test_flow_edit_keeps_everything_outside_the_mask(comfy, assets):
     tools = prompt[composite]["inputs"]["mask"][0]
     assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
     assert prompt[composite]["inputs"]["grow"] == 0 and prompt[composite]["inputs"]["feather"] == 0
-    reach = round(prompt[tools]["inputs"]["feather_px"])
-    out = _saved_frames(comfy, comfy.run_ok(prompt, timeout=1800), save)
-    source = _saved_frames(comfy, comfy.run_ok(_passthrough(prompt), timeout=600), "passthrough")
-    untouched = json.loads(json.dumps(prompt))
-    untouched[tools]["inputs"]["feather_px"] = 0.0
-    tracked = _mask_frames(comfy, untouched, [tools, 0])
-    assert len(out) == len(source) == FRAMES
-    changed_inside = False
-    for t in range(FRAMES):
-        near = cv2.dilate((tracked[t] > 127).astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
-        assert 0.2 < (~near).mean() < 0.95, f"frame {t}: the propagated mask lost the object"
-        assert np.array_equal(out[t][~near], source[t][~near]), \
-            f"frame {t} changed farther than {reach} px from the tracked mask"
-        changed_inside |= not np.array_equal(out[t][tracked[t] > 127], source[t][tracked[t] > 127])
-    assert changed_inside, "the flow edit changed nothing inside the mask"
+    _assert_source_beyond_the_feather(comfy, prompt, tools)
 
 
 def _passthrough(prompt: dict) -> dict:
