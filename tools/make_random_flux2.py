@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_random_sd15 import random_state_dict, use_comfy  # noqa: E402
+from make_random_sd15 import random_state_dict, use_comfy, write_each  # noqa: E402
 
 DIT = {"image_model": "flux2", "in_channels": 128, "out_channels": 128, "vec_in_dim": None, "context_in_dim": 7680,
        "hidden_size": 128, "mlp_ratio": 3.0, "num_heads": 1, "depth": 1, "depth_single_blocks": 1,
@@ -106,15 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.comfy} has no core FLUX.2 (comfy/supported_models.py Flux2): use ComfyUI 0.33 or "
                          "newer")
     writers = ((args.dit, write_random_flux2_dit), (args.vae, write_random_flux2_vae))
-    if all(path is None for path, _ in writers):
-        raise SystemExit("nothing to write: pass --dit and/or --vae")
-    for path, write in writers:
-        if path is None:
-            continue
-        start = time.perf_counter()
-        write(path, args.comfy, args.seed)
-        print(f"make_random_flux2: {path} ({path.stat().st_size / 2**20:.1f} MiB) in "
-              f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+    write_each("make_random_flux2", writers, args.comfy, args.seed)
     return 0
 
 

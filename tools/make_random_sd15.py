@@ -90,6 +90,20 @@ def random_state_dict(modules: dict[str, torch.nn.Module], seed: int) -> dict[st
     return out
 
 
+def write_each(tool: str, writers: tuple, comfy_dir: Path, seed: int) -> None:
+    """Call each ``(path, write)`` whose path was given as ``write(path, comfy_dir, seed)``, timed; say what was
+    written, or stop when no path was given."""
+    if all(path is None for path, _ in writers):
+        raise SystemExit(f"{tool}: nothing to write: pass at least one of its output options")
+    for path, write in writers:
+        if path is None:
+            continue
+        start = time.perf_counter()
+        write(path, comfy_dir, seed)
+        print(f"{tool}: {path} ({path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - start:.1f} s",
+              file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="the .safetensors file to write (replaced atomically)")

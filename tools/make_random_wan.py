@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_random_sd15 import random_state_dict, use_comfy  # noqa: E402
+from make_random_sd15 import random_state_dict, use_comfy, write_each  # noqa: E402
 
 DIT = {"model_type": "vace", "patch_size": (1, 2, 2), "in_dim": 16, "dim": 128, "ffn_dim": 256, "freq_dim": 256,
        "text_dim": 4096, "out_dim": 16, "num_heads": 1, "num_layers": 2, "vace_layers": 1, "vace_in_dim": 96}
@@ -113,15 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.comfy} has no core Wan VACE (comfy/ldm/wan/model.py VaceWanModel): use ComfyUI 0.33 "
                          "or newer")
     writers = ((args.vace, write_random_wan_vace), (args.vae, write_random_wan_vae), (args.lora, write_random_wan_lora))
-    if all(path is None for path, _ in writers):
-        raise SystemExit("nothing to write: pass --vace, --vae and/or --lora")
-    for path, write in writers:
-        if path is None:
-            continue
-        start = time.perf_counter()
-        write(path, args.comfy, args.seed)
-        print(f"make_random_wan: {path} ({path.stat().st_size / 2**20:.1f} MiB) in "
-              f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+    write_each("make_random_wan", writers, args.comfy, args.seed)
     return 0
 
 
