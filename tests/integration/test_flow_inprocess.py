@@ -284,7 +284,6 @@ def _tiny_flux():
     import dataclasses
 
     import comfy.ldm.flux.model
-    import comfy.model_patcher
     import comfy.supported_models
 
     config = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=32, context_in_dim=32,
@@ -292,7 +291,15 @@ def _tiny_flux():
                   theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True)
     if "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}:
         config["txt_ids_dims"] = []   # newer cores (Flux 2's text position ids); Flux 1 has none
-    model_config = comfy.supported_models.Flux(dict(config))
+    return _random_patcher(comfy.supported_models.Flux, config)
+
+
+def _random_patcher(model_config_class, config: dict):
+    """ComfyUI's model of ``model_config_class`` built from ``config`` with seeded N(0, 0.02) weights, in fp32 on
+    the CPU, as a ModelPatcher."""
+    import comfy.model_patcher
+
+    model_config = model_config_class(dict(config))
     model_config.unet_config = dict(config)
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -334,7 +341,6 @@ def test_a_flux_transformer_inverts_and_edits_on_shuffled_grids_and_refuses_atte
 def _tiny_flux2():
     """ComfyUI's own FLUX.2 transformer (global modulation, 128-channel latents at 16 px per cell, 4-axis RoPE), tiny,
     random weights."""
-    import comfy.model_patcher
     import comfy.supported_models
 
     config = dict(image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None, context_in_dim=32,
@@ -342,16 +348,7 @@ def _tiny_flux2():
                   theta=2000, patch_size=1, qkv_bias=False, guidance_embed=False, txt_ids_dims=[3],
                   global_modulation=True, mlp_silu_act=True, ops_bias=False, default_ref_method="index",
                   ref_index_scale=10.0)
-    model_config = comfy.supported_models.Flux2(dict(config))
-    model_config.unet_config = dict(config)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        base = model_config.get_model({}, "", device=torch.device("cpu"))
-        with torch.no_grad():
-            for p in base.parameters():
-                torch.nn.init.normal_(p, std=0.02)
-    return comfy.model_patcher.ModelPatcher(base.float(), load_device=torch.device("cpu"),
-                                            offload_device=torch.device("cpu"))
+    return _random_patcher(comfy.supported_models.Flux2, config)
 
 
 @pytest.mark.min_core("0.33.0")
