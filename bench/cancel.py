@@ -27,6 +27,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 from comfy_server import Server  # noqa: E402
 
 VENVS = {"0.3.64": ".venv", "0.33.0": ".venv-0.33"}
+RANDOM_HARMONIZER = "harmonizer_random.safetensors"
+"""Harmonizer's regressor with random weights: Harmonize loops over the frames only with a regressor (without
+weights it passes them through in one step)."""
 
 
 def _post(url: str, path: str, payload: dict | None = None) -> dict:
@@ -59,7 +62,8 @@ def prompts(frames: int, size: int) -> dict[str, dict]:
     shown = {"out": node("PreviewImage", images=["drive", 0])}
     loops = {
         "Harmonize": {"drive": node("DRIVE_Harmonize", image=["clip", 0], mask=["masks", 0], strength=1.0,
-                                    temporal_smoothing=0.9, fps=8.0, frames_per_batch=1), **shown},
+                                    temporal_smoothing=0.9, fps=8.0, frames_per_batch=1, harmonizer=["harm", 0]),
+                      "harm": node("DRIVE_HarmonizerLoader", weights=RANDOM_HARMONIZER), **shown},
         "Fill Background": {"drive": node("DRIVE_FillBackground", images=["clip", 0], mask=["masks", 0], grow=2,
                                           flow_quality="medium", keyframe=-1, inpaint_method="telea", steps=2,
                                           cfg=4.0, denoise=1.0, seed=0), **shown},
@@ -105,6 +109,15 @@ def measure(url: str, prompt: dict, lead: float, output: Path) -> dict:
     return {"seconds": seconds, "interrupted": "execution_interrupted" in messages, "written": written}
 
 
+def write_random_harmonizer(path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from drive_ops.composite.harmonizer_model import random_state_dict
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in random_state_dict(0).items()}, str(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--core", choices=sorted(VENVS), default="0.33.0")
@@ -117,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="drive-cancel-"))
     for sub in ("input", "output", "temp"):
         (work / sub).mkdir()
+    write_random_harmonizer(work / "models" / "harmonizer" / RANDOM_HARMONIZER)
     server = Server("http://127.0.0.1:8391")
-    server.start(comfy_dir, str(python), 240, workdir=work, extra_args=[
+    server.start(comfy_dir, str(python), 240, workdir=work, model_paths={"harmonizer": [work / "models" / "harmonizer"]},
+                 extra_args=[
         "--cpu", "--input-directory", str(work / "input"), "--output-directory", str(work / "output"),
         "--temp-directory", str(work / "temp")])
     try:

@@ -25,13 +25,25 @@ def box_mask(t=T, h=16, w=16) -> torch.Tensor:
     return m
 
 
+def random_harmonizer(p):
+    """Harmonizer's regressor with random weights, as Load Harmonizer gives it: Harmonize's loop runs only with
+    one (without weights the frames pass through in one step)."""
+    import comfy.model_patcher
+
+    from drive_ops.composite.harmonizer_model import random_state_dict
+
+    model = p["composite"].build_harmonizer(random_state_dict(0))
+    return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
+
+
 def latent(t=4) -> dict:
     return {"samples": torch.randn(t, 4, 8, 8, generator=torch.Generator().manual_seed(2))}
 
 
 LOOPS = {
     "harmonize": lambda p, s, out: p["composite"].Harmonize.execute(
-        image=random_frames(T), mask=box_mask(), strength=1.0, temporal_smoothing=0.9, fps=8.0, frames_per_batch=1),
+        image=random_frames(T), mask=box_mask(), strength=1.0, temporal_smoothing=0.9, fps=8.0, frames_per_batch=1,
+        harmonizer=random_harmonizer(p)),
     "fill": lambda p, s, out: p["composite"].FillBackground.execute(
         images=random_frames(T), mask=box_mask(), grow=1, flow_quality="ultrafast", keyframe=-1,
         inpaint_method="telea", steps=2, cfg=4.0, denoise=1.0, seed=0),
