@@ -20,14 +20,13 @@ with every shape FLUX.2's.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_random_sd15 import random_state_dict, use_comfy, write_each  # noqa: E402
+from make_random_sd15 import random_state_dict, save_safetensors, use_comfy, write_each  # noqa: E402
 
 DIT = {"image_model": "flux2", "in_channels": 128, "out_channels": 128, "vec_in_dim": None, "context_in_dim": 7680,
        "hidden_size": 128, "mlp_ratio": 3.0, "num_heads": 1, "depth": 1, "depth_single_blocks": 1,
@@ -51,15 +50,6 @@ def has_flux2(comfy_dir: Path) -> bool:
     return models.is_file() and "class Flux2(" in models.read_text()
 
 
-def _save(state: dict[str, torch.Tensor], path: Path, note: str) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata={"note": note})
-    os.replace(partial, path)
-
-
 def write_random_flux2_dit(path: Path, comfy_dir: Path, seed: int = 0) -> None:
     """The small random FLUX.2 transformer at ``path`` (a temp file, then renamed); checked against ComfyUI's own
     detection before it is written."""
@@ -75,7 +65,7 @@ def write_random_flux2_dit(path: Path, comfy_dir: Path, seed: int = 0) -> None:
     wrong = {k: (v, detected.get(k)) for k, v in DIT.items() if k in detected and detected[k] != v}
     if detected.get("image_model") != "flux2" or wrong:
         raise SystemExit(f"ComfyUI does not detect the small FLUX.2 as written: {wrong or detected}")
-    _save(state, path, "random weights, FLUX.2 [klein] layout (small), for tests")
+    save_safetensors(state, path, {"note": "random weights, FLUX.2 [klein] layout (small), for tests"})
 
 
 def write_random_flux2_vae(path: Path, comfy_dir: Path, seed: int = 0) -> None:
@@ -91,7 +81,7 @@ def write_random_flux2_vae(path: Path, comfy_dir: Path, seed: int = 0) -> None:
     channels = model.bn.num_features
     state.update({"bn.running_mean": torch.zeros(channels), "bn.running_var": torch.ones(channels),
                   "bn.num_batches_tracked": torch.tensor(0)})
-    _save(state, path, "random weights, FLUX.2 VAE layout (small decoder), for tests")
+    save_safetensors(state, path, {"note": "random weights, FLUX.2 VAE layout (small decoder), for tests"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,6 @@ drawn in each layer's default initialisation; the depth it predicts is noise.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_random_sd15 import random_state_dict, use_comfy  # noqa: E402
+from make_random_sd15 import random_state_dict, save_safetensors, use_comfy  # noqa: E402
 
 BACKBONE = {"hidden_size": 128, "num_attention_heads": 2, "num_hidden_layers": 4, "layer_norm_eps": 1e-6,
             "use_swiglu_ffn": False}
@@ -42,7 +41,6 @@ def write_random_moge(path: Path, comfy_dir: Path, seed: int = 0) -> None:
     use_comfy(comfy_dir.resolve())
     import comfy.ops
     from comfy.ldm.moge.model import MoGeModelV1
-    from safetensors.torch import save_file
 
     with torch.device("meta"):
         model = MoGeModelV1(backbone=BACKBONE, dim_upsample=DIM_UPSAMPLE, operations=comfy.ops.disable_weight_init)
@@ -50,11 +48,7 @@ def write_random_moge(path: Path, comfy_dir: Path, seed: int = 0) -> None:
     state[MASK_BIAS_KEY] = torch.full_like(state[MASK_BIAS_KEY], 8.0)
     state.update({name: buf for name, buf in (("image_mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)),
                                               ("image_std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)))})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(partial),
-              metadata={"note": "random weights, MoGe v1 layout (small), for tests"})
-    os.replace(partial, path)
+    save_safetensors(state, path, {"note": "random weights, MoGe v1 layout (small), for tests"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,6 +90,17 @@ def random_state_dict(modules: dict[str, torch.nn.Module], seed: int) -> dict[st
     return out
 
 
+def save_safetensors(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """``state`` as a .safetensors file at ``path``, written to ``<path>.partial`` and renamed, so a stopped run
+    never leaves a truncated model under the real name."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata=metadata)
+    os.replace(partial, path)
+
+
 def write_each(tool: str, writers: tuple, comfy_dir: Path, seed: int) -> None:
     """Call each ``(path, write)`` whose path was given as ``write(path, comfy_dir, seed)``, timed; say what was
     written, or stop when no path was given."""
@@ -110,15 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--comfy", type=Path, required=True, help="the ComfyUI folder whose classes give the layout")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from safetensors.torch import save_file
-
     start = time.perf_counter()
     state = random_state_dict(meta_modules(args.comfy.resolve()), args.seed)
     state[POSITION_IDS] = torch.arange(77, dtype=torch.int64).unsqueeze(0)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_name(args.out.name + ".partial")
-    save_file(state, str(partial), metadata={"format": "pt", "note": "random weights, SD1.5 layout, for tests"})
-    os.replace(partial, args.out)
+    save_safetensors(state, args.out, {"format": "pt", "note": "random weights, SD1.5 layout, for tests"})
     values = sum(t.numel() for t in state.values())
     print(f"make_random_sd15: {args.out} ({len(state)} tensors, {values / 1e6:.1f}M values, "
           f"{args.out.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - start:.1f} s")

@@ -19,14 +19,13 @@ initialisation; what they make is noise, with every shape and frame count Wan's.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_random_sd15 import random_state_dict, use_comfy, write_each  # noqa: E402
+from make_random_sd15 import random_state_dict, save_safetensors, use_comfy, write_each  # noqa: E402
 
 DIT = {"model_type": "vace", "patch_size": (1, 2, 2), "in_dim": 16, "dim": 128, "ffn_dim": 256, "freq_dim": 256,
        "text_dim": 4096, "out_dim": 16, "num_heads": 1, "num_layers": 2, "vace_layers": 1, "vace_in_dim": 96}
@@ -46,15 +45,6 @@ def has_wan_vace(comfy_dir: Path) -> bool:
     return model.is_file() and "class VaceWanModel" in model.read_text()
 
 
-def _save(state: dict[str, torch.Tensor], path: Path, note: str) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(partial), metadata={"note": note})
-    os.replace(partial, path)
-
-
 def write_random_wan_vace(path: Path, comfy_dir: Path, seed: int = 0) -> None:
     """The small random Wan 2.1 VACE DiT at ``path`` (a temp file, then renamed)."""
     use_comfy(comfy_dir.resolve())
@@ -63,7 +53,8 @@ def write_random_wan_vace(path: Path, comfy_dir: Path, seed: int = 0) -> None:
 
     with torch.device("meta"):
         model = VaceWanModel(**DIT, operations=comfy.ops.disable_weight_init)
-    _save(random_state_dict({"": model}, seed), path, "random weights, Wan 2.1 VACE layout (small), for tests")
+    save_safetensors(random_state_dict({"": model}, seed), path,
+                     {"note": "random weights, Wan 2.1 VACE layout (small), for tests"})
 
 
 def write_random_wan_vae(path: Path, comfy_dir: Path, seed: int = 0) -> None:
@@ -77,7 +68,7 @@ def write_random_wan_vae(path: Path, comfy_dir: Path, seed: int = 0) -> None:
                        temperal_downsample=[False, True, True], dropout=0.0)
     state = random_state_dict({"": model}, seed)
     state.update({k: torch.ones_like(v) for k, v in state.items() if k.endswith(".gamma")})
-    _save(state, path, "random weights, Wan 2.1 VAE layout (small), for tests")
+    save_safetensors(state, path, {"note": "random weights, Wan 2.1 VAE layout (small), for tests"})
 
 
 def write_random_wan_lora(path: Path, comfy_dir: Path, seed: int = 0) -> None:
@@ -97,7 +88,7 @@ def write_random_wan_lora(path: Path, comfy_dir: Path, seed: int = 0) -> None:
             state[f"{key}.lora_down.weight"] = torch.randn(LORA_RANK, in_dim, generator=gen).half() / in_dim ** 0.5
             state[f"{key}.lora_up.weight"] = (torch.randn(out_dim, LORA_RANK, generator=gen) * 0.01).half()
             state[f"{key}.alpha"] = torch.tensor(float(LORA_RANK)).half()
-    _save(state, path, "random weights, a LoRA for the small Wan 2.1 layout, for tests")
+    save_safetensors(state, path, {"note": "random weights, a LoRA for the small Wan 2.1 layout, for tests"})
 
 
 def main(argv: list[str] | None = None) -> int:
