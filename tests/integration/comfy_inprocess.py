@@ -118,6 +118,14 @@ def random_model(full: bool = False, device: torch.device | None = None, std: fl
     return comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=torch.device("cpu"))
 
 
+def seeded_random_model(**kwargs):
+    """``random_model(**kwargs)`` drawn from seed 0 without touching the global RNG's state: the same weights
+    whatever ran before."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return random_model(**kwargs)
+
+
 def random_controlnet(full: bool = False, std: float = 0.02):
     """A comfy ControlNet (pixel hints, 3 channels) matching :func:`random_model`'s UNet."""
     import comfy.cldm.cldm

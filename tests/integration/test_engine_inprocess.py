@@ -12,6 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from comfy_inprocess import seeded_random_model
+
 pytestmark = pytest.mark.integration
 
 T, H, W = 4, 8, 8
@@ -31,17 +33,9 @@ def pack(comfy_env):
     return comfy_env
 
 
-def _model(**kwargs):
-    from comfy_inprocess import random_model
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return random_model(**kwargs)
-
-
 @pytest.fixture(scope="module")
 def model(comfy_env):
-    return _model()
+    return seeded_random_model()
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +43,7 @@ def attention_model(comfy_env):
     """Weights large enough (std 0.1) that self-attention visibly shapes the output, in float64: in float32
     the CPU's kernel blocking by batch shape (it differs between AVX2 and AVX-512 machines) made chunked
     cross-frame attention differ from unchunked by 2.5e-5, above the plain UNet's batch noise."""
-    return _model(std=0.1, dtype=torch.float64)
+    return seeded_random_model(std=0.1, dtype=torch.float64)
 
 
 def _batch_noise(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> float:
@@ -97,7 +91,7 @@ def test_v_prediction_inverts_and_reconstructs_as_exactly_as_eps(pack):
     latent, cond = _latent(2), _cond(2)
     errors = {}
     for kind in ("EPS", "V_PREDICTION"):
-        m = _model(model_type=kind, std=0.05)
+        m = seeded_random_model(model_type=kind, std=0.05)
         for steps in (6, 24):
             inv = _invert(pack, m, cond, {"samples": latent}, steps)
             rec = _edit(pack, m, cond, cond, inv, steps, cfg=1.0, cfg_start=-1.0, grid=1, shuffle=False)
@@ -114,7 +108,7 @@ def test_edm_models_are_refused_naming_what_is_supported(pack):
 
     samplers = pack("nodes.patches.samplers")
     latent = _latent(2)
-    for m, cond in ((_model(family="sdxl", model_type="EDM"), _cond(2, dim=2048, pooled_output=torch.zeros(1, 1280))),):
+    for m, cond in ((seeded_random_model(family="sdxl", model_type="EDM"), _cond(2, dim=2048, pooled_output=torch.zeros(1, 1280))),):
         with pytest.raises(ValueError, match="eps or v prediction.*flow-matching models with CONST"):
             _invert(pack, m, cond, {"samples": latent})
         with pytest.raises(ValueError, match="eps or v prediction"):
@@ -129,7 +123,7 @@ def test_sdxl_gets_easyinv_sdxl_settings_when_left_at_the_defaults(pack):
     import comfy.sample
 
     samplers = pack("nodes.patches.samplers")
-    sdxl = _model(family="sdxl")
+    sdxl = seeded_random_model(family="sdxl")
     cond = _cond(3, dim=2048, pooled_output=torch.zeros(1, 1280))
     latent = {"samples": _latent(2)}
 
@@ -139,7 +133,7 @@ def test_sdxl_gets_easyinv_sdxl_settings_when_left_at_the_defaults(pack):
     defaults = invert(sdxl, cond, 0.5, 0.05, 0.2)
     assert torch.equal(defaults, invert(sdxl, cond, 0.8, 0.85, 0.1))
     assert not torch.allclose(defaults, invert(sdxl, cond, 0.5, 0.05, 0.21), atol=1e-4)   # changed: used as set
-    sd15, sd15_cond = _model(), _cond(3)
+    sd15, sd15_cond = seeded_random_model(), _cond(3)
     assert not torch.allclose(invert(sd15, sd15_cond, 0.5, 0.05, 0.2), invert(sd15, sd15_cond, 0.8, 0.85, 0.1),
                               atol=1e-4)
     # the EasyInv SAMPLER node knows the model only at sampling time, and applies the same rule

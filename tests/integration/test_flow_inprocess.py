@@ -16,6 +16,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from comfy_inprocess import seeded_random_model
+
 pytestmark = pytest.mark.integration
 
 T, H, W = 4, 8, 8
@@ -28,14 +30,6 @@ def pack():
     start_comfy()
     torch.set_num_threads(1)
     return load_pack()
-
-
-def _eps_model(**kwargs):
-    from comfy_inprocess import random_model
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return random_model(**kwargs)
 
 
 def _sd3(model, shift: float = 3.0):
@@ -76,7 +70,7 @@ def _sixteen_channel_sd3(pack):
 
 @pytest.fixture(scope="module")
 def flow_model(pack):
-    return _sd3(_eps_model(std=0.05), 3.0)
+    return _sd3(seeded_random_model(std=0.05), 3.0)
 
 
 def _latent(frames: int = T, channels: int = 4, seed: int = 1) -> torch.Tensor:
@@ -118,11 +112,11 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_flow_models_are_a_family_with_their_shift(pack, flow_model):
     family_of = pack("nodes.patches.model_family").family_of
-    assert family_of(_eps_model()).kind == "eps"
+    assert family_of(seeded_random_model()).kind == "eps"
     family = family_of(flow_model)
     assert (family.kind, family.shift) == ("flow", 3.0)
-    assert family_of(_eps_model(model_type="FLOW")).kind == "flow"
-    flux = family_of(_flux(_eps_model()))
+    assert family_of(seeded_random_model(model_type="FLOW")).kind == "flow"
+    flux = family_of(_flux(seeded_random_model()))
     assert flux.kind == "flow" and flux.shift > 0
     sigmas = family.sampling_sigmas(4)
     assert float(sigmas[0]) == 1.0 and float(sigmas[-1]) == 0.0 and bool((sigmas[:-1] > sigmas[1:]).all())
@@ -234,7 +228,7 @@ def test_sixteen_channel_latents_in_sd3_format_invert_and_edit_on_grids(pack):
 
 def test_schedule_records_refuse_other_families_and_shifts_naming_both(pack, flow_model):
     latent, cond = {"samples": _latent(2)}, _cond(2)
-    eps = _eps_model()
+    eps = seeded_random_model()
     from_eps = _invert(pack, eps, cond, latent, 4)
     with pytest.raises(ValueError, match="inverted on an eps-prediction model.*flow-matching model .*shift 3"):
         _edit(pack, flow_model, cond, cond, from_eps, 4, cfg=1.0)
@@ -242,7 +236,7 @@ def test_schedule_records_refuse_other_families_and_shifts_naming_both(pack, flo
     with pytest.raises(ValueError, match="inverted on a flow-matching model.*eps-prediction model"):
         _edit(pack, eps, cond, cond, from_flow, 4, cfg=1.0)
     with pytest.raises(ValueError, match="flow shift 3 but the sampler's model has shift 6"):
-        _edit(pack, _sd3(_eps_model(std=0.05), 6.0), cond, cond, from_flow, 4, cfg=1.0)
+        _edit(pack, _sd3(seeded_random_model(std=0.05), 6.0), cond, cond, from_flow, 4, cfg=1.0)
     with pytest.raises(ValueError, match="needs a flow-matching model"):
         _invert(pack, eps, cond, latent, 4, "fireflow")
     with pytest.raises(ValueError, match="Pix2Video"):
@@ -252,12 +246,12 @@ def test_schedule_records_refuse_other_families_and_shifts_naming_both(pack, flo
 def test_edm_and_const_variants_are_still_refused_naming_what_is_supported(pack):
     import comfy.model_base
 
-    edm = _eps_model(family="sdxl", model_type="EDM")
+    edm = seeded_random_model(family="sdxl", model_type="EDM")
     cond = [[torch.zeros(1, 77, 2048), {"pooled_output": torch.zeros(1, 1280)}]]
     with pytest.raises(ValueError, match="eps or v prediction.*flow-matching models with CONST sampling"):
         _invert(pack, edm, cond, {"samples": _latent(2)})
     if hasattr(comfy.model_base.ModelType, "IMG_TO_IMG_FLOW"):   # 0.33: x0 output on a flow schedule
-        variant = _eps_model(model_type="IMG_TO_IMG_FLOW")
+        variant = seeded_random_model(model_type="IMG_TO_IMG_FLOW")
         with pytest.raises(ValueError, match="eps or v prediction.*flow-matching models with CONST sampling"):
             _invert(pack, variant, _cond(2), {"samples": _latent(2)})
 
