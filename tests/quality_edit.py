@@ -299,17 +299,23 @@ def with_name(v: Variant, **changes) -> Variant:
 
 def load_testbed_or_skip():
     """The committed test bed; outside CI a checkout without the weight files skips (in CI it fails)."""
+    from testbed import load
+
+    skip_without_weights("testbed", load.missing_files(), load.RETRAIN_COMMAND)
+    torch.set_num_threads(1)
+    return load.load_testbed()
+
+
+def skip_without_weights(what: str, missing: list, retrain_command: str) -> None:
+    """Outside CI, with weight files ``missing``, skip naming the command that trains them (in CI the test goes on
+    and fails on the missing files)."""
     import os
 
     import pytest
-    from testbed import load
 
-    missing = load.missing_files()
     if missing and os.environ.get("CI", "").lower() not in {"1", "true", "yes"}:
-        pytest.skip(f"testbed weights missing ({', '.join(p.name for p in missing)}); "
-                    f"train them with `{load.RETRAIN_COMMAND}`")
-    torch.set_num_threads(1)
-    return load.load_testbed()
+        pytest.skip(f"{what} weights missing ({', '.join(p.name for p in missing)}); "
+                    f"train them with `{retrain_command}`")
 
 
 SHRINK_WIRINGS = ("edit the fill", "composite over the fill")

@@ -25,19 +25,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from quality_edit import CLIP_SEEDS, make_case
+from quality_edit import CLIP_SEEDS, make_case, skip_without_weights
 
 
 @pytest.fixture(scope="module")
 def ftb():
-    import os
-
     from testbed import flow
 
-    missing = flow.missing_flow_files()
-    if missing and os.environ.get("CI", "").lower() not in {"1", "true", "yes"}:
-        pytest.skip(f"flow test bed weights missing ({', '.join(p.name for p in missing)}); "
-                    f"train them with `{flow.FLOW_RETRAIN_COMMAND}`")
+    skip_without_weights("flow test bed", flow.missing_flow_files(), flow.FLOW_RETRAIN_COMMAND)
     torch.set_num_threads(1)
     return flow.load_flow_testbed()
 

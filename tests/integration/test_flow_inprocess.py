@@ -398,13 +398,10 @@ def test_patch_nodes_work_with_core_ksampler_on_a_flow_model(pack, flow_model):
 def test_the_flow_test_bed_loads_as_a_const_model_and_recolours_through_the_nodes(pack):
     """The trained flow UNet under core's ModelSamplingSD3: FireFlow inversion reconstructs near the AE bound,
     and Invert Video -> Masked-CFG Sampler (cfg 5) -> VAE Decode -> Composite recolours with the background exact."""
-    import os
-
+    from quality_edit import skip_without_weights
     from testbed import comfy_wrap, flow, judge, world
 
-    missing = flow.missing_flow_files()
-    if missing and os.environ.get("CI", "").lower() not in {"1", "true", "yes"}:
-        pytest.skip(f"flow test bed weights missing; train them with `{flow.FLOW_RETRAIN_COMMAND}`")
+    skip_without_weights("flow test bed", flow.missing_flow_files(), flow.FLOW_RETRAIN_COMMAND)
     model, vae = flow.flow_comfy_model(), comfy_wrap.testbed_vae()
     family = pack("nodes.patches.model_family").family_of(model)
     assert (family.kind, family.shift) == ("flow", flow.SHIFT)
