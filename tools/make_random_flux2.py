@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core_features import has_flux2  # noqa: E402
 from make_random_sd15 import random_state_dict, save_safetensors, use_comfy, write_each  # noqa: E402
 
 DIT = {"image_model": "flux2", "in_channels": 128, "out_channels": 128, "vec_in_dim": None, "context_in_dim": 7680,
@@ -42,12 +43,6 @@ VAE_ENCODER = {"double_z": True, "z_channels": 32, "resolution": 256, "in_channe
 """ComfyUI's configuration for a FLUX.2 VAE file (comfy/sd.py): the encoder's width is fixed at 128."""
 VAE_DECODER_WIDTH = 32
 """The decoder's base width (the real one: 128); ComfyUI reads it from ``decoder.conv_in``."""
-
-
-def has_flux2(comfy_dir: Path) -> bool:
-    """Whether this ComfyUI has core FLUX.2 (supported_models.Flux2; 0.3.75 and newer)."""
-    models = comfy_dir / "comfy" / "supported_models.py"
-    return models.is_file() and "class Flux2(" in models.read_text()
 
 
 def write_random_flux2_dit(path: Path, comfy_dir: Path, seed: int = 0) -> None:

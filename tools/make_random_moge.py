@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core_features import has_moge  # noqa: E402
 from make_random_sd15 import random_state_dict, save_safetensors, use_comfy  # noqa: E402
 
 BACKBONE = {"hidden_size": 128, "num_attention_heads": 2, "num_hidden_layers": 4, "layer_norm_eps": 1e-6,
@@ -29,11 +30,6 @@ DIM_UPSAMPLE = (32, 16, 16)
 MASK_BIAS_KEY = "head.output_block.1.2.bias"
 """The mask head's last bias: set high, every pixel is valid geometry, so the depth map is finite noise
 (random weights alone mark every pixel invalid and the rendered depth is all zero)."""
-
-
-def has_moge(comfy_dir: Path) -> bool:
-    """Whether this ComfyUI has core MoGe (0.33 and newer)."""
-    return (comfy_dir / "comfy" / "ldm" / "moge" / "model.py").is_file()
 
 
 def write_random_moge(path: Path, comfy_dir: Path, seed: int = 0) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core_features import has_wan_vace  # noqa: E402
 from make_random_sd15 import random_state_dict, save_safetensors, use_comfy, write_each  # noqa: E402
 
 DIT = {"model_type": "vace", "patch_size": (1, 2, 2), "in_dim": 16, "dim": 128, "ffn_dim": 256, "freq_dim": 256,
@@ -37,12 +38,6 @@ LORA_RANK = 4
 LORA_LAYERS = ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o", "cross_attn.q", "cross_attn.k",
                "cross_attn.v", "cross_attn.o", "ffn.0", "ffn.2")
 """The layers of each DiT block a CausVid-style LoRA adapts."""
-
-
-def has_wan_vace(comfy_dir: Path) -> bool:
-    """Whether this ComfyUI has core Wan VACE (VaceWanModel, and WanVaceToVideo in comfy_extras)."""
-    model = comfy_dir / "comfy" / "ldm" / "wan" / "model.py"
-    return model.is_file() and "class VaceWanModel" in model.read_text()
 
 
 def write_random_wan_vace(path: Path, comfy_dir: Path, seed: int = 0) -> None:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from core_features import has_flux2, has_moge, has_wan_vace
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTICE = "STAND_INS.txt"
 RANDOM_SD15 = "sd15_random_fp16.safetensors"
@@ -117,11 +119,8 @@ def make_flux2(part: str) -> Callable[[Path, argparse.Namespace], None]:
     return make
 
 
-CORE_FEATURES = {"moge": ("core MoGe", lambda comfy: (comfy / "comfy" / "ldm" / "moge").is_dir()),
-                 "wan_vace": ("core Wan VACE", lambda comfy: (comfy / "comfy" / "ldm" / "wan" / "model.py").is_file()
-                              and "class VaceWanModel" in (comfy / "comfy" / "ldm" / "wan" / "model.py").read_text()),
-                 "flux2": ("core FLUX.2", lambda comfy: (comfy / "comfy" / "supported_models.py").is_file()
-                           and "class Flux2(" in (comfy / "comfy" / "supported_models.py").read_text())}
+CORE_FEATURES = {"moge": ("core MoGe", has_moge), "wan_vace": ("core Wan VACE", has_wan_vace),
+                 "flux2": ("core FLUX.2", has_flux2)}
 """What a ``needs_core`` names: its words, and whether a ComfyUI folder has it."""
 
 STAND_INS = [

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tools.core_features import has_flux2, has_moge, has_wan_vace
+
 
 def write_random_sam2(path: Path) -> None:
     """A SAM 2.1 tiny state dict (image_size 256) with seeded random weights: .safetensors, or the
@@ -35,8 +37,8 @@ def provide_random_controlnet(models_dir: Path, comfy_dir: Path, name: str) -> N
     run_maker("make_random_controlnet.py", comfy_dir, target)
 
 
-def run_maker(tool: str, comfy_dir: Path, target: Path) -> None:
-    """Run ``tools/<tool> --comfy comfy_dir target`` under ComfyUI's python (in a subprocess: this process never
+def run_maker(tool: str, comfy_dir: Path, *outputs) -> None:
+    """Run ``tools/<tool> --comfy comfy_dir *outputs`` under ComfyUI's python (in a subprocess: this process never
     imports comfy)."""
     import os
     import subprocess
@@ -44,9 +46,20 @@ def run_maker(tool: str, comfy_dir: Path, target: Path) -> None:
 
     path = Path(__file__).resolve().parents[2] / "tools" / tool
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    done = subprocess.run([python, str(path), "--comfy", str(comfy_dir), str(target)], capture_output=True,
+    done = subprocess.run([python, str(path), "--comfy", str(comfy_dir), *map(str, outputs)], capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def provide_parts(tool: str, files: dict[str, tuple[str, str]], models_dir: Path, comfy_dir: Path) -> None:
+    """The parts of ``files`` ({tool option: (folder, name)}) that ``models_dir`` lacks, written by one run of
+    ``tools/<tool>``."""
+    args = []
+    for part, (folder, name) in files.items():
+        if not (models_dir / folder / name).exists():
+            args += [f"--{part}", models_dir / folder / name]
+    if args:
+        run_maker(tool, comfy_dir, *args)
 
 
 DEPTH_CONTROLNET = "control_v11f1p_sd15_depth.pth"
@@ -61,7 +74,7 @@ def provide_depth_stand_ins(models_dir: Path, comfy_dir: Path, controlnet: str) 
         source = models_dir / "controlnet" / controlnet
         depth.symlink_to(source if source.exists() else comfy_dir / "models" / "controlnet" / controlnet)
     moge = models_dir / "geometry_estimation" / MOGE_FILE
-    if not moge.exists() and (comfy_dir / "comfy" / "ldm" / "moge").is_dir():
+    if not moge.exists() and has_moge(comfy_dir):
         run_maker("make_random_moge.py", comfy_dir, moge)
 
 
@@ -74,25 +87,9 @@ replaced by a conditioning node instead."""
 
 def provide_wan_stand_ins(models_dir: Path, comfy_dir: Path) -> None:
     """On a core with Wan VACE (0.33 and newer): the small random Wan 2.1 VACE DiT, VAE and LoRA under the official
-    names (tools/make_random_wan.py, in a subprocess), unless the files are there."""
-    import os
-    import subprocess
-    import sys
-
-    wan = comfy_dir / "comfy" / "ldm" / "wan" / "model.py"
-    if not (wan.is_file() and "class VaceWanModel" in wan.read_text()):
-        return
-    args = []
-    for part, (folder, name) in WAN_FILES.items():
-        if not (models_dir / folder / name).exists():
-            args += [f"--{part}", str(models_dir / folder / name)]
-    if not args:
-        return
-    tool = Path(__file__).resolve().parents[2] / "tools" / "make_random_wan.py"
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), *args], capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    names (tools/make_random_wan.py), unless the files are there."""
+    if has_wan_vace(comfy_dir):
+        provide_parts("make_random_wan.py", WAN_FILES, models_dir, comfy_dir)
 
 
 FLUX2_FILES = {"dit": ("diffusion_models", "flux-2-klein-4b.safetensors"), "vae": ("vae", "flux2-vae.safetensors")}
@@ -102,22 +99,6 @@ FLUX2_FILES = {"dit": ("diffusion_models", "flux-2-klein-4b.safetensors"), "vae"
 
 def provide_flux2_stand_ins(models_dir: Path, comfy_dir: Path) -> None:
     """On a core with FLUX.2 (0.33 and newer): the small random FLUX.2 [klein] transformer and FLUX.2 VAE under the
-    official names (tools/make_random_flux2.py, in a subprocess), unless the files are there."""
-    import os
-    import subprocess
-    import sys
-
-    models = comfy_dir / "comfy" / "supported_models.py"
-    if not (models.is_file() and "class Flux2(" in models.read_text()):
-        return
-    args = []
-    for part, (folder, name) in FLUX2_FILES.items():
-        if not (models_dir / folder / name).exists():
-            args += [f"--{part}", str(models_dir / folder / name)]
-    if not args:
-        return
-    tool = Path(__file__).resolve().parents[2] / "tools" / "make_random_flux2.py"
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    done = subprocess.run([python, str(tool), "--comfy", str(comfy_dir), *args], capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    official names (tools/make_random_flux2.py), unless the files are there."""
+    if has_flux2(comfy_dir):
+        provide_parts("make_random_flux2.py", FLUX2_FILES, models_dir, comfy_dir)
