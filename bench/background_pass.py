@@ -22,7 +22,8 @@ import time
 
 import torch
 
-from tests.integration.comfy_inprocess import load_pack, random_controlnet, random_model, start_comfy
+from tests.integration.comfy_inprocess import (counting_unet_rows, load_pack, random_controlnet, random_model,
+                                               start_comfy, through_controlnet)
 
 
 def main() -> None:
@@ -34,7 +35,6 @@ def main() -> None:
     opts = parser.parse_args()
 
     start_comfy()
-    import node_helpers
 
     pack = load_pack()
     edit, invert = pack("nodes.edit"), pack("nodes.invert")
@@ -48,24 +48,14 @@ def main() -> None:
     empty, prompt, other = torch.zeros(1, 77, 768), torch.randn(1, 77, 768, generator=gen), torch.randn(1, 77, 768)
 
     def conditioning(text: torch.Tensor) -> list:
-        """What CLIP Text Encode -> Apply ControlNet (Advanced) gives: a fresh ControlNet copy per node."""
-        applied = control.copy().set_cond_hint(hint, 1.0, (0.0, 1.0))
-        return node_helpers.conditioning_set_values([[text.clone(), {}]], {"control": applied,
-                                                                          "control_apply_to_uncond": False})
+        return through_controlnet(control, hint, text)
 
     pos, neg = conditioning(prompt), conditioning(empty)
     mask = torch.zeros(1, opts.size, opts.size)
     mask[:, opts.size // 4: 3 * opts.size // 4, opts.size // 4: 3 * opts.size // 4] = 1.0
     inverted = invert.InvertVideo.execute(model, conditioning(empty), {"samples": latent}, opts.steps, "ddim", 0.5,
                                           0.05, 0.2, "after", 1.0, 1, 0).args[0]
-    rows = [0]
-
-    def count_rows(apply_model, args):
-        rows[0] += args["input"].shape[0]
-        return apply_model(args["input"], args["timestep"], **args["c"])
-
-    counted = model.clone()
-    counted.set_model_unet_function_wrapper(count_rows)
+    counted, rows = counting_unet_rows(model)
 
     def run(background: list | None) -> tuple[torch.Tensor, float, float]:
         rows[0] = 0

@@ -140,3 +140,26 @@ def random_controlnet(full: bool = False, std: float = 0.02):
         for p in net.parameters():
             torch.nn.init.normal_(p, std=std)
     return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"))
+
+
+def through_controlnet(control, hint: torch.Tensor, text: torch.Tensor) -> list:
+    """What CLIP Text Encode -> Apply ControlNet (Advanced) gives for the text embedding ``text`` and ``hint``
+    frames ``[T,3,H,W]``: each node makes its own ControlNet copy, so equal chains are different objects."""
+    import node_helpers
+
+    applied = control.copy().set_cond_hint(hint, 1.0, (0.0, 1.0))
+    return node_helpers.conditioning_set_values([[text.clone(), {}]],
+                                                {"control": applied, "control_apply_to_uncond": False})
+
+
+def counting_unet_rows(model):
+    """A clone of ``model`` that adds the batch rows of every UNet call to ``rows[0]``: (clone, rows)."""
+    rows = [0]
+
+    def count(apply_model, args):
+        rows[0] += args["input"].shape[0]
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    counted = model.clone()
+    counted.set_model_unet_function_wrapper(count)
+    return counted, rows

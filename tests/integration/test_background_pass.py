@@ -12,6 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from comfy_inprocess import counting_unet_rows, through_controlnet
+
 pytestmark = pytest.mark.integration
 
 T, H, W, STEPS = 2, 8, 8, 3
@@ -29,8 +31,6 @@ def env():
 
 
 def test_background_equal_to_the_negative_runs_two_passes_per_step_with_the_same_output(env):
-    import node_helpers
-
     pack, model, control = env
     gen = torch.Generator().manual_seed(0)
     latent = torch.randn(T, 4, H, W, generator=gen)
@@ -38,21 +38,11 @@ def test_background_equal_to_the_negative_runs_two_passes_per_step_with_the_same
     empty, prompt, other = (torch.zeros(1, 77, 768), torch.randn(1, 77, 768, generator=gen),
                             torch.randn(1, 77, 768, generator=gen))
 
-    def through_controlnet(text):
-        """As CLIP Text Encode -> Apply ControlNet (Advanced): each node makes its own ControlNet copy."""
-        applied = control.copy().set_cond_hint(hint, 1.0, (0.0, 1.0))
-        return node_helpers.conditioning_set_values([[text.clone(), {}]],
-                                                    {"control": applied, "control_apply_to_uncond": False})
+    def conditioning(text):
+        return through_controlnet(control, hint, text)
 
-    rows = [0]
-
-    def count(apply_model, args):
-        rows[0] += args["input"].shape[0]
-        return apply_model(args["input"], args["timestep"], **args["c"])
-
-    counted = model.clone()
-    counted.set_model_unet_function_wrapper(count)
-    pos, neg = through_controlnet(prompt), through_controlnet(empty)
+    counted, rows = counting_unet_rows(model)
+    pos, neg = conditioning(prompt), conditioning(empty)
     mask = torch.zeros(1, 8 * H, 8 * W)
     mask[:, 16:48, 16:48] = 1.0
 
@@ -64,8 +54,8 @@ def test_background_equal_to_the_negative_runs_two_passes_per_step_with_the_same
         return out, rows[0] / (T * STEPS)
 
     plain, plain_passes = edit(None)
-    equal, equal_passes = edit(through_controlnet(empty))
-    differs, differs_passes = edit(through_controlnet(other))
+    equal, equal_passes = edit(conditioning(empty))
+    differs, differs_passes = edit(conditioning(other))
     assert plain_passes == 2 and equal_passes == 2, (plain_passes, equal_passes)   # was 3 with the equal background
     assert torch.equal(equal, plain)
     assert differs_passes == 3 and not torch.allclose(differs, plain, atol=1e-4)
