@@ -15,7 +15,8 @@ from comfy_api.latest import io, ui
 from PIL import Image
 
 PREVIEW_LONGER_SIDE = 512
-"""Frames larger than this are scaled down for the preview: it is for checking, not for keeping."""
+"""Frames larger than this are scaled down for every preview the pack shows (core's default --preview-size):
+they are for checking, not for keeping."""
 
 
 def preview_frames(images: torch.Tensor, longer_side: int = PREVIEW_LONGER_SIDE) -> list[Image.Image]:

@@ -21,10 +21,9 @@ import torch
 from PIL import Image
 
 from ..drive_ops.core.preview_throttle import PreviewThrottle
+from .animated_preview import PREVIEW_LONGER_SIDE
 
 _CORE_PREVIEW_OFF = contextvars.ContextVar("drive_core_preview_off", default=False)
-PREVIEW_FRAME_SIDE = 512
-"""Longest side of a preview frame (core's default --preview-size)."""
 
 
 @contextlib.contextmanager
@@ -42,8 +41,8 @@ def decode_frames(previewer, x0: torch.Tensor) -> list[Image.Image]:
     frames = []
     for i in range(x0.shape[0]):
         frame = previewer.decode_latent_to_preview(x0[i:i + 1])
-        if max(frame.size) > PREVIEW_FRAME_SIDE:
-            frame.thumbnail((PREVIEW_FRAME_SIDE, PREVIEW_FRAME_SIDE))
+        if max(frame.size) > PREVIEW_LONGER_SIDE:
+            frame.thumbnail((PREVIEW_LONGER_SIDE, PREVIEW_LONGER_SIDE))
         frames.append(frame)
     return frames
 
