@@ -83,11 +83,6 @@ def edit_sampler(method: str, pix2video_weight: float = 0.0, steps: int | None =
     return ModelCheckedSampler(choose)
 
 
-def ddim_inversion_sampler():
-    """Plain DDIM inversion along increasing (flipped) sigmas: Euler inversion on flow models."""
-    return ModelCheckedSampler(lambda family: family.inversion_function("ddim", 1.0, 0.0, 0.0, "after", 1))
-
-
 def inversion_sampler(method: str, eta: float = 1.0, window_start: float = 0.0, window_length: float = 0.0,
                       blend: str = "after", schedule_steps: int = 1):
     """The inversion sampler of ``method`` (ddim, easyinv, stem's ddim, fireflow) for the model's family."""

@@ -313,7 +313,7 @@ def test_stem_chunked_equals_unchunked_whatever_the_free_memory(pack, attention_
         stem = model if chunk_frames is None else attention.apply_stem_patch(model, num_bases=16,
                                                                              chunk_frames=chunk_frames, seed=3)
         patched = grid_wrapper.apply_grid_patch(stem, 1, False, 0, max_grids)
-        return comfy.sample.sample_custom(patched, torch.zeros_like(latent), 1.0, samplers.ddim_inversion_sampler(),
+        return comfy.sample.sample_custom(patched, torch.zeros_like(latent), 1.0, samplers.inversion_sampler("ddim"),
                                           sigmas, cond, cond, latent, disable_pbar=True, seed=0)
 
     real_free = comfy.model_management.get_free_memory
