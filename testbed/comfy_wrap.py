@@ -23,6 +23,10 @@ Only usable with ComfyUI importable (its folder on ``sys.path`` and its args set
 - :func:`testbed_conditioning`: ``[[context [1,16,128], {"pooled_output": pooled [1,128]}]]``
   from the trained text encoder. There is no comfy CLIP object: nodes that take
   CONDITIONING get it from here.
+- :func:`testbed_controlnet`: ComfyUI's own ``comfy.controlnet.ControlNet`` around a
+  ``comfy.cldm.cldm.ControlNet`` with the test bed's depth ControlNet (``testbed/controlnet.py``,
+  diffusers keys converted by :func:`diffusers_to_comfy_controlnet`); apply it as ComfyUI's
+  Apply ControlNet does (``control.copy().set_cond_hint(hints [T,3,H,W], strength, (0, 1))``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from . import load, models, vocab
+from . import controlnet, load, models, vocab
 
 
 def comfy_unet_config() -> dict:
@@ -50,6 +54,64 @@ def diffusers_to_comfy_unet(state: dict[str, torch.Tensor]) -> dict[str, torch.T
     if missing:
         raise KeyError(f"diffusers UNet keys with no ComfyUI counterpart: {missing[:8]} ({len(missing)} in all)")
     return {mapping[k]: v for k, v in state.items()}
+
+
+def diffusers_to_comfy_controlnet(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Diffusers ``ControlNetModel`` keys -> ComfyUI ``cldm.ControlNet`` keys (every key mapped, or ``KeyError``).
+
+    The copied UNet blocks map as the UNet's do (``comfy.utils.unet_to_diffusers``); the
+    output convs ``controlnet_down_blocks.N`` -> ``zero_convs.N.0``, ``controlnet_mid_block`` ->
+    ``middle_block_out.0``; the hint encoder's convs (``conv_in``, ``blocks.0..``, ``conv_out``)
+    -> ``input_hint_block.{0, 2, ..}`` (cldm interleaves them with SiLUs).
+    """
+    import comfy.utils
+
+    config = comfy_unet_config()
+    config["num_res_blocks"] = [config["num_res_blocks"]] * len(config["channel_mult"])
+    unet_keys = comfy.utils.unet_to_diffusers(config)
+    hint_convs = ["conv_in"] + [f"blocks.{i}" for i in range(2 * (len(controlnet.HINT_CHANNELS) - 1))] + ["conv_out"]
+    special = {"controlnet_mid_block": "middle_block_out.0"}
+    special.update({f"controlnet_cond_embedding.{name}": f"input_hint_block.{2 * i}" for i, name in enumerate(hint_convs)})
+    out, missing = {}, []
+    for key, value in state.items():
+        module, _, param = key.rpartition(".")
+        if key in unet_keys:
+            out[unet_keys[key]] = value
+        elif module in special:
+            out[f"{special[module]}.{param}"] = value
+        elif module.startswith("controlnet_down_blocks."):
+            out[f"zero_convs.{module.split('.')[1]}.0.{param}"] = value
+        else:
+            missing.append(key)
+    if missing:
+        raise KeyError(f"diffusers ControlNet keys with no ComfyUI counterpart: {missing[:8]} ({len(missing)} in all)")
+    return out
+
+
+def testbed_controlnet(weights_dir: Path | str = controlnet.CONTROLNET_DIR, device: torch.device | None = None,
+                       check: bool = True):
+    """ComfyUI's ``comfy.controlnet.ControlNet`` holding the test bed's trained depth ControlNet (float32).
+
+    The control model is ``comfy.cldm.cldm.ControlNet`` with the test bed's UNet config and
+    ``hint_channels=3``; every weight is loaded (strict), so a layout change fails here.
+    """
+    import comfy.cldm.cldm
+    import comfy.controlnet
+    import comfy.ops
+    from safetensors.torch import load_file
+
+    weights_dir = Path(weights_dir)
+    if check:
+        controlnet.check_file(weights_dir)
+    device = device or torch.device("cpu")
+    config = comfy_unet_config()
+    config.pop("out_channels")
+    model = comfy.cldm.cldm.ControlNet(hint_channels=3, dtype=torch.float32, device=device,
+                                       operations=comfy.ops.disable_weight_init, **config)
+    state = {k: v.float() for k, v in load_file(str(weights_dir / controlnet.CONTROLNET_FILE)).items()}
+    model.load_state_dict(diffusers_to_comfy_controlnet(state), strict=True)
+    model = model.to(torch.float32).eval()
+    return comfy.controlnet.ControlNet(model, load_device=device, manual_cast_dtype=None)
 
 
 def testbed_model(weights_dir: Path | str = load.WEIGHTS_DIR, device: torch.device | None = None,
