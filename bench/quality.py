@@ -24,6 +24,10 @@ COMPOSITED frames, what a user gets:
 - recon: invert then resample at cfg 1 (empty prompt), PSNR vs the frames; AE: the round trip's;
 - s: seconds per clip (inversion + sampling, this machine).
 
+The ``structure*`` variants run inversion and edit under the test bed's depth ControlNet
+(``testbed/weights_controlnet``, strength 1, the source's exact depth hints tiled into the
+grids with the latents), as DRIVE does with a depth ControlNet on SD1.5.
+
 Pix2Video's guidance weight is given in SD units: its per-element step is weight * 2/(C*H*W),
 so the test bed's 4x8x8 latents get the weight scaled by C*H*W / (4*64*64) to move each
 latent element as the same weight does on SD1.5 at 512 px.
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +62,9 @@ def sd_pix2video(weight: float) -> float:
 
 
 BASE = Variant()
+STRUCTURE = Variant("structure", mask_mode="area", mask_threshold=0.0, controlnet=1.0)
+"""The main workflow's structure guidance: its sampler mask (area, threshold 0) and a depth ControlNet at
+strength 1 on inversion and edit (the test bed's own, trained on the world's exact depth)."""
 VARIANTS = {v.name: v for v in (
     BASE,
     Variant("easyinv", inversion="easyinv"),
@@ -80,6 +88,9 @@ VARIANTS = {v.name: v for v in (
     Variant("xframe-sparse_causal", cross_frame="sparse_causal"),
     Variant("xframe-anchor_only", cross_frame="anchor_only"),
     Variant("fresh-noise-in-mask", fresh_noise=True),
+    STRUCTURE,
+    replace(STRUCTURE, name="structure-cfg_start0.3", cfg_start=0.3),
+    replace(STRUCTURE, name="structure-grid3-shuffle", grid=3, shuffle=True),
 )}
 COLUMNS = ("in_place", "elsewhere", "not_recoloured", "success", "share", "bg_psnr", "warp", "flicker", "recon", "ae",
            "seconds")
@@ -107,9 +118,10 @@ def run(variants: list[Variant], clips: int, frames: int, seed: int, log=print) 
         per = []
         for case in cases:
             r = run_edit(tb, case, v, seed, inverted)
-            key = (v.inversion, v.steps)
+            key = (v.inversion, v.steps, v.controlnet)
             if (case.seed,) + key not in recon:
-                recon[(case.seed,) + key] = reconstruction_psnr(tb, case, v.inversion, v.steps, inverted)
+                recon[(case.seed,) + key] = reconstruction_psnr(tb, case, v.inversion, v.steps, inverted,
+                                                                v.controlnet)
             rec, ae = recon[(case.seed,) + key]
             ok, share = success(case, r.composited)
             where = placement(case, r.composited, r.edited)

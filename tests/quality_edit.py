@@ -5,8 +5,9 @@ table and the asserted claims come from the same code. The edit is the pack's pa
 ComfyUI: invert the AE latents with the empty prompt (DDIM, EasyInv or DDIM with STEM
 attention), then sample back with ``masked_cfg.guided_denoiser`` (RAVE grids, CFG, the
 instance mask in latent space) or Pix2Video's guided DDIM, optionally with cross-frame
-self-attention in the UNet; tests/integration/editing_inprocess.py proves this step model
-equals the nodes' patches. Clips are held-out world seeds with one object; the edit
+self-attention in the UNet, optionally under the test bed's depth ControlNet on inversion and
+edit (``Variant.controlnet``, the source's exact depth hints gridded with the latents);
+tests/integration/editing_inprocess.py proves this step model equals the nodes' patches. Clips are held-out world seeds with one object; the edit
 recolours that object to the first of green / red / blue that is neither its colour nor
 the background's. :func:`shrink_edit` is the shrinking case (a red ball replaced by a
 smaller one with Fill Background), shared by tests/test_fill_testbed.py and
@@ -28,6 +29,7 @@ from drive_ops.composite.compositing import composite_video
 from drive_ops.core.mask_morphology import grow_mask
 from drive_ops.diffusion import inversion, masked_cfg, pix2video, schedule
 from drive_ops.diffusion.cross_frame_attention import blocks_for, gather_context, source_frames
+from drive_ops.diffusion.rave_grid import compose_grids, fitted_grid_size, grid_permutation
 from drive_ops.diffusion.stem import stem_attention
 from drive_ops.evaluate.metrics import flicker, flicker_ratio, psnr
 
@@ -53,6 +55,7 @@ class Variant:
     mask_grow_px: int = 0            # grow the pixel mask before it goes to latent size (covers edge cells)
     mask_mode: str = "nearest"       # how the pixel mask reaches latent size (masked_cfg.MASK_MODES)
     mask_threshold: float = 0.5      # and where it is binarised (area 0: every block the object touches)
+    controlnet: float = 0.0          # depth ControlNet strength on inversion and edit (source hints; 0 = none)
 
 
 @dataclass
@@ -125,8 +128,48 @@ def latent_mask(case: Case, latent_hw: tuple[int, int], grow_px: int = 0, mode: 
     return masked_cfg.mask_to_latent(mask, *latent_hw, mode, threshold)
 
 
-def invert(tb, z0: torch.Tensor, method: str, steps: int) -> torch.Tensor:
-    """Empty-prompt inversion of UNet-unit latents ``[T,4,h,w]`` to the last sigma of ``steps`` DDIM steps."""
+_CONTROLNET: list = []                  # the test bed's depth ControlNet, loaded once
+
+
+def source_hints(case: Case) -> torch.Tensor:
+    """The source clip's exact depth hints ``[T,3,H,W]`` (what a depth preprocessor gives the ControlNet)."""
+    from testbed import controlnet, hints
+
+    return controlnet.hint_tensor(hints.clip_hints(case.clip))
+
+
+def structured(tb, strength: float):
+    """``tb`` with its UNet under the depth ControlNet at ``strength`` (``tb`` itself for 0); set ``.unet.hint``."""
+    if strength == 0.0:
+        return tb
+    from testbed import controlnet
+
+    if not _CONTROLNET:
+        skip_without_weights("testbed ControlNet", controlnet.missing_files(), controlnet.RETRAIN_COMMAND)
+        _CONTROLNET.append(controlnet.load_controlnet())
+    return replace(tb, unet=controlnet.ControlledUNet(tb.unet, _CONTROLNET[0], strength))
+
+
+def gridded_hints(denoise, unet, hints: torch.Tensor, sigmas: torch.Tensor, v: Variant, seed: int):
+    """``denoise(x, sigma, branch)`` that first tiles the per-frame ``hints`` into the step's grids with the
+    latents' permutation (``masked_cfg.guided_denoiser``'s, all grids in one call), as the pack's grid wrapper does."""
+    g, _ = fitted_grid_size(hints.shape[0], v.grid)
+
+    def run(x: torch.Tensor, sigma: torch.Tensor, branch: int) -> torch.Tensor:
+        perm = grid_permutation(hints.shape[0], g, seed, schedule.step_index(sigmas, sigma), v.shuffle)
+        unet.hint = compose_grids(hints, perm, g)
+        return denoise(x, sigma, branch)
+
+    return run
+
+
+def invert(tb, z0: torch.Tensor, method: str, steps: int, hints: torch.Tensor | None = None,
+           strength: float = 0.0) -> torch.Tensor:
+    """Empty-prompt inversion of UNet-unit latents ``[T,4,h,w]`` to the last sigma of ``steps`` DDIM steps,
+    under the depth ControlNet at ``strength`` with per-frame ``hints`` ``[T,3,H,W]`` when it is not 0."""
+    tb = structured(tb, strength)
+    if strength:
+        tb.unet.hint = hints
     empty = tb.text_context("")[0]
     model = tb.denoiser(empty, cfg=1.0)
     sigmas = schedule.ddim_inversion_sigmas(tb.sigmas, steps)
@@ -136,8 +179,12 @@ def invert(tb, z0: torch.Tensor, method: str, steps: int) -> torch.Tensor:
         return inversion.sample_ddim_inversion(model, z0, sigmas)
 
 
-def reconstruct(tb, noise: torch.Tensor, steps: int) -> torch.Tensor:
+def reconstruct(tb, noise: torch.Tensor, steps: int, hints: torch.Tensor | None = None,
+                strength: float = 0.0) -> torch.Tensor:
     """Sample inverted latents back at cfg 1 with the empty prompt (what inversion must undo) -> UNet units."""
+    tb = structured(tb, strength)
+    if strength:
+        tb.unet.hint = hints
     empty = tb.text_context("")[0]
     return inversion.sample_ddim(tb.denoiser(empty, cfg=1.0), noise, schedule.ddim_sampling_sigmas(tb.sigmas, steps))
 
@@ -145,6 +192,7 @@ def reconstruct(tb, noise: torch.Tensor, steps: int) -> torch.Tensor:
 def sample_edit(tb, case: Case, noise: torch.Tensor, v: Variant, seed: int = 0) -> torch.Tensor:
     """Masked-CFG (or Pix2Video) sampling from inverted latents toward the target prompt -> UNet-unit latents."""
     t = noise.shape[0]
+    tb = structured(tb, v.controlnet)
     sigmas = schedule.ddim_sampling_sigmas(tb.sigmas, v.steps)
     pos = tb.text_context(case.target_caption)[0]
     neg = tb.text_context("")[0]
@@ -152,7 +200,10 @@ def sample_edit(tb, case: Case, noise: torch.Tensor, v: Variant, seed: int = 0) 
     if v.fresh_noise:
         fresh = torch.randn(noise.shape, generator=torch.Generator().manual_seed(seed)) * schedule.vp_scale(sigmas[0])
         noise = torch.where(m.unsqueeze(1) > 0, fresh, noise)
-    model = masked_cfg.guided_denoiser(tb.branch_denoiser(pos, neg), sigmas, v.cfg, mask=m if v.mask else None,
+    denoise = tb.branch_denoiser(pos, neg)
+    if v.controlnet:
+        denoise = gridded_hints(denoise, tb.unet, source_hints(case), sigmas, v, seed)
+    model = masked_cfg.guided_denoiser(denoise, sigmas, v.cfg, mask=m if v.mask else None,
                                        cfg_start=v.cfg_start, grid_size=v.grid, shuffle=v.shuffle, seed=seed)
     with attention(tb.unet, "cross_frame" if v.cross_frame else None, t, v.cross_frame or "pix2video"):
         if v.pix2video > 0:
@@ -252,13 +303,15 @@ def success(case: Case, images: torch.Tensor) -> tuple[float, float]:
 
 
 def _inverted(tb, case: Case, z0: torch.Tensor, method: str, steps: int,
-              cache: dict | None) -> tuple[torch.Tensor, float]:
-    """(inverted latents, seconds the inversion took), computed once per clip/method/steps when ``cache`` is given."""
-    key = (case.seed, method, steps)
+              cache: dict | None, strength: float = 0.0) -> tuple[torch.Tensor, float]:
+    """(inverted latents, seconds the inversion took), computed once per clip/method/steps/ControlNet strength
+    when ``cache`` is given."""
+    key = (case.seed, method, steps) + ((strength,) if strength else ())
     if cache is not None and key in cache:
         return cache[key]
     start = time.perf_counter()
-    out = invert(tb, z0, method, steps), time.perf_counter() - start
+    out = invert(tb, z0, method, steps, source_hints(case) if strength else None, strength), \
+        time.perf_counter() - start
     if cache is not None:
         cache[key] = out
     return out
@@ -271,7 +324,7 @@ def run_edit(tb, case: Case, v: Variant, seed: int = 0, inverted: dict | None = 
     ``seconds`` = inversion + sampling + decoding, the inversion's time counted even when cached.
     """
     z0 = tb.encode(case.frames) * tb.latent_scale
-    noise, invert_s = _inverted(tb, case, z0, v.inversion, v.steps, inverted)
+    noise, invert_s = _inverted(tb, case, z0, v.inversion, v.steps, inverted, v.controlnet)
     start = time.perf_counter()
     edited = tb.decode(sample_edit(tb, case, noise, v, seed) / tb.latent_scale)
     seconds = time.perf_counter() - start + invert_s
@@ -283,11 +336,14 @@ def run_edit(tb, case: Case, v: Variant, seed: int = 0, inverted: dict | None = 
     return EditResult(case, v, edited, comp, roundtrip, seconds, numbers)
 
 
-def reconstruction_psnr(tb, case: Case, method: str, steps: int, inverted: dict | None = None) -> tuple[float, float]:
-    """(PSNR of invert -> reconstruct vs the frames, PSNR of the AE round trip vs the frames), dB, per-frame mean."""
+def reconstruction_psnr(tb, case: Case, method: str, steps: int, inverted: dict | None = None,
+                        strength: float = 0.0) -> tuple[float, float]:
+    """(PSNR of invert -> reconstruct vs the frames, PSNR of the AE round trip vs the frames), dB, per-frame mean;
+    both passes under the depth ControlNet at ``strength`` when it is not 0."""
     z0 = tb.encode(case.frames) * tb.latent_scale
-    noise = _inverted(tb, case, z0, method, steps, inverted)[0]
-    recon = tb.decode(reconstruct(tb, noise, steps) / tb.latent_scale)
+    noise = _inverted(tb, case, z0, method, steps, inverted, strength)[0]
+    hints = source_hints(case) if strength else None
+    recon = tb.decode(reconstruct(tb, noise, steps, hints, strength) / tb.latent_scale)
     roundtrip = tb.decode(z0 / tb.latent_scale)
     return float(psnr(case.frames, recon).mean()), float(psnr(case.frames, roundtrip).mean())
 
