@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -79,11 +81,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=CONTROLNET_DIR)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--minutes", type=float, default=55.0, help="stop (and save) after this wall time")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--pool", type=int, default=8192)
+    p.add_argument("--steps", type=int, default=2500)
+    p.add_argument("--minutes", type=float, default=45.0, help="stop (and save) after this wall time")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--pool", type=int, default=16_384)
     p.add_argument("--grid-every", type=int, default=4)
     p.add_argument("--p-empty", type=float, default=0.15)
     p.add_argument("--p-object", type=float, default=0.1)
@@ -172,8 +174,7 @@ def main(argv=None) -> None:
     controlled = eps_mse(unet, packed, ctx_full, ac, args.seed, net=ema)
     args.out.mkdir(parents=True, exist_ok=True)
     digest = load.save_weights(ema, args.out / CONTROLNET_FILE)
-    record = dict(command=f"python -m testbed.train_controlnet --seed {args.seed} --out {args.out} "
-                          f"--steps {args.steps} --minutes {args.minutes:g} --batch {args.batch} --lr {args.lr:g}",
+    record = dict(command=shlex.join(["python", "-m", "testbed.train_controlnet", *sys.argv[1:]]),
                   seed=args.seed, unet=str(args.weights), hint="testbed.hints (exact depth: background 0, "
                   f"visible objects {hints.LAYER_DEPTH} front to back)", hint_channels=list(HINT_CHANNELS),
                   steps_run=done, steps_planned=args.steps, batch=args.batch, lr=args.lr, pool=args.pool,
