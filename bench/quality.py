@@ -2,6 +2,7 @@
 """Edit-quality table of the engine's variants on the trained test bed (issue 16).
 
     python -m bench.quality [--variants ddim,easyinv,...] [--clips 24] [--frames 8] [--threads 1]
+    python -m bench.quality --model flow [--variants flow-trajectory,...] [--recon-steps 10 25 50]
 
 Every variant edits the same held-out one-object clips of the synthetic world (64 px,
 8 frames) with the same seed: the object is recoloured ("a red ball ..." -> "a green
@@ -32,8 +33,19 @@ Pix2Video's guidance weight is given in SD units: its per-element step is weight
 so the test bed's 4x8x8 latents get the weight scaled by C*H*W / (4*64*64) to move each
 latent element as the same weight does on SD1.5 at 512 px.
 
+``--model flow`` runs the flow test bed (``testbed/weights_flow``: the same world, a UNet trained
+with the rectified-flow objective, SD3's shift 3) through tests/quality_flow.py, the nodes' flow
+path: ``flow-masked_cfg*`` = masked CFG (M*guided + (1-M)*uncond), ``flow-trajectory*`` = the
+source's trajectory kept outside the mask (the nodes' cfg-1 edit; at cfg 5 guided against the
+empty prompt), ``flow-flowedit*`` = masked FlowEdit (no inversion, so no recon); ``-fireflow``
+inverts and samples with FireFlow's midpoint solver instead of Euler, ``-grid2-shuffle`` edits on
+shuffled 2x2 RAVE grids. The extra column "exact" is the share of clips whose every pixel outside
+the grown mask equals the source after Composite. ``--recon-steps`` first prints reconstruction
+PSNR against steps per inversion (Euler, Euler + EasyInv's blend, FireFlow; AE bound in brackets).
+
 A small model trained on synthetic clips: the numbers rank the variants on this world;
-they are not SD1.5's. Writes bench/out/quality.json and bench/out/quality.png.
+they are not SD1.5's. Writes bench/out/quality.json and bench/out/quality.png (quality_flow.* with
+``--model flow``).
 """
 
 from __future__ import annotations
@@ -92,6 +104,20 @@ VARIANTS = {v.name: v for v in (
     replace(STRUCTURE, name="structure-cfg_start0.3", cfg_start=0.3),
     replace(STRUCTURE, name="structure-grid3-shuffle", grid=3, shuffle=True),
 )}
+FLOW_STEPS = 20
+FLOW_VARIANTS = {
+    "flow-masked_cfg5": ("masked_cfg", dict(cfg=5.0)),
+    "flow-masked_cfg5-fireflow": ("masked_cfg", dict(cfg=5.0, method="fireflow")),
+    "flow-masked_cfg5-grid2-shuffle": ("masked_cfg", dict(cfg=5.0, grid=2, shuffle=True)),
+    "flow-trajectory": ("trajectory", {}),
+    "flow-trajectory-fireflow": ("trajectory", dict(method="fireflow")),
+    "flow-trajectory-grid2-shuffle": ("trajectory", dict(grid=2, shuffle=True)),
+    "flow-trajectory-cfg5": ("trajectory", dict(cfg=5.0)),
+    "flow-trajectory-cfg5-grid2-shuffle": ("trajectory", dict(cfg=5.0, grid=2, shuffle=True)),
+    "flow-flowedit": ("flowedit", {}),
+    "flow-flowedit-cfg5": ("flowedit", dict(cfg=5.0)),
+}
+"""Flow test bed variants: (tests.quality_flow.edit mode, its options), all at ``FLOW_STEPS`` steps."""
 COLUMNS = ("in_place", "elsewhere", "not_recoloured", "success", "share", "bg_psnr", "warp", "flicker", "recon", "ae",
            "seconds")
 
@@ -135,8 +161,63 @@ def run(variants: list[Variant], clips: int, frames: int, seed: int, log=print) 
     return rows
 
 
+def run_flow(names: list[str], clips: int, frames: int, seed: int, log=print) -> list[dict]:
+    """One row per flow variant (``FLOW_VARIANTS``) on the flow test bed, the columns of :func:`run` plus "exact"."""
+    from testbed.flow import load_flow_testbed
+    from tests.quality_flow import edit, reconstruction_psnr
+
+    ftb = load_flow_testbed()
+    cases = [make_case(s, frames) for s in CLIP_SEEDS[:clips]]
+    recon: dict = {}
+    rows = []
+    for name in names:
+        mode, options = FLOW_VARIANTS[name]
+        method = options.get("method", "euler")
+        per = []
+        for case in cases:
+            t0 = time.perf_counter()
+            r = edit(ftb, case, mode, FLOW_STEPS, seed=seed, **options)
+            seconds = time.perf_counter() - t0
+            if mode == "flowedit":
+                rec, ae = float("nan"), float("nan")
+            else:
+                if (case.seed, method) not in recon:
+                    recon[(case.seed, method)] = reconstruction_psnr(ftb, case, method, FLOW_STEPS)
+                rec, ae = recon[(case.seed, method)]
+            where = placement(case, r.composited, r.edited)
+            shares = {p.replace(" ", "_"): where.count(p) / len(where) for p in PLACEMENTS}
+            per.append(dict(r.numbers, **shares, exact=float(r.numbers["bg_exact_after_composite"]), recon=rec,
+                            ae=ae, seconds=seconds))
+        row = {"variant": name, **{c: sum(p[c] for p in per) / len(per) for c in COLUMNS + ("exact",)},
+               "in_place_interval": bootstrap_interval([p["in_place"] for p in per]),
+               "per_clip_in_place": [round(p["in_place"], 3) for p in per]}
+        rows.append(row)
+        log(format_row(row))
+    return rows
+
+
+def flow_reconstruction(steps: list[int], clips: int, frames: int, log=print) -> list[dict]:
+    """Reconstruction PSNR (dB, mean over clips) against steps per flow inversion, and the AE round trip's."""
+    from testbed.flow import load_flow_testbed
+    from tests.quality_flow import INVERSIONS, reconstruction_psnr
+
+    ftb = load_flow_testbed()
+    cases = [make_case(s, frames) for s in CLIP_SEEDS[:clips]]
+    log("reconstruction PSNR dB (mean over clips; AE round trip in brackets)")
+    rows = []
+    for n in steps:
+        row: dict = {"steps": n}
+        for method in INVERSIONS:
+            got = [reconstruction_psnr(ftb, c, method, n) for c in cases]
+            row[method] = sum(g[0] for g in got) / len(got)
+            row["ae"] = sum(g[1] for g in got) / len(got)
+        rows.append(row)
+        log(f"  steps {n:3d}: " + "  ".join(f"{m} {row[m]:6.2f}" for m in INVERSIONS) + f"  [{row['ae']:.2f}]")
+    return rows
+
+
 def format_header() -> str:
-    return (f"{'variant':<22}{'in place [95%]':>19}{'elsewh':>7}{'not':>6}{'success':>8}{'share':>7}{'bg PSNR':>9}"
+    return (f"{'variant':<35}{'in place [95%]':>19}{'elsewh':>7}{'not':>6}{'success':>8}{'share':>7}{'bg PSNR':>9}"
             f"{'warp e-3':>9}{'flicker':>8}{'recon':>7}{'AE':>7}{'s':>6}")
 
 
@@ -146,9 +227,10 @@ def _in_place(r: dict) -> str:
 
 
 def format_row(r: dict) -> str:
-    return (f"{r['variant']:<22}{_in_place(r):>19}{r['elsewhere']:>7.2f}{r['not_recoloured']:>6.2f}"
+    return (f"{r['variant']:<35}{_in_place(r):>19}{r['elsewhere']:>7.2f}{r['not_recoloured']:>6.2f}"
             f"{r['success']:>8.2f}{r['share']:>7.2f}{r['bg_psnr']:>9.2f}{r['warp'] * 1e3:>9.2f}"
-            f"{r['flicker']:>8.2f}{r['recon']:>7.2f}{r['ae']:>7.2f}{r['seconds']:>6.1f}")
+            f"{r['flicker']:>8.2f}{r['recon']:>7.2f}{r['ae']:>7.2f}{r['seconds']:>6.1f}"
+            + (f"{r['exact']:>7.2f}" if "exact" in r else ""))
 
 
 def markdown(rows: list[dict]) -> str:
@@ -187,35 +269,54 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", default="all",
-                    help=f"comma-separated names or 'all': {', '.join(VARIANTS)}")
+                    help=f"comma-separated names or 'all': {', '.join(VARIANTS)}; with --model flow: "
+                         f"{', '.join(FLOW_VARIANTS)}")
     ap.add_argument("--clips", type=int, default=len(CLIP_SEEDS), help=f"held-out clips (1-{len(CLIP_SEEDS)})")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--markdown", action="store_true", help="also print the table as README markdown")
+    ap.add_argument("--model", choices=("eps", "flow"), default="eps",
+                    help="eps: the test bed's eps UNet; flow: the flow test bed (testbed/weights_flow)")
+    ap.add_argument("--recon-steps", type=int, nargs="*", default=[],
+                    help="with --model flow: first print reconstruction PSNR against these step counts")
     args = ap.parse_args(argv)
-    names = list(VARIANTS) if args.variants == "all" else [n.strip() for n in args.variants.split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
+    table = FLOW_VARIANTS if args.model == "flow" else VARIANTS
+    names = list(table) if args.variants == "all" else [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in table]
     if unknown:
-        raise SystemExit(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+        raise SystemExit(f"unknown variants {unknown}; choose from {', '.join(table)}")
+    if args.recon_steps and args.model != "flow":
+        raise SystemExit("--recon-steps needs --model flow")
     if not 1 <= args.clips <= len(CLIP_SEEDS):
         raise SystemExit(f"--clips must be 1-{len(CLIP_SEEDS)}, got {args.clips}")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    print(f"test bed (small LDM trained on synthetic clips), {args.clips} held-out clips x {args.frames} frames "
-          f"at 64 px, seed {args.seed}, {args.threads} thread(s); base: {BASE}")
-    print(format_header())
-    rows = run([VARIANTS[n] for n in names], args.clips, args.frames, args.seed)
+    flow = args.model == "flow"
+    if flow:
+        print(f"flow test bed (rectified-flow UNet trained on synthetic clips, shift 3), {args.clips} held-out clips "
+              f"x {args.frames} frames at 64 px, {FLOW_STEPS} steps, seed {args.seed}, {args.threads} thread(s)")
+        recon_rows = flow_reconstruction(args.recon_steps, args.clips, args.frames) if args.recon_steps else []
+        print(format_header() + f"{'exact':>7}")
+        rows = run_flow(names, args.clips, args.frames, args.seed)
+    else:
+        print(f"test bed (small LDM trained on synthetic clips), {args.clips} held-out clips x {args.frames} frames "
+              f"at 64 px, seed {args.seed}, {args.threads} thread(s); base: {BASE}")
+        print(format_header())
+        rows = run([VARIANTS[n] for n in names], args.clips, args.frames, args.seed)
     OUT.mkdir(exist_ok=True)
-    record = dict(clips=args.clips, frames=args.frames, seed=args.seed, threads=args.threads,
+    record = dict(model=args.model, clips=args.clips, frames=args.frames, seed=args.seed, threads=args.threads,
                   wall_s=round(time.perf_counter() - start, 1), rows=rows)
-    tmp = OUT / "quality.json.tmp"
+    if flow:
+        record["reconstruction"] = recon_rows
+    stem = "quality_flow" if flow else "quality"
+    tmp = OUT / f"{stem}.json.tmp"
     tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(OUT / "quality.json")
-    plot(rows, OUT / "quality.png")
+    tmp.replace(OUT / f"{stem}.json")
+    plot(rows, OUT / f"{stem}.png")
     if args.markdown:
         print(markdown(rows))
-    print(f"wrote {OUT / 'quality.json'} and {OUT / 'quality.png'} ({record['wall_s']} s)")
+    print(f"wrote {OUT / (stem + '.json')} and {OUT / (stem + '.png')} ({record['wall_s']} s)")
 
 
 if __name__ == "__main__":
