@@ -22,11 +22,13 @@ from ..drive_ops.core.validate import check_latent, check_numbers
 from ..drive_ops.diffusion import masked_cfg, schedule
 from ..drive_ops.diffusion.cond_equal import conditioning_equal
 from ..drive_ops.diffusion.cond_grid import copy_conditioning
+from ..drive_ops.diffusion.latent_mask import broadcast_latent_mask
 from .checks import check_options, combo_answer
 from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.masked_cfg_hook import apply_masked_cfg_patch, latent_mask_for
 from .patches.model_family import family_of
 from .patches.samplers import edit_sampler, run_sampler
+from .patches.video_latent import grid_patch_for
 
 GRID_SIZE = dict(default=3, min=1, max=8)
 GRID_SIZE_TIP = "g: each grid tiles g x g frames (RAVE default 3; 1 = per frame)."
@@ -154,7 +156,7 @@ class MaskedCFGSampler(io.ComfyNode):
             background = copy_conditioning(background, {})
         else:
             background = None
-        patched = apply_grid_patch(model, grid_size, shuffle, seed, max_grids_per_call)
+        patched = grid_patch_for(model, samples, grid_size, shuffle, seed, max_grids_per_call, "Masked-CFG Sampler")
         keep_source = None
         if gated:
             if record is None or record.get("source") is None:
@@ -164,7 +166,7 @@ class MaskedCFGSampler(io.ComfyNode):
                                  f"{tuple(samples.shape)} (resized or batched after inversion); invert the latent "
                                  "you edit")
             keep_source = (record["source"], latent_mask_for(mask, samples.shape, mask_mode, mask_threshold,
-                                                           family.latent_factor))
+                                                           family.latent_factor, family.temporal_stride))
         elif positive is negative and background is None:
             # One prompt wired to both: uncond == cond, so every step's result is the cond prediction
             # (CFG, the mask blend and unguided steps alike); cfg 1 lets ComfyUI skip the second pass.
@@ -177,7 +179,7 @@ class MaskedCFGSampler(io.ComfyNode):
         out.pop(schedule.INVERSION_RECORD_KEY, None)
         if keep_source is not None:  # the sampler ends on the source there; this drops the latent format's rounding
             source, latent_mask = keep_source
-            inside = latent_mask.to(out["samples"]).unsqueeze(1)
+            inside = broadcast_latent_mask(latent_mask, out["samples"])
             out = dict(out, samples=out["samples"] * inside + source.to(out["samples"]) * (1 - inside))
         if noise_mask is not None:
             out = keep_source_outside(out, noise_mask, record)

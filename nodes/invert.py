@@ -13,9 +13,10 @@ from ..drive_ops.diffusion import inversion, schedule
 from ..drive_ops.diffusion.stem import INITS
 from .checks import check_options, combo_answer
 from .patches.attention import apply_stem_patch
-from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
+from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP
 from .patches.model_family import FLOW_METHODS, family_of
 from .patches.samplers import easyinv_sampler, inversion_sampler, run_sampler
+from .patches.video_latent import grid_patch_for
 
 EASYINV_FROM = inversion.easyinv_first_steps(0.05, 0.2)
 INVERT_WINDOW = ("EasyInv blends z <- eta*z + (1-eta)*z_prev inside start*steps < i < (start+length)*steps "
@@ -112,7 +113,7 @@ class InvertVideo(io.ComfyNode):
         check_numbers(eta=eta, window_start=window_start, window_length=window_length, cfg=cfg, denoise=denoise)
         if cfg != 1.0 and negative is None:
             raise ValueError("inversion with cfg other than 1 needs a `negative` conditioning; connect one or set cfg 1")
-        patched = apply_grid_patch(model, grid_size, False, 0, max_grids_per_call)
+        patched = grid_patch_for(model, latent["samples"], grid_size, False, 0, max_grids_per_call, "Invert Video")
         family = family_of(model)
         family.check_method(method)
         sigmas = family.inversion_sigmas(steps, denoise, method)

@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 
 from .inversion import in_easyinv_window, report_step
+from .latent_mask import broadcast_latent_mask
 
 FLOW_METHODS = ("euler", "fireflow")
 
@@ -114,12 +115,13 @@ def source_trajectory(source: torch.Tensor, noise: torch.Tensor, sigma: torch.Te
 
 def keep_outside(x: torch.Tensor, source: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor | float,
                  keep: torch.Tensor) -> torch.Tensor:
-    """``x`` inside the edit, the source trajectory at ``sigma`` where ``keep`` [B,1|C,h,w] is 1."""
+    """``x`` inside the edit, the source trajectory at ``sigma`` where ``keep`` (broadcast over ``x``) is 1."""
     return x * (1 - keep) + source_trajectory(source, noise, sigma) * keep
 
 
 def masked_sampler(sampler: Callable, source: torch.Tensor, mask: torch.Tensor) -> Callable:
-    """``sampler`` with the area outside ``mask`` [B,h,w] (1 = edit) pinned to the source's trajectory.
+    """``sampler`` with the area outside ``mask`` (1 = edit) pinned to the source's trajectory: ``mask`` [B,h,w] for
+    image latents [B,C,h,w], [T',h,w] for video latents [B,C,T',h,w] (``latent_mask.broadcast_latent_mask``).
 
     The noise is the one the starting latent implies (:func:`trajectory_noise` at
     ``sigmas[0]``); every model call (FireFlow's midpoints too) sees, and every step ends
@@ -134,7 +136,7 @@ def masked_sampler(sampler: Callable, source: torch.Tensor, mask: torch.Tensor) 
             raise ValueError("the masked flow edit samples from noise: its sigmas must start above 0")
         src = source.to(x)
         noise = trajectory_noise(x, src, sigmas[0])
-        keep = (1 - mask.to(x)).unsqueeze(1)
+        keep = 1 - broadcast_latent_mask(mask, x)
 
         def pinned(step: dict) -> None:
             step["x"].copy_(keep_outside(step["x"], src, noise, sigmas[step["i"] + 1], keep))

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.frame_plan import MULTIPLE, center_crop_span
+from .latent_mask import broadcast_latent_mask
 from .rave_grid import fitted_grid_size, grid_permutation, padded_length, run_on_grids
 from .schedule import step_index
 
@@ -84,16 +85,14 @@ def cfg_combine(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch
 
 
 def masked_cfg_blend(guided: torch.Tensor, outside: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """``M*guided + (1-M)*outside`` for latents [T,C,h,w] and a latent mask [T,h,w] (None = everywhere).
+    """``M*guided + (1-M)*outside`` for latents [T,C,h,w] and a latent mask [T,h,w], or video latents
+    [B,C,T',h,w] and a mask [T',h,w] (None = everywhere).
 
     ``outside`` is the uncond prediction (DRIVE) or the background prompt's.
     """
     if mask is None:
         return guided
-    if mask.shape[0] != guided.shape[0] or tuple(mask.shape[-2:]) != tuple(guided.shape[-2:]):
-        raise ValueError(f"the latent mask {tuple(mask.shape)} does not match the latents "
-                         f"{tuple(guided.shape)}; it needs one frame per latent frame at latent size")
-    m = mask.to(device=guided.device, dtype=guided.dtype).unsqueeze(1)
+    m = broadcast_latent_mask(mask, guided)
     return guided * m + outside * (1 - m)
 
 

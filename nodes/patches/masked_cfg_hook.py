@@ -31,9 +31,10 @@ from comfy.patcher_extension import WrappersMP
 from ...drive_ops.core.mask_frames import match_mask_frames
 from ...drive_ops.core.validate import check_mask
 from ...drive_ops.diffusion import masked_cfg, schedule
+from ...drive_ops.diffusion.video_mask import video_mask_to_latent
 from .keys import BACKGROUND_CONDS_KEY, MASKED_CFG_BACKGROUND_KEY, MASKED_CFG_GUARD_KEY, MASKED_CFG_STEPS_KEY, \
     MASKED_CFG_WRAPPER_KEY
-from .model_family import latent_factor_of
+from .model_family import latent_factor_of, temporal_stride_of
 from .step_guard import make_step_guard
 
 NO_UNCOND = ("masked CFG needs the negative prompt's prediction at this step, but the sampler ran no uncond pass "
@@ -50,15 +51,23 @@ def _step(model_options: dict, sigma: torch.Tensor) -> tuple[int, int] | None:
 
 
 def latent_mask_for(mask: torch.Tensor, shape: torch.Size | tuple, mode: str, threshold: float,
-                    factor: int = 8) -> torch.Tensor:
+                    factor: int = 8, stride: int | None = 1) -> torch.Tensor:
     """The binary latent mask ``[T,h,w]`` for latents of ``shape`` ``[T,C,h,w]`` whose cells cover ``factor`` pixels
     along each side (the model's latent format: model_family.latent_factor_of); refuses an empty one.
 
+    Video latents ``[B,C,T',h,w]`` (``stride`` pixel frames per latent frame: model_family.temporal_stride_of) get
+    ``[T',h,w]`` covering every object pixel (``video_mask.video_mask_to_latent``; ``mode`` does not apply).
     Raises the ValueError that names the fix for a frame count or size that does not fit,
     and for a mask with nothing left inside (nothing would be edited).
     """
-    frames = match_mask_frames(mask, shape[0], what="mask")
-    latent = masked_cfg.mask_to_latent(frames, shape[-2], shape[-1], mode, threshold, factor)
+    if len(shape) == 5:
+        if stride is None:
+            raise ValueError("this ComfyUI does not say how many frames a latent frame of this video model covers, so "
+                             "a pixel mask cannot be reduced to its latent; update ComfyUI")
+        latent = video_mask_to_latent(_as_frames(mask), shape[2], shape[-2], shape[-1], stride, factor, threshold)
+    else:
+        frames = match_mask_frames(mask, shape[0], what="mask")
+        latent = masked_cfg.mask_to_latent(frames, shape[-2], shape[-1], mode, threshold, factor)
     if not bool(latent.any()):
         raise ValueError(f"the mask is empty at latent size in every frame (binarised at mask_threshold {threshold:g} "
                          f"with mask_mode {mode}), so masked CFG would edit nothing: check the mask (tracking lost "
@@ -66,8 +75,19 @@ def latent_mask_for(mask: torch.Tensor, shape: torch.Size | tuple, mode: str, th
     return latent
 
 
+def _as_frames(mask: torch.Tensor) -> torch.Tensor:
+    """A MASK ``[H,W]``, ``[T,H,W]`` or ``[T,H,W,1]`` as ``[T,H,W]``."""
+    if mask.dim() == 2:
+        return mask.unsqueeze(0)
+    if mask.dim() == 4 and mask.shape[-1] == 1:
+        return mask[..., 0]
+    if mask.dim() != 3:
+        raise ValueError(f"the mask has shape {tuple(mask.shape)}; expected [T,H,W] or [H,W]")
+    return mask
+
+
 def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, threshold: float,
-                    schedule_steps: int | None = None, factor: int = 8):
+                    schedule_steps: int | None = None, factor: int = 8, stride: int | None = 1):
     """The post-CFG function: DRIVE's guidance schedule, then ``M*cfg + (1-M)*outside`` (a closure, so
     clones share the mask instead of deep-copying it). ``schedule_steps``: the full schedule a
     partial edit is the tail of, which ``cfg_start`` is measured on. The mask is fitted to the
@@ -76,9 +96,9 @@ def make_masked_cfg(mask: torch.Tensor | None, cfg_start: float, mode: str, thre
     cache: dict[tuple, torch.Tensor] = {}
 
     def latent_mask(shape: torch.Size) -> torch.Tensor:
-        key = (shape[0], shape[-2], shape[-1])
+        key = (shape[0], *shape[2:])
         if key not in cache:
-            cache[key] = latent_mask_for(mask, shape, mode, threshold, factor)
+            cache[key] = latent_mask_for(mask, shape, mode, threshold, factor, stride)
         return cache[key]
 
     def post_cfg(args: dict) -> torch.Tensor:
@@ -149,14 +169,14 @@ def apply_masked_cfg_patch(model, mask: torch.Tensor | None, cfg_start: float, m
     The mask is checked here (a MASK, finite); with ``latent_shape`` (the latents to be
     sampled) it is also fitted to them now, so a mismatch fails before the first step.
     """
-    factor = latent_factor_of(model)
+    factor, stride = latent_factor_of(model), temporal_stride_of(model)
     if mask is not None:
         check_mask(mask)
         if latent_shape is not None:
-            latent_mask_for(mask, latent_shape, mode, threshold, factor)
+            latent_mask_for(mask, latent_shape, mode, threshold, factor, stride)
     patched = model.clone()
     patched.set_model_sampler_post_cfg_function(make_masked_cfg(mask, cfg_start, mode, threshold, schedule_steps,
-                                                                factor))
+                                                                factor, stride))
     patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_WRAPPER_KEY,
                                  make_cfg1_gate(mask is not None, cfg_start, schedule_steps))
     patched.remove_wrappers_with_key(WrappersMP.PREDICT_NOISE, MASKED_CFG_GUARD_KEY)

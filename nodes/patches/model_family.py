@@ -13,7 +13,9 @@ what the pack supports. The family then decides, for every node and patch:
   the mask (masked CFG, one uncond pass), flow models keep the source trajectory outside
   the mask (no uncond pass: guidance-distilled models run at cfg 1);
 - the pixels per latent cell a pixel mask is fitted to (8, or 16 for FLUX.2's patchified
-  latents): :func:`latent_factor_of` gives it for any model, a patch included.
+  latents): :func:`latent_factor_of` gives it for any model, a patch included;
+- the pixel frames per latent frame (1 for image latents, 4 for Wan's video latents
+  ``[B,16,T',h,w]``): :func:`temporal_stride_of`.
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ class ModelFamily:
     def latent_factor(self) -> int:
         """Pixels per latent cell along each side (8 for SD, SDXL, SD3 and Flux; 16 for FLUX.2's patchified latents)."""
         return _format_factor(self.latent_format)
+
+    @property
+    def temporal_stride(self) -> int | None:
+        """Pixel frames per latent frame of the latent format: 1 for image models, 4 for Wan 2.1 / 2.2 video latents
+        ``[B,C,T',h,w]`` (``T = 4(T'-1) + 1``); None for a video format whose stride the core does not say."""
+        return _format_stride(self.latent_format)
 
     @property
     def sdxl(self) -> bool:
@@ -173,6 +181,26 @@ def _format_factor(latent_format) -> int:
     """Pixels per latent cell along each side of a latent format: its ``spacial_downscale_ratio`` (newer cores), 8
     where the core does not say (every format 0.3.64 has is 8x)."""
     return int(getattr(latent_format, "spacial_downscale_ratio", 8))
+
+
+def _format_stride(latent_format) -> int | None:
+    """Pixel frames per latent frame of a latent format: its ``temporal_downscale_ratio`` for video latents (3 latent
+    dimensions; newer cores say it), 4 for Wan 2.1 / 2.2 latents on cores that do not say, 1 for image latents;
+    None for another video format on such a core (unknown)."""
+    if getattr(latent_format, "latent_dimensions", 2) != 3:
+        return 1
+    stride = getattr(latent_format, "temporal_downscale_ratio", None)
+    if stride is None and isinstance(latent_format, getattr(comfy.latent_formats, "Wan21", ())):
+        stride = 4
+    return None if stride is None else int(stride)
+
+
+def temporal_stride_of(model) -> int | None:
+    """Pixel frames per latent frame of a MODEL's latent format (ModelPatcher or BaseModel), as
+    :attr:`ModelFamily.temporal_stride`, for any model (no refusal of its sampling)."""
+    if hasattr(model, "get_model_object"):
+        return _format_stride(model.get_model_object("latent_format"))
+    return _format_stride(getattr(model, "model", model).latent_format)
 
 
 def latent_factor_of(model) -> int:

@@ -1,0 +1,246 @@
+"""DRIVE's masked edit on a video model's native latent, inside an in-process ComfyUI, on the random Wan stand-ins.
+
+The small random Wan 2.1 VACE DiT and Wan 2.1 VAE of tools/make_random_wan.py, loaded by
+ComfyUI's own detection (a Wan model: CONST sampling, latent format Wan21, 5-D latents
+``[1,16,T',h,w]`` with ``T = 4(T'-1) + 1``), conditioning made directly (umt5-xxl's width).
+Through the nodes: VAE Encode -> Invert Video (Euler, FireFlow, the whole clip in one model
+call per step) -> Masked-CFG Sampler reconstructs with an error that falls with the steps (first
+order with Euler, second with FireFlow: the stand-in's velocity depends strongly on the latent); the
+cfg-1 masked edit keeps every latent element outside the reduced mask on the source trajectory
+at every model call and ends on the source bit for bit; masked guidance at cfg > 1 follows
+``M*cfg + (1-M)*uncond`` step by step; decode + Composite Background keeps every pixel outside
+the mask. Random weights: the numbers mean nothing, the code paths and the equalities are the real ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from random_weights import WAN_FILES, provide_wan_stand_ins
+
+pytestmark = [pytest.mark.integration, pytest.mark.min_core("0.33.0")]
+
+H, W = 64, 64
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def pack():
+    from comfy_inprocess import load_pack, start_comfy
+
+    start_comfy()
+    torch.set_num_threads(1)
+    return load_pack()
+
+
+@pytest.fixture(autouse=True)
+def no_grad():
+    """As ComfyUI runs nodes: no autograd graph behind the VAE's outputs."""
+    with torch.no_grad():
+        yield
+
+
+@pytest.fixture(scope="module")
+def wan(pack, tmp_path_factory):
+    """(model, vae): the random Wan 2.1 VACE stand-ins, loaded the way Load Diffusion Model and Load VAE load them."""
+    import comfy.sd
+    import comfy.utils
+
+    comfy_dir = Path(os.environ["COMFYUI_DIR"])
+    models = comfy_dir / "models"
+    if not all((models / folder / name).exists() for folder, name in WAN_FILES.values()):
+        models = tmp_path_factory.mktemp("wan_models")
+        for folder, _ in WAN_FILES.values():
+            (models / folder).mkdir()
+        provide_wan_stand_ins(models, comfy_dir)
+    folder, name = WAN_FILES["vace"]
+    model = comfy.sd.load_diffusion_model(str(models / folder / name))
+    folder, name = WAN_FILES["vae"]
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(models / folder / name)))
+    return model, vae
+
+
+def _frames(count: int, seed: int = 5) -> torch.Tensor:
+    return torch.rand(count, H, W, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def _cond(seed: int) -> list:
+    return [[torch.randn(1, 8, 4096, generator=torch.Generator().manual_seed(seed)), {}]]
+
+
+def _mask(count: int) -> torch.Tensor:
+    """An object that moves: a 20x20 square 3 px further right each frame (a thin edge reaches into new cells)."""
+    mask = torch.zeros(count, H, W)
+    for t in range(count):
+        mask[t, 18:38, 10 + 3 * t:30 + 3 * t] = 1.0
+    return mask
+
+
+def _invert(pack, model, cond, latent: dict, steps: int = STEPS, method: str = "ddim", grid: int = 1,
+            max_grids: int = 0) -> dict:
+    return pack("nodes.invert").InvertVideo.execute(model, cond, latent, steps, method, 1.0, 0.05, 0.2, "after", 1.0,
+                                                    grid, max_grids).args[0]
+
+
+def _edit(pack, model, pos, neg, latent: dict, steps: int = STEPS, cfg: float = 1.0, cfg_start: float = -1.0,
+          grid: int = 1, shuffle: bool = False, mask=None) -> dict:
+    return pack("nodes.edit").MaskedCFGSampler.execute(model, pos, neg, latent, steps, cfg, cfg_start, grid, shuffle,
+                                                       0, 0, "nearest", 0.5, mask).args[0]
+
+
+def _reduced(pack, model, mask: torch.Tensor, shape) -> torch.Tensor:
+    family = pack("nodes.patches.model_family").family_of(model)
+    return pack("nodes.patches.masked_cfg_hook").latent_mask_for(mask, shape, "nearest", 0.5, family.latent_factor,
+                                                                 family.temporal_stride)
+
+
+def _outside(latent_mask: torch.Tensor, shape) -> torch.Tensor:
+    """Where the reduced mask [T',h,w] is 0, over video latents of ``shape`` [1,C,T',h,w]: bool."""
+    return (latent_mask == 0)[None, None].expand(shape)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("frames", [9, 13])
+def test_wan_latents_are_flow_video_latents_with_a_temporal_stride_of_four(pack, wan, frames):
+    model, vae = wan
+    family = pack("nodes.patches.model_family").family_of(model)
+    assert (family.kind, family.temporal_stride, family.latent_factor) == ("flow", 4, 8)
+    latent = vae.encode(_frames(frames))
+    assert tuple(latent.shape) == (1, 16, (frames - 1) // 4 + 1, H // 8, W // 8)
+    reduced = _reduced(pack, model, _mask(frames), latent.shape)
+    assert tuple(reduced.shape) == (latent.shape[2], H // 8, W // 8)
+    assert tuple(vae.decode(latent).reshape(-1, H, W, 3).shape) == (frames, H, W, 3)
+
+
+@pytest.mark.parametrize("method", ["ddim", "fireflow"])
+def test_inverting_the_video_latent_then_sampling_at_cfg_one_reconstructs(pack, wan, method):
+    model, vae = wan
+    latent, cond = vae.encode(_frames(9)), _cond(1)
+    calls = []
+
+    def count(apply_model, args):
+        calls.append(tuple(args["input"].shape))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    watched = model.clone()
+    watched.set_model_unet_function_wrapper(count)
+    errors = {}
+    for steps in (4, 16, 64):
+        calls.clear()
+        inv = _invert(pack, watched, cond, {"samples": latent}, steps, method)
+        assert calls == [tuple(latent.shape)] * (steps + (method == "fireflow"))   # the whole clip, one call a step
+        record = inv[pack("drive_ops.diffusion.schedule").INVERSION_RECORD_KEY]
+        family = pack("nodes.patches.model_family").family_of(model)
+        assert (record["family"], record["shift"], record["steps"], record["method"]) == ("flow", family.shift,
+                                                                                          steps, method)
+        assert inv["samples"].shape == latent.shape
+        rec = _edit(pack, model, cond, cond, inv, steps)
+        errors[steps] = _rel(rec["samples"], latent)
+    print(f"wan {method}: invert -> reconstruct relative error", {k: f"{v:.2e}" for k, v in errors.items()})
+    assert errors[64] < 0.5 * errors[16] < 0.25 * errors[4], errors   # converges with the steps
+    if method == "fireflow":   # second order: measured 9.5e-1, 1.7e-1, 1.2e-2 (Euler: 4.0, 1.4, 4.0e-1)
+        assert errors[64] < 0.03, errors
+
+
+@pytest.mark.parametrize("method", ["ddim", "fireflow"])
+def test_masked_edit_at_cfg_one_keeps_every_latent_outside_the_reduced_mask_on_the_source_trajectory(pack, wan,
+                                                                                                      method):
+    flow = pack("drive_ops.diffusion.flow")
+    model, vae = wan
+    latent, cond, other, mask = vae.encode(_frames(9)), _cond(1), _cond(2), _mask(9)
+    inv = _invert(pack, model, cond, {"samples": latent}, STEPS, method)
+    family = pack("nodes.patches.model_family").family_of(model)
+    source = family.to_model_space(latent)
+    noise = flow.trajectory_noise(family.to_model_space(inv["samples"]), source, 1.0)
+    seen = []
+
+    def record_inputs(apply_model, args):
+        seen.append((args["input"].clone(), args["timestep"].reshape(-1)[0]))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    watched = model.clone()
+    watched.set_model_unet_function_wrapper(record_inputs)
+    out = _edit(pack, watched, other, cond, inv, mask=mask)
+    keep = _outside(_reduced(pack, model, mask, latent.shape), latent.shape)
+    assert 0 < int(keep[0, 0].sum()) < keep[0, 0].numel()
+    assert len(seen) == STEPS + (method == "fireflow") and all(x.shape == latent.shape for x, _ in seen)
+    for x, sigma in seen:
+        expected = flow.source_trajectory(source, noise, sigma)
+        assert torch.equal(x[keep], expected[keep]), float(sigma)   # bit for bit at every model call
+    assert torch.equal(out["samples"][keep], latent[keep])          # the source, bit for bit, at the end
+    assert float((out["samples"][~keep] - latent[~keep]).abs().max()) > 1e-3
+
+
+def test_masked_guidance_above_cfg_one_is_the_mask_blend_of_cfg_and_uncond_at_every_step(pack, wan):
+    """Each step's Euler update from the recorded cond / uncond predictions with ``M*cfg + (1-M)*uncond`` gives the
+    next model input and, at the end, the sampler's output."""
+    model, vae = wan
+    latent, cond, other, mask, cfg = vae.encode(_frames(9)), _cond(1), _cond(2), _mask(9), 5.0
+    inv = _invert(pack, model, cond, {"samples": latent}, STEPS)
+    family = pack("nodes.patches.model_family").family_of(model)
+    m = _reduced(pack, model, mask, latent.shape)[None, None]
+    seen = []
+
+    def observe(args):
+        seen.append({k: args[k].clone() for k in ("input", "cond_denoised", "uncond_denoised")})
+        return args["denoised"]
+
+    watched = model.clone()
+    watched.set_model_sampler_post_cfg_function(observe)     # runs before the node's masked CFG
+    out = _edit(pack, watched, other, cond, inv, cfg=cfg, mask=mask)
+    sigmas = family.sampling_sigmas(STEPS)
+    assert len(seen) == STEPS
+    x = seen[0]["input"]
+    for i, step in enumerate(seen):
+        assert torch.allclose(step["input"], x, rtol=0, atol=1e-5), i
+        guided = step["uncond_denoised"] + (step["cond_denoised"] - step["uncond_denoised"]) * cfg
+        denoised = m * guided + (1 - m) * step["uncond_denoised"]
+        x = x + (sigmas[i + 1] - sigmas[i]) * (x - denoised) / sigmas[i]
+    assert torch.allclose(family.to_model_space(out["samples"]), x, rtol=0, atol=1e-5)
+    plain = _edit(pack, model, other, cond, inv, cfg=cfg)
+    assert float((plain["samples"] - out["samples"]).abs().max()) > 1e-3   # the mask changed the run
+
+
+@pytest.mark.parametrize("cfg", [1.0, 5.0])
+def test_decoded_edit_composited_keeps_every_pixel_outside_the_mask(pack, wan, cfg):
+    model, vae = wan
+    frames, mask = _frames(13), _mask(13)
+    cond, other = _cond(1), _cond(2)
+    inv = _invert(pack, model, cond, {"samples": vae.encode(frames)}, STEPS, "fireflow")
+    edited = vae.decode(_edit(pack, model, other, cond, inv, cfg=cfg, mask=mask)["samples"]).reshape(-1, H, W, 3)
+    assert edited.shape == frames.shape
+    out = pack("nodes.composite").CompositeBackground.execute(edited, frames, mask, 0, 0.0, "alpha").args[0]
+    outside = mask[..., None].expand_as(frames) == 0
+    assert torch.equal(out[outside], frames[outside])
+    assert float((out[~outside] - frames[~outside]).abs().max()) > 1e-3
+
+
+def test_grid_options_on_a_video_latent_are_ignored_with_a_note(pack, wan, caplog):
+    model, vae = wan
+    latent, cond, other, mask = vae.encode(_frames(9)), _cond(1), _cond(2), _mask(9)
+    inv = _invert(pack, model, cond, {"samples": latent})
+    with caplog.at_level(logging.WARNING):
+        gridded = _edit(pack, model, other, cond, inv, cfg=3.0, grid=3, shuffle=True, mask=mask)
+        assert torch.equal(_invert(pack, model, cond, {"samples": latent}, grid=2, max_grids=1)["samples"],
+                           inv["samples"])
+    assert "grid_size 3 / shuffle True" in caplog.text and "grid_size 2" in caplog.text
+    assert torch.equal(gridded["samples"], _edit(pack, model, other, cond, inv, cfg=3.0, mask=mask)["samples"])
+
+
+def test_masks_of_other_frame_counts_are_refused_naming_the_fix(pack, wan):
+    model, vae = wan
+    latent, cond, other = vae.encode(_frames(9)), _cond(1), _cond(2)
+    inv = _invert(pack, model, cond, {"samples": latent})
+    for cfg in (1.0, 5.0):
+        with pytest.raises(ValueError, match=r"mask has 8 frames.*3 latent frames.*trim video and mask to 9 frames"):
+            _edit(pack, model, other, cond, inv, cfg=cfg, mask=_mask(8))
+    one = _edit(pack, model, other, cond, inv, cfg=1.0, mask=_mask(1))   # one frame: every frame
+    assert one["samples"].shape == latent.shape
