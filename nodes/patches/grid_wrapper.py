@@ -35,20 +35,44 @@ MAX_GRIDS_TIP = ("Grids per UNet call (cond and uncond together); 0 sizes it fro
 
 
 def _frame_hint(control, frames: int, h: int, w: int, device: torch.device) -> torch.Tensor:
-    """The control's hint in frame order at latent*8 resolution, as ComfyUI would prepare it per frame."""
-    if not isinstance(control, comfy.controlnet.ControlNet) or control.vae is not None \
-            or control.latent_format is not None or len(control.extra_concat_orig) > 0:
-        raise ValueError(f"{type(control).__name__} hints cannot follow the DRIVE grid shuffle (only plain "
-                         "pixel-hint ControlNets can); remove it or use grid_size 1 without shuffle")
+    """The control's hint in frame order ``[T,C,h*r,w*r]``, as ComfyUI's ``ControlNet.get_control`` prepares it.
+
+    Pixel-hint ControlNets (SD1.x / SDXL, XLabs' and Mistoline's Flux ones) get the hint at ``r`` =
+    their compression ratio (8); latent-hint ones (SD3 / SD3.5, InstantX Flux and its Union, Qwen)
+    get it VAE-encoded per frame in the model's latent format (``r`` = 1), with the inpainting mask
+    channel where the ControlNet takes one. Per frame, so that tiling the result into grids puts
+    each frame's hint under that frame's latent (a Union's control type is per call, not per frame).
+    """
+    if not isinstance(control, comfy.controlnet.ControlNet):
+        raise ValueError(f"{type(control).__name__} hints cannot follow the DRIVE grid shuffle (ControlNets can; "
+                         "T2I adapters and other control types cannot); remove it or use grid_size 1 without shuffle")
     ratio = control.compression_ratio
+    if control.vae is not None:
+        ratio *= control.vae.spacial_compression_encode()
+    elif control.latent_format is not None:
+        raise ValueError(f"this ControlNet ({type(control.control_model).__name__}) takes VAE-encoded hints but none "
+                         "was given: use Apply ControlNet with its vae input connected")
     hint = comfy.utils.common_upscale(control.cond_hint_original, w * ratio, h * ratio,
                                       control.upscale_algorithm, "center")
     hint = control.preprocess_image(hint)
-    if hint.shape[0] == 1:
-        hint = hint.expand(frames, -1, -1, -1)
-    elif hint.shape[0] != frames:
+    if hint.shape[0] not in (1, frames):
         raise ValueError(f"a ControlNet hint has {hint.shape[0]} frames but the video has {frames}; "
                          "apply the ControlNet with one hint image per frame (or a single image)")
+    if control.vae is not None:
+        loaded = comfy.model_management.loaded_models(only_currently_used=True)
+        hint = control.vae.encode(hint.movedim(1, -1))
+        comfy.model_management.load_models_gpu(loaded)
+    if control.latent_format is not None:
+        hint = control.latent_format.process_in(hint)
+    extras = []
+    for extra in control.extra_concat_orig:
+        extra = comfy.utils.common_upscale(extra.to(hint.device), hint.shape[-1], hint.shape[-2],
+                                           control.upscale_algorithm, "center")
+        if extra.shape[0] not in (1, frames):
+            raise ValueError(f"a ControlNet's mask input has {extra.shape[0]} frames but the video has {frames}; "
+                             "give one mask per frame (or a single one)")
+        extras.append(extra.expand(frames, -1, -1, -1))
+    hint = torch.cat([hint.expand(frames, -1, -1, -1)] + extras, dim=1)
     dtype = control.manual_cast_dtype if control.manual_cast_dtype is not None else control.control_model.dtype
     return hint.to(device=device, dtype=dtype)
 

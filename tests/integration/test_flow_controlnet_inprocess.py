@@ -1,0 +1,195 @@
+"""Flux ControlNets under the DRIVE grid shuffle, in-process on the tiny random Flux (ComfyUI's own objects).
+
+Pixel-hint (XLabs) and VAE-encoded (InstantX, its Union with a control type) Flux ControlNets are
+built from ComfyUI's ``ControlNetFlux`` with random weights and applied as Apply ControlNet
+does; the Masked-CFG Sampler runs on shuffled 2x2 grids, one grid per model call. An outer
+``CALC_COND_BATCH`` wrapper records the frames in order, a model wrapper records every grid the
+transformer sees and the ControlNet residuals it got. The oracle: core's own per-frame hint
+preparation (``get_control`` on the frames in order), tiled by hand wherever the latents'
+tiles show each frame went; the residuals must equal those, and a hint tiled in frame order
+must differ. Both ControlNet kinds exist on ComfyUI 0.3.64 and 0.33.0.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from test_flow_inprocess import _flux_cond, _invert, _latent, _tiny_flux
+
+pytestmark = pytest.mark.integration
+FRAMES, H, W, GRID = 8, 8, 8, 2
+
+
+@pytest.fixture(scope="module")
+def pack():
+    from comfy_inprocess import load_pack, start_comfy
+
+    start_comfy()
+    torch.set_num_threads(1)
+    return load_pack()
+
+
+def _flux_config() -> dict:
+    """The tiny Flux's shape (tests/integration/test_flow_inprocess.py's ``_tiny_flux``)."""
+    import dataclasses
+
+    import comfy.ldm.flux.model
+
+    config = dict(in_channels=16, out_channels=16, vec_in_dim=32, context_in_dim=32, hidden_size=64, mlp_ratio=2.0,
+                  num_heads=2, depth=1, depth_single_blocks=1, axes_dim=[8, 12, 12], theta=10000, patch_size=2,
+                  qkv_bias=True, guidance_embed=True)
+    if "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}:
+        config["txt_ids_dims"] = []
+    return config
+
+
+def _random_flux_controlnet(latent_input: bool, union_modes: int = 0):
+    """ComfyUI's ControlNet around a tiny random ``ControlNetFlux``: XLabs' pixel hints, or InstantX's VAE-encoded
+    ones in Flux's latent format (a Union with ``union_modes`` control types), as core's loaders build them."""
+    import comfy.controlnet
+    import comfy.latent_formats
+    import comfy.ldm.flux.controlnet
+    import comfy.ops
+
+    extra = dict(latent_input=True, control_latent_channels=16, num_union_modes=union_modes) if latent_input else {}
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        net = comfy.ldm.flux.controlnet.ControlNetFlux(operations=comfy.ops.disable_weight_init, dtype=torch.float32,
+                                                       device=torch.device("cpu"), **extra, **_flux_config())
+        with torch.no_grad():
+            for p in net.parameters():
+                torch.nn.init.normal_(p, std=0.05)
+    if latent_input:
+        return comfy.controlnet.ControlNet(net, compression_ratio=1, latent_format=comfy.latent_formats.Flux(),
+                                           load_device=torch.device("cpu"), extra_conds=["y", "guidance"])
+    return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"), extra_conds=["y", "guidance"])
+
+
+def _random_vae16():
+    """A TAESD-shaped VAE with Flux's 16 latent channels (8x), random weights."""
+    import comfy.sd
+    import comfy.taesd.taesd
+
+    with torch.random.fork_rng():
+        torch.manual_seed(4)
+        net = comfy.taesd.taesd.TAESD(latent_channels=16)
+        with torch.no_grad():
+            for p in net.parameters():
+                torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else torch.nn.init.zeros_(p)
+            net.vae_scale.fill_(1.0)
+    return comfy.sd.VAE(sd=net.state_dict())
+
+
+def _hint_frames() -> torch.Tensor:
+    """Distinct hint frames [T, 8H, 8W, 3] (IMAGE layout) in [0, 1]."""
+    return torch.rand(FRAMES, 8 * H, 8 * W, 3, generator=torch.Generator().manual_seed(7))
+
+
+def _controlled(cond: list, control, vae=None, control_type: int | None = None) -> list:
+    """``cond`` through Apply ControlNet (a copy of ``control`` with the hint frames; SetUnionControlNetType's
+    control type when given)."""
+    import node_helpers
+
+    applied = control.copy()
+    if control_type is not None:
+        applied.set_extra_arg("control_type", [control_type])
+    applied = applied.set_cond_hint(_hint_frames().movedim(-1, 1), 1.0, (0.0, 1.0), vae=vae)
+    return node_helpers.conditioning_set_values(cond, {"control": applied, "control_apply_to_uncond": False})
+
+
+def _run_recording(pack, model, cond: list, latent: torch.Tensor):
+    """Sample on shuffled 2x2 grids (one grid per call); return the frames per step and each call's
+    (grid input, sigma, conditioning, cond_or_uncond)."""
+    import comfy.patcher_extension
+
+    frames_seen, calls = [], []
+
+    def outer(executor, model_, conds, x_in, timestep, model_options, *args, **kwargs):
+        frames_seen.append(x_in.clone())
+        return executor(model_, conds, x_in, timestep, model_options, *args, **kwargs)
+
+    def inner(apply_model, args):
+        calls.append((args["input"].clone(), args["timestep"].clone(), dict(args["c"]), list(args["cond_or_uncond"])))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    recording = model.clone()
+    recording.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, "test_frames", outer)
+    recording.set_model_unet_function_wrapper(inner)
+    pack("nodes.edit").MaskedCFGSampler.execute(recording, cond, cond, {"samples": latent}, 2, 1.0, 0.0, GRID, True,
+                                                0, 1, "nearest", 0.5, None)
+    return frames_seen, calls
+
+
+def _tile_sources(grid: torch.Tensor, frames: torch.Tensor) -> list[list[int]]:
+    """For one latent grid [C, g*h, g*w]: which frame of ``frames`` [T,C,h,w] sits in each tile (row-major)."""
+    h, w = frames.shape[-2:]
+    out = []
+    for r in range(GRID):
+        row = []
+        for c in range(GRID):
+            tile = grid[:, r * h:(r + 1) * h, c * w:(c + 1) * w]
+            hits = [k for k in range(frames.shape[0]) if torch.equal(tile, frames[k])]
+            assert len(hits) == 1, f"tile ({r},{c}) is not exactly one frame: {hits}"
+            row.append(hits[0])
+        out.append(row)
+    return out
+
+
+def _tile(per_frame: torch.Tensor, sources: list[list[int]]) -> torch.Tensor:
+    """Per-frame hints [T,C,h,w] tiled by hand into one grid [1,C,g*h,g*w] with ``sources``' frames."""
+    return torch.cat([torch.cat([per_frame[k] for k in row], dim=-1) for row in sources], dim=-2)[None]
+
+
+def _residuals(control, model, x: torch.Tensor, sigma: torch.Tensor, c: dict, n: int, hint: torch.Tensor) -> dict:
+    """What ``control`` adds to the transformer for input ``x`` with its hint set to ``hint`` (core's get_control)."""
+    ref = control.copy()
+    ref.model_sampling_current = model.get_model_object("model_sampling")
+    ref.cond_hint = hint
+    c = {k: v for k, v in c.items() if k != "control"}
+    return ref.get_control(x, sigma, c, n, {})
+
+
+def _core_frame_hints(control, model, x_frames: torch.Tensor, c: dict) -> torch.Tensor:
+    """Core's own hint preparation for the frames in order (upscale, VAE encode, latent format): [T,C,.,.]."""
+    ref = control.copy()
+    ref.model_sampling_current = model.get_model_object("model_sampling")
+    c = {k: (v[:1].expand(x_frames.shape[0], *v.shape[1:]) if torch.is_tensor(v) and v.dim() > 0 else v)
+         for k, v in c.items() if k != "control"}
+    ref.get_control(x_frames, torch.ones(x_frames.shape[0]), c, 1, {})
+    return ref.cond_hint
+
+
+def _equal_residuals(a: dict, b: dict) -> bool:
+    return all(torch.allclose(x, y, rtol=1e-5, atol=1e-6) for k in a for x, y in zip(a[k], b[k]))
+
+
+@pytest.mark.parametrize("kind", ["xlabs", "instantx", "instantx-union"])
+def test_flux_controlnet_hints_follow_the_latents_into_shuffled_grids(pack, kind):
+    model = _tiny_flux()
+    latent_input = kind != "xlabs"
+    control = _random_flux_controlnet(latent_input, union_modes=4 if kind == "instantx-union" else 0)
+    vae = _random_vae16() if latent_input else None
+    cond = _controlled(_flux_cond(1), control, vae, control_type=2 if kind == "instantx-union" else None)
+    latent = _latent(FRAMES, 16)
+    inv = _invert(pack, model, _flux_cond(1), {"samples": latent}, 2, "ddim")["samples"]
+    frames_seen, calls = _run_recording(pack, model, cond, inv)
+    applied = cond[0][1]["control"]
+    assert applied.cond_hint is None   # the user's ControlNet is left as it was (the sampler works on copies)
+    orders, checked = set(), 0
+    grids_per_step = FRAMES // (GRID * GRID)
+    for i, (x, sigma, c, cond_or_uncond) in enumerate(calls):
+        assert "control" in c and x.shape[0] == 1, "one grid per call, with the ControlNet's residuals"
+        frames = frames_seen[i // grids_per_step]
+        sources = _tile_sources(x[0], frames)
+        orders.add(tuple(k for row in sources for k in row))
+        per_frame = _core_frame_hints(applied, model, frames, c)
+        got = c["control"]
+        expected = _residuals(applied, model, x, sigma, c, len(cond_or_uncond), _tile(per_frame, sources))
+        assert _equal_residuals(got, expected), f"call {i}: the residuals are not those of the latents' tiling"
+        in_order = [[GRID * r + col + (i % grids_per_step) * GRID * GRID for col in range(GRID)] for r in range(GRID)]
+        if sources != in_order:
+            wrong = _residuals(applied, model, x, sigma, c, len(cond_or_uncond), _tile(per_frame, in_order))
+            assert not _equal_residuals(got, wrong), f"call {i}: a hint in frame order gives the same residuals"
+            checked += 1
+    assert checked > 0 and len(orders) > 2, "the shuffle must have moved frames between grids"
