@@ -14,7 +14,8 @@ from bench.quality import main as quality_main
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    defaults = ["--model", "flow", "--clips", "3"] + ([] if "--recon-steps" in args else ["--recon-steps", "10", "25", "50"])
+    recon = [] if "--recon-steps" in args else ["--recon-steps", "10", "25", "50"]
+    defaults = ["--model", "flow", "--clips", "3"] + recon
     quality_main(defaults + args)
 
 

@@ -161,3 +161,35 @@ class ChunkCarry:
         for s in [s for s in kept if not self.users.get(s, set()) - done]:
             del kept[s]
         return context, value
+
+
+def joint_cross_frame_kv(keys: torch.Tensor, values: torch.Tensor, chunks: int, index: torch.Tensor,
+                         text_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-frame K/V for a DiT's joint text + image attention (Flux's double and single blocks).
+
+    keys, values: [B, H, L, D] (heads split, RoPE applied) with B = chunks * F frames in frame
+    order per CFG branch and L = ``text_tokens`` text tokens followed by the image tokens;
+    index: [F, k] from ``source_frames``. Returns each [B, H, k*L, D]: for frame f, per source
+    frame s in ``index[f]``, f's own text tokens followed by s's image tokens. The text stays
+    the frame's own; repeating it once per source keeps the anchor's (and identical frames')
+    attention exactly plain self-attention, as duplicating all tokens leaves softmax unchanged.
+    """
+    b, heads, length, dim = keys.shape
+    if chunks < 1 or b % chunks:
+        raise ValueError(f"a batch of {b} cannot be split into {chunks} CFG branches of equal size")
+    if not 0 <= text_tokens < length:
+        raise ValueError(f"{text_tokens} text tokens leave no image tokens in a sequence of {length}")
+    frames = b // chunks
+    if index.shape[0] != frames:
+        raise ValueError(f"source table is for {index.shape[0]} frames but each CFG branch holds {frames}")
+    index = index.to(keys.device)
+
+    def gather(tokens: torch.Tensor) -> torch.Tensor:
+        per = tokens.reshape(chunks, frames, heads, length, dim)
+        text = per[:, :, None, :, :text_tokens].expand(-1, -1, index.shape[1], -1, -1, -1)
+        image = per[:, index, :, text_tokens:]                            # [chunks, F, k, H, I, D]
+        joined = torch.cat([text, image], dim=4)                          # [chunks, F, k, H, L, D]
+        return joined.transpose(2, 3).reshape(b, heads, index.shape[1] * length, dim)
+
+    gathered = gather(keys)
+    return gathered, (gathered if values is keys else gather(values))

@@ -9,9 +9,14 @@
   max_grids_per_call), chunks go outward from the anchor and the anchor's and
   neighbours' keys/values are carried across them (``ChunkCarry``): the result equals
   one call over the whole clip.
+  On Flux transformers (:func:`attention_target` decides, the one place) the same K/V
+  swap goes through ``transformer_options["optimized_attention_override"]``, which core's
+  ``wrap_attn`` calls for every joint text + image attention of the double and single
+  blocks: each frame keeps its own text tokens and takes its sources' image tokens
+  (``joint_cross_frame_kv``); the clip then goes through the model in one call, in order.
 - STEM: an ``attn1`` replacement on every self-attention layer that attends to EM bases
   of the clip's key tokens (``drive_ops.diffusion.stem``); it refuses a UNet call that holds
-  part of a frame group, and the grid wrapper keeps groups whole.
+  part of a frame group, and the grid wrapper keeps groups whole. UNets only.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from contextlib import contextmanager
 import torch
 from comfy.patcher_extension import WrappersMP
 
+import comfy.ldm.modules.attention
+
 from ...drive_ops.diffusion.cross_frame_attention import (ChunkCarry, batch_in_frame_order, blocks_for,
-                                                          gather_context, source_frames)
+                                                          gather_context, joint_cross_frame_kv, source_frames)
 from ...drive_ops.diffusion.stem import check_group_call, stem_attention, stem_memory_bytes
 from .keys import (CROSS_FRAME_ANCHOR_KEY, CROSS_FRAME_STATE_KEY, CROSS_FRAME_WRAPPER_KEY, FRAME_ORDER_KEY,
-                   GRID_SPAN_KEY, STEM_FRAMES_KEY, STEM_GROUP_KEY, STEM_WRAPPER_KEY)
+                   FRAME_ORDER_REQUIRED_KEY, GRID_SPAN_KEY, JOINT_TOKENS_KEY, STEM_FRAMES_KEY, STEM_GROUP_KEY,
+                   STEM_WRAPPER_KEY)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,29 @@ FRAME_ORDER_REFUSAL = (
     "(grid_size > 1 or shuffle on), context windows or area conditioning. 'Previous' and 'anchor' frame would "
     "then name the wrong frames. Use the grid shuffle with grid_size 1 and shuffle off (max_grids_per_call may "
     "chunk the clip), or drop cross-frame attention.")
+
+
+ATTENTION_OVERRIDE_KEY = "optimized_attention_override"
+DIT_FRAME_ORDER_REFUSAL = (
+    "DRIVE_CrossFrameAttention on a Flux transformer needs the whole clip in one model call, in frame order: use "
+    "the RAVE grid with grid_size 1, shuffle off (max_grids_per_call is then ignored), and no context windows")
+WORKS_ON = ("UNet models (SD1.x / SD2 / SDXL and flow-matching UNets) through attn1 patches, and Flux transformers "
+            "(Flux.1, FLUX.2) on cores whose attention takes transformer_options['optimized_attention_override']")
+
+
+def attention_target(model) -> str | None:
+    """Where the pack's attention patches reach ``model``: "unet" (attn1 patches / replacements), "flux" (Flux's
+    joint attention through core's attention override), or None. The one place this is decided."""
+    net = model.get_model_object("diffusion_model")
+    if hasattr(net, "input_blocks"):
+        return "unet"
+    try:
+        from comfy.ldm.flux.model import Flux
+    except ImportError:
+        return None
+    if type(net) is Flux and hasattr(comfy.ldm.modules.attention, "wrap_attn"):
+        return "flux"
+    return None
 
 
 def _sigma_window(model, start_percent: float, end_percent: float) -> tuple[float, float]:
@@ -147,37 +178,108 @@ def make_frame_order_wrappers():
     return predict_noise, apply_model
 
 
+def make_joint_cross_frame_override(mode: str, anchor: int, include_self: bool, sigma_start: float,
+                                    sigma_end: float, previous=None):
+    """An ``optimized_attention_override`` giving each frame's joint attention its sources' image K/V.
+
+    Core calls it as ``override(func, q, k, v, heads, skip_reshape=True, mask=..., transformer_options=...)``
+    with q/k/v [B, H, L, D]; ``previous`` (another pack's override) still runs, on the new K/V.
+    """
+    tables: dict[int, torch.Tensor] = {}
+
+    def attend(func, q, k, v, heads, *args, **kwargs):
+        run = func if previous is None else (lambda *a, **kw: previous(func, *a, **kw))
+        options = kwargs.get("transformer_options") or {}
+        tokens = options.get(JOINT_TOKENS_KEY)
+        if tokens is None or not _active(options, sigma_start, sigma_end):
+            return run(q, k, v, heads, *args, **kwargs)
+        if not kwargs.get("skip_reshape") or q.dim() != 4:
+            raise RuntimeError("DRIVE cross-frame attention expected Flux's attention inputs [B, heads, tokens, dim]")
+        if kwargs.get("mask") is not None:
+            raise ValueError("DRIVE cross-frame attention on Flux does not combine with attention masks; "
+                             "remove the masking patch or cross-frame attention")
+        text, image = tokens
+        if k.shape[2] != text + image:
+            raise ValueError(f"DRIVE cross-frame attention on Flux: the attention holds {k.shape[2]} tokens, not "
+                             f"{text} text + {image} image tokens of the frame (reference latents, as Kontext "
+                             "adds, are not supported); remove the reference images or cross-frame attention")
+        if options.get(FRAME_ORDER_KEY, 0) != 0:
+            raise RuntimeError(DIT_FRAME_ORDER_REFUSAL)
+        chunks = len(options.get("cond_or_uncond") or [0])
+        batch = k.shape[0] // chunks
+        step = options.get(CROSS_FRAME_STATE_KEY)
+        if step is not None and step.frames.shape[0] != batch:
+            raise RuntimeError(DIT_FRAME_ORDER_REFUSAL)
+        if batch not in tables:
+            if anchor >= batch:
+                raise ValueError(f"anchor_frame {anchor} is outside the batch of {batch} frames; lower anchor_frame")
+            tables[batch] = source_frames(batch, mode, anchor, include_self)
+        k, v = joint_cross_frame_kv(k, v, chunks, tables[batch], text)
+        return run(q, k, v, heads, *args, **kwargs)
+
+    return attend
+
+
+def make_joint_tokens_wrapper(patch_size: int):
+    """APPLY_MODEL wrapper recording a Flux call's (text tokens, image tokens) for the attention override."""
+    def apply_model(executor, x, t, c_concat, c_crossattn, control, transformer_options, *args, **kwargs):
+        h, w = x.shape[-2:]
+        image = ((h + patch_size // 2) // patch_size) * ((w + patch_size // 2) // patch_size)
+        transformer_options[JOINT_TOKENS_KEY] = (c_crossattn.shape[1], image)
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, *args, **kwargs)
+
+    return apply_model
+
+
 def apply_cross_frame_patch(model, mode: str, anchor: int, include_self: bool, layers: str, start_percent: float,
                             end_percent: float):
     """A clone of ``model`` whose self-attention takes K/V from other frames, with the frame-order check.
 
-    The anchor is also left in the MODEL's transformer options, so the grid wrapper can run
-    chunks outward from it.
+    UNets: an attn1 patch on the chosen blocks; the anchor is also left in the MODEL's
+    transformer options, so the grid wrapper can run chunks outward from it. Flux: an
+    attention override on every double and single block ("decoder" has no meaning there),
+    and the MODEL asks the grid wrapper for the whole clip in one call.
     """
-    unet = model.get_model_object("diffusion_model")
-    if not hasattr(unet, "input_blocks"):
-        raise ValueError(f"cross-frame attention patches UNet models (SD1.x / SD2 / SDXL and flow-matching UNets); "
-                         f"{type(unet).__name__} is a transformer whose attention ComfyUI does not let the pack patch "
-                         "this way: leave cross-frame attention off for it (the RAVE grid shuffle still applies)")
+    target = attention_target(model)
+    if target is None:
+        net = model.get_model_object("diffusion_model")
+        raise ValueError(f"cross-frame attention patches {WORKS_ON}; {type(net).__name__} is neither (or this "
+                         "ComfyUI is too old to patch its attention): leave cross-frame attention off for it "
+                         "(the RAVE grid shuffle still applies)")
+    blocks = blocks_for(mode, layers)
     sigma_start, sigma_end = _sigma_window(model, start_percent, end_percent)
     patched = model.clone()
-    patched.set_model_attn1_patch(make_cross_frame_patch(mode, anchor, include_self, blocks_for(mode, layers),
-                                                         sigma_start, sigma_end))
-    patched.model_options.setdefault("transformer_options", {})[CROSS_FRAME_ANCHOR_KEY] = anchor
+    options = patched.model_options.setdefault("transformer_options", {})
     predict_noise, apply_model = make_frame_order_wrappers()
     patched.remove_wrappers_with_key(WrappersMP.PREDICT_NOISE, CROSS_FRAME_WRAPPER_KEY)
     patched.remove_wrappers_with_key(WrappersMP.APPLY_MODEL, CROSS_FRAME_WRAPPER_KEY)
     patched.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, CROSS_FRAME_WRAPPER_KEY, predict_noise)
     patched.add_wrapper_with_key(WrappersMP.APPLY_MODEL, CROSS_FRAME_WRAPPER_KEY, apply_model)
+    if target == "flux":
+        if layers == "decoder":
+            raise ValueError("a Flux transformer has no decoder blocks: use layers 'all' or 'mode default' (both patch "
+                             "every double and single block)")
+        net = model.get_model_object("diffusion_model")
+        options[ATTENTION_OVERRIDE_KEY] = make_joint_cross_frame_override(
+            mode, anchor, include_self, sigma_start, sigma_end, options.get(ATTENTION_OVERRIDE_KEY))
+        options[FRAME_ORDER_REQUIRED_KEY] = DIT_FRAME_ORDER_REFUSAL
+        patched.add_wrapper_with_key(WrappersMP.APPLY_MODEL, CROSS_FRAME_WRAPPER_KEY,
+                                     make_joint_tokens_wrapper(net.patch_size))
+        return patched
+    patched.set_model_attn1_patch(make_cross_frame_patch(mode, anchor, include_self, blocks, sigma_start, sigma_end))
+    options[CROSS_FRAME_ANCHOR_KEY] = anchor
     return patched
 
 
 def self_attention_keys(model) -> list[tuple[str, int, int]]:
     """(block, id, transformer index) of every self-attention layer of a ComfyUI UNet."""
     unet = model.get_model_object("diffusion_model")
-    if not hasattr(unet, "input_blocks"):
-        raise ValueError(f"STEM attention patches UNet models (SD1.x / SD2 / SDXL); "
-                         f"{type(unet).__name__} has no input/middle/output blocks")
+    if attention_target(model) != "unet":
+        raise ValueError(f"STEM attention patches UNet models (SD1.x / SD2 / SDXL and flow-matching UNets); "
+                         f"{type(unet).__name__} has no input/middle/output blocks. On a transformer STEM is not "
+                         "offered: its EM bases summarise the clip's image tokens per layer, and a DiT's joint "
+                         "attention puts each frame's text tokens into the same softmax. Invert with method ddim or "
+                         "fireflow (cross-frame attention does work on Flux)")
     groups = [("input", list(unet.input_blocks)), ("middle", [unet.middle_block]), ("output", list(unet.output_blocks))]
     keys = []
     for name, blocks in groups:

@@ -7,6 +7,7 @@
 | masked CFG's cfg-1 gate | ``WrappersMP.PREDICT_NOISE`` wrapper setting ``disable_cfg1_optimization`` per call, only at steps that read uncond | ``MASKED_CFG_WRAPPER_KEY`` | one per masked-CFG patch (each only turns the shortcut off); a static ``disable_cfg1_optimization`` set by another patch stays in force |
 | masked CFG's step guard and background prompt | ``PREDICT_NOISE`` (step guard, background hand-over) + ``OUTER_SAMPLE`` (background among the guider's conds) wrappers | ``MASKED_CFG_GUARD_KEY``, ``MASKED_CFG_BACKGROUND_KEY`` | one per MODEL: a later masked-CFG patch's replace an earlier one's (one background per MODEL) |
 | cross-frame attention | ``set_model_attn1_patch`` + ``WrappersMP.PREDICT_NOISE`` / ``APPLY_MODEL`` wrappers | ``CROSS_FRAME_WRAPPER_KEY`` | other attn1 patches (they run in turn); refuses a UNet batch that is not the clip, or a run of it, in frame order (the grid shuffle with grid_size > 1 or shuffle, context windows) |
+| cross-frame attention on Flux | ``transformer_options["optimized_attention_override"]`` (core's ``wrap_attn``) + the same wrappers + an ``APPLY_MODEL`` wrapper setting ``JOINT_TOKENS_KEY`` + ``FRAME_ORDER_REQUIRED_KEY`` | ``CROSS_FRAME_WRAPPER_KEY`` | another pack's attention override (it still runs, on the new K/V); refuses the grid shuffle, chunked or re-batched calls |
 | STEM attention | ``set_model_attn1_replace`` on every self-attention block + a ``PREDICT_NOISE`` wrapper | ``STEM_WRAPPER_KEY`` | replaces any earlier attn1 replacement of those blocks (the last one set wins) |
 | Tune-A-Video temporal layers | ``add_object_patch`` of every transformer block (the same block plus ``TEMPORAL_MODULE``) + the frame-order wrappers | ``TEMPORAL_WRAPPER_KEY`` | every patch of the blocks' own layers (same parameter names); refuses a re-batched UNet call like cross-frame attention |
 | frame-order requirement | ``transformer_options[FRAME_ORDER_REQUIRED_KEY]`` = the refusal message, read by the grid wrapper before it grids or chunks | ``FRAME_ORDER_REQUIRED_KEY`` | - |
@@ -22,6 +23,7 @@ per-run state lives in objects, not dicts):
 | ``CROSS_FRAME_ANCHOR_KEY`` | the cross-frame patch (on the MODEL) | the grid wrapper, to run chunks outward from the anchor | anchor frame |
 | ``CROSS_FRAME_STATE_KEY`` | the cross-frame PREDICT_NOISE wrapper, per step | its APPLY_MODEL wrapper and attn1 patch | the sampler's frames and the K/V carried across chunks |
 | ``FRAME_ORDER_KEY`` | the cross-frame APPLY_MODEL wrapper, per UNet call | its attn1 patch | first frame of the call, None when not in frame order |
+| ``JOINT_TOKENS_KEY`` | the Flux cross-frame APPLY_MODEL wrapper, per model call | its attention override | (text tokens, image tokens) of the call |
 | ``STEM_GROUP_KEY`` | the STEM patch (on the MODEL) | the grid wrapper, to keep STEM's frame groups whole | ``chunk_frames`` (0 = the whole clip) |
 | ``STEM_FRAMES_KEY`` | the STEM PREDICT_NOISE wrapper, per step | its attn1 replacement | frames the sampler holds |
 | ``GRID_STEPS_KEY``, ``MASKED_CFG_STEPS_KEY`` | the step guards, per run | themselves | the last step evaluated |
@@ -48,6 +50,7 @@ FRAME_ORDER_KEY = "drive_frame_order"
 TEMPORAL_WRAPPER_KEY = "drive_temporal"
 FRAME_ORDER_REQUIRED_KEY = "drive_frame_order_required"
 TUNED_ATTACHMENT_KEY = "drive_tuned_video"
+JOINT_TOKENS_KEY = "drive_joint_tokens"
 TEMPORAL_MODULE = "attn_temp"
 STEM_GROUP_KEY = "drive_stem_group"
 STEM_FRAMES_KEY = "drive_stem_frames"

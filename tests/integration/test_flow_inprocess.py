@@ -328,8 +328,8 @@ def test_a_flux_transformer_inverts_and_edits_on_shuffled_grids_and_refuses_atte
     attention = pack("nodes.patches.attention")
     with pytest.raises(ValueError, match="STEM attention patches UNet models"):
         attention.apply_stem_patch(model)
-    with pytest.raises(ValueError, match="cross-frame attention patches UNet models"):
-        attention.apply_cross_frame_patch(model, "anchor", 0, True, "all", 0.0, 1.0)
+    with pytest.raises(ValueError, match="Flux transformer has no decoder blocks"):   # cross-frame: "all" works
+        attention.apply_cross_frame_patch(model, "pix2video", 0, True, "decoder", 0.0, 1.0)
 
 
 def _tiny_flux2():
