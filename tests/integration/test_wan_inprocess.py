@@ -10,7 +10,8 @@ cfg-1 masked edit keeps every latent element outside the reduced mask on the sou
 at every model call and ends on the source bit for bit; masked guidance at cfg > 1 follows
 ``M*cfg + (1-M)*uncond`` step by step; decode + Composite Background keeps every pixel outside
 the mask. Core's Wan Context Windows (a model patch) compose with both nodes: windows holding the
-whole clip change nothing, smaller ones keep both equalities. Random weights: the numbers mean
+whole clip change nothing, smaller ones keep both equalities; core's WanVaceToVideo conditioning
+composes with the cfg-1 edit; Masked-CFG Patch works under core sampling. Random weights: the numbers mean
 nothing, the code paths and the equalities are the real ones.
 """
 
@@ -299,3 +300,43 @@ def test_context_windows_compose_with_inversion_and_both_masked_edits(pack, wan)
     print("FireFlow 8 steps, 33 frames: reconstruction relative error", {k: f"{v:.3e}" for k, v in errors.items()})
     assert errors["windows"] < 1.05 * errors["whole clip"], errors   # measured 4.525e-01 vs 4.528e-01
     _check_masked_guidance(pack, windowed, latent, mask)
+
+
+def test_vace_conditioning_composes_with_the_masked_edit(pack, wan):
+    """Core's WanVaceToVideo (control video grey inside the mask, VACE's mask) gives the prompts; inverted with the
+    source prompt's VACE conditioning, the cfg-1 edit still ends on the source outside DRIVE's mask, bit for bit."""
+    from comfy_extras.nodes_wan import WanVaceToVideo
+
+    model, vae = wan
+    frames, mask = _frames(9), _mask(9)
+    control = torch.where(mask[..., None] > 0.5, torch.full_like(frames, 0.5), frames)
+    positive, negative, empty, trim = WanVaceToVideo.execute(_cond(2), _cond(1), vae, W, H, 9, 1, 1.0,
+                                                             control_video=control, control_masks=mask).args
+    latent = vae.encode(frames)
+    assert tuple(empty["samples"].shape) == tuple(latent.shape) and trim == 0
+    inv = _invert(pack, model, negative, {"samples": latent}, STEPS, "fireflow")
+    gated = _edit(pack, model, positive, negative, inv, mask=mask)
+    guided = _edit(pack, model, positive, negative, inv, cfg=5.0, mask=mask)
+    keep = _outside(_reduced(pack, model, mask, latent.shape), latent.shape)
+    assert torch.equal(gated["samples"][keep], latent[keep])
+    assert float((gated["samples"][~keep] - latent[~keep]).abs().max()) > 1e-3
+    assert bool(torch.isfinite(guided["samples"]).all())
+
+
+def test_the_masked_cfg_patch_with_core_sampling_on_a_video_latent(pack, wan):
+    """Masked-CFG Patch (DRIVE) + core euler / simple from noise (KSampler's call): the mask reduced to the video latent
+    at every step; the patch changes the run."""
+    import comfy.sample
+
+    model, vae = wan
+    patched = pack("nodes.edit").MaskedCFGPatch.execute(model, _mask(9), -1.0, "nearest", 0.5).args[0]
+    latent = torch.zeros(1, 16, 3, H // 8, W // 8)
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(3))
+    runs = [comfy.sample.sample(m, noise, STEPS, 5.0, "euler", "simple", _cond(2), _cond(1), latent, seed=0,
+                                disable_pbar=True) for m in (patched, model)]
+    assert runs[0].shape == latent.shape and bool(torch.isfinite(runs[0]).all())
+    assert float((runs[0] - runs[1]).abs().max()) > 1e-3
+    with pytest.raises(ValueError, match="trim video and mask to 9 frames"):
+        bad = pack("nodes.edit").MaskedCFGPatch.execute(model, _mask(8), -1.0, "nearest", 0.5).args[0]
+        comfy.sample.sample(bad, noise, STEPS, 5.0, "euler", "simple", _cond(2), _cond(1), latent, seed=0,
+                            disable_pbar=True)
