@@ -1,13 +1,15 @@
-"""Flux ControlNets under the DRIVE grid shuffle, in-process on the tiny random Flux (ComfyUI's own objects).
+"""Flow ControlNets under the DRIVE grid shuffle, in-process on tiny random Flux and SD3 (ComfyUI's own objects).
 
-Pixel-hint (XLabs) and VAE-encoded (InstantX, its Union with a control type) Flux ControlNets are
-built from ComfyUI's ``ControlNetFlux`` with random weights and applied as Apply ControlNet
-does; the Masked-CFG Sampler runs on shuffled 2x2 grids, one grid per model call. An outer
+Pixel-hint (XLabs) and VAE-encoded (InstantX, its Union with a control type) Flux ControlNets
+are built from ComfyUI's ``ControlNetFlux``, the SD3 one from ``comfy.cldm.mmdit.ControlNet``
+(VAE-encoded hints, as core's ``load_controlnet_mmdit``), all with random weights and applied
+as Apply ControlNet does; the Masked-CFG Sampler runs on shuffled 2x2 grids, one grid per
+model call. An outer
 ``CALC_COND_BATCH`` wrapper records the frames in order, a model wrapper records every grid the
 transformer sees and the ControlNet residuals it got. The oracle: core's own per-frame hint
 preparation (``get_control`` on the frames in order), tiled by hand wherever the latents'
 tiles show each frame went; the residuals must equal those, and a hint tiled in frame order
-must differ. Both ControlNet kinds exist on ComfyUI 0.3.64 and 0.33.0.
+must differ. All these ControlNet kinds exist on ComfyUI 0.3.64 and 0.33.0.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from test_flow_inprocess import _flux_cond, _invert, _latent, _tiny_flux
+from test_flow_inprocess import _flux_cond, _invert, _latent, _random_patcher, _tiny_flux
 
 pytestmark = pytest.mark.integration
 FRAMES, H, W, GRID = 8, 8, 8, 2
@@ -64,6 +66,48 @@ def _random_flux_controlnet(latent_input: bool, union_modes: int = 0):
         return comfy.controlnet.ControlNet(net, compression_ratio=1, latent_format=comfy.latent_formats.Flux(),
                                            load_device=torch.device("cpu"), extra_conds=["y", "guidance"])
     return comfy.controlnet.ControlNet(net, load_device=torch.device("cpu"), extra_conds=["y", "guidance"])
+
+
+def _sd3_config() -> dict:
+    """A two-block MMDiT with SD3's layout (16 latent channels, 2x2 patches, pooled + 32-d text; the ControlNet's
+    one block feeds the main model's second, as core spreads a ControlNet's blocks over ``depth``)."""
+    return dict(in_channels=16, out_channels=16, patch_size=2, depth=2, adm_in_channels=32,
+                context_embedder_config={"target": "torch.nn.Linear",
+                                         "params": {"in_features": 32, "out_features": 128}},
+                pos_embed_max_size=16, num_patches=256, pos_embed_scaling_factor=None, pos_embed_offset=None,
+                qk_norm=None, x_block_self_attn_layers=[])
+
+
+def _tiny_sd3():
+    import comfy.supported_models
+
+    return _random_patcher(comfy.supported_models.SD3, _sd3_config())
+
+
+def _random_sd3_controlnet():
+    """ComfyUI's ControlNet around a tiny random SD3 ``cldm.mmdit.ControlNet``, as core's ``load_controlnet_mmdit``."""
+    import comfy.cldm.mmdit
+    import comfy.controlnet
+    import comfy.latent_formats
+    import comfy.ops
+
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        net = comfy.cldm.mmdit.ControlNet(num_blocks=1, control_latent_channels=16,
+                                          operations=comfy.ops.disable_weight_init, dtype=torch.float32,
+                                          device=torch.device("cpu"), **_sd3_config())
+        with torch.no_grad():
+            for p in net.parameters():
+                torch.nn.init.normal_(p, std=0.05)
+    latent_format = comfy.latent_formats.SD3()
+    latent_format.shift_factor = 0
+    return comfy.controlnet.ControlNet(net, compression_ratio=1, latent_format=latent_format,
+                                       load_device=torch.device("cpu"))
+
+
+def _sd3_cond(seed: int) -> list:
+    g = torch.Generator().manual_seed(seed)
+    return [[torch.randn(1, 5, 32, generator=g), {"pooled_output": torch.randn(1, 32, generator=g)}]]
 
 
 def _random_vae16():
@@ -161,18 +205,21 @@ def _core_frame_hints(control, model, x_frames: torch.Tensor, c: dict) -> torch.
 
 
 def _equal_residuals(a: dict, b: dict) -> bool:
+    assert any(len(a[k]) for k in a), "the ControlNet added no residuals"
     return all(torch.allclose(x, y, rtol=1e-5, atol=1e-6) for k in a for x, y in zip(a[k], b[k]))
 
 
-@pytest.mark.parametrize("kind", ["xlabs", "instantx", "instantx-union"])
-def test_flux_controlnet_hints_follow_the_latents_into_shuffled_grids(pack, kind):
-    model = _tiny_flux()
-    latent_input = kind != "xlabs"
-    control = _random_flux_controlnet(latent_input, union_modes=4 if kind == "instantx-union" else 0)
-    vae = _random_vae16() if latent_input else None
-    cond = _controlled(_flux_cond(1), control, vae, control_type=2 if kind == "instantx-union" else None)
+@pytest.mark.parametrize("kind", ["xlabs", "instantx", "instantx-union", "sd3"])
+def test_flow_controlnet_hints_follow_the_latents_into_shuffled_grids(pack, kind):
+    if kind == "sd3":
+        model, control, plain = _tiny_sd3(), _random_sd3_controlnet(), _sd3_cond(1)
+    else:
+        model, plain = _tiny_flux(), _flux_cond(1)
+        control = _random_flux_controlnet(kind != "xlabs", union_modes=4 if kind == "instantx-union" else 0)
+    vae = None if kind == "xlabs" else _random_vae16()
+    cond = _controlled(plain, control, vae, control_type=2 if kind == "instantx-union" else None)
     latent = _latent(FRAMES, 16)
-    inv = _invert(pack, model, _flux_cond(1), {"samples": latent}, 2, "ddim")["samples"]
+    inv = _invert(pack, model, plain, {"samples": latent}, 2, "ddim")["samples"]
     frames_seen, calls = _run_recording(pack, model, cond, inv)
     applied = cond[0][1]["control"]
     assert applied.cond_hint is None   # the user's ControlNet is left as it was (the sampler works on copies)
