@@ -49,7 +49,8 @@ FRAME_ORDER_REFUSAL = (
 ATTENTION_OVERRIDE_KEY = "optimized_attention_override"
 DIT_FRAME_ORDER_REFUSAL = (
     "DRIVE_CrossFrameAttention on a Flux transformer needs the whole clip in one model call, in frame order: use "
-    "the RAVE grid with grid_size 1, shuffle off (max_grids_per_call is then ignored), and no context windows")
+    "the RAVE grid with grid_size 1, shuffle off and max_grids_per_call 0 (or at least the frame count), and no "
+    "context windows")
 WORKS_ON = ("UNet models (SD1.x / SD2 / SDXL and flow-matching UNets) through attn1 patches, and Flux transformers "
             "(Flux.1, FLUX.2) on cores whose attention takes transformer_options['optimized_attention_override']")
 
