@@ -476,6 +476,101 @@ def drive_flow_edit() -> dict:
     return {"name": "drive_flow_edit", "nodes": nodes, "links": links, "groups": groups, "min_core": "0.33.0"}
 
 
+def drive_wan_edit() -> dict:
+    """DRIVE's masked edit on Wan 2.1 VACE's native video latent (ComfyUI 0.33+): the source inverted with the
+    flow, Wan VACE To Video's conditioning (object blanked, grown mask) into the Masked-CFG Sampler, whose cfg-1
+    masked edit keeps the source's trajectory outside the tracked object; composite, harmonize, save with audio."""
+    nodes = [
+        node("load", "DRIVE_LoadVideo", 0, video=VIDEO, frame_load_cap=33, size_policy="fit_longer_side",
+             longer_side=512),
+        node("sam2", "DRIVE_SAM2Loader", 0, model_name=SAM2_FILE),
+        node("track", "DRIVE_TrackObject", 1, positive_points=POINTS, negative_points=NEGATIVE_POINTS,
+             samurai_mode=True),
+        node("mask_tools", "DRIVE_MaskTools", 1, fill_holes=True),
+        node("mask_feather", "DRIVE_MaskTools", 1, title="Mask Tools: feathered edge (composite)",
+             feather_px=EDIT_MASK_FEATHER_PX),
+        node("vace_mask", "DRIVE_MaskTools", 1, title="Mask Tools: VACE mask (grown)", grow_px=16),
+        node("invert_mask", "InvertMask", 2),
+        node("mask_image", "MaskToImage", 2),
+        node("control", "ImageCompositeMasked", 2, title="Control video (object blanked)", x=0, y=0,
+             resize_source=True),
+        node("unet", "UNETLoader", 3, unet_name=WAN_VACE_FILE, weight_dtype="fp8_e4m3fn_fast"),
+        node("lora", "LoraLoaderModelOnly", 3, lora_name=WAN_LORA, strength_model=0.3),
+        node("shift", "ModelSamplingSD3", 3, shift=5.0),
+        node("te", "CLIPLoader", 3, clip_name=WAN_TEXT_ENCODER, type="wan", device="default"),
+        node("vae", "VAELoader", 3, vae_name=WAN_VAE_FILE),
+        node("frames", "GetImageSize", 3),
+        node("inv_text", "CLIPTextEncode", 4, title="Inversion prompt (keep empty)", text=""),
+        node("pos", "CLIPTextEncode", 4, title="Edit prompt (what the object becomes)", text=EDIT_PROMPT),
+        node("vace", "WanVaceToVideo", 4, width=512, height=512, batch_size=1, strength=1.0),
+        node("encode", "VAEEncode", 4),
+        node("invert", "DRIVE_InvertVideo", 5, steps=8, method="fireflow", cfg=1.0, grid_size=1),
+        node("edit", "DRIVE_MaskedCFGSampler", 5, steps=8, cfg=1.0, grid_size=1, shuffle=False, mask_mode="area",
+             mask_threshold=0.0, **FIXED_SEED),
+        node("decode", "VAEDecode", 5),
+        node("composite", "DRIVE_CompositeBackground", 6, grow=0, feather=0.0),
+        node("harm_loader", "DRIVE_HarmonizerLoader", 6, mode=4, weights="harmonizer.pth"),
+        node("harmonize", "DRIVE_Harmonize", 6),
+        node("save", "DRIVE_SaveVideo", 6, filename_prefix="DRIVE/wan_edit", format="mp4"),
+        note("note_mask", 0,
+             "1. Masks\nClick the object on Track Object's canvas (Shift+click: not the object). The sampler reads "
+             "the hole-filled mask (area, threshold 0): reduced to Wan's latent, each latent frame covers the object "
+             "in its 4 video frames, so it edits every cell the object touches. VACE's mask (grown 16 px) says "
+             "what Wan VACE may regenerate; the feathered one (" f"{EDIT_MASK_FEATHER_PX}" " px about the edge) "
+             "says where Composite keeps Wan's pixels: outside it the saved video is the source, bit for bit. "
+             "No SAM2? Swap Track Object for Propagate Mask.", height=270),
+        note("note_model", 3,
+             "2. Wan 2.1 VACE 14B, the official template's loaders\nSame files as the Wan VACE inpainting "
+             "template (links: node properties, README). fp8_e4m3fn_fast halves the 14B model's memory on GPUs "
+             "with fp8 (about 17 GB of weights). The CausVid LoRA (0.3) makes it a few-step cfg-1 model. Wan "
+             "VACE To Video gets the clip's own width, height and length (Get Image Size): the sampler edits the "
+             "source's latent, so sizes must match; frame_load_cap must be 4n+1 (33, 49, 81) and the sides "
+             "multiples of 16. No reference_image here: it adds a latent frame the source does not have.",
+             height=300),
+        note("note_edit", 5,
+             "3. Invert and edit the video latent\nInvert Video runs Wan's flow backwards over the whole clip "
+             "(one latent, no grids: Wan attends across frames itself) with FireFlow; the sampler uses the same "
+             "steps. cfg 1 (CausVid): outside the mask the latent follows the source's own trajectory at every "
+             "step and ends on the source; inside, the edit prompt with VACE's control draws. cfg above 1 (no "
+             "LoRA, about 20 steps, cfg 5) switches to DRIVE's masked CFG with one more pass per step. Long "
+             "clips: put core's Wan Context Windows (Manual) on the model; both nodes follow it.", height=300),
+        note("note_out", 6,
+             "4. Composite and harmonise\nThe source is pasted back bit for bit outside the feathered mask "
+             "(grow 0, feather 0 here). Harmonize matches the object's tone to the scene with harmonizer.pth in "
+             "models/harmonizer (enable its loader); without it frames pass unchanged. Save Video keeps the "
+             "source audio.", height=220),
+    ]
+    links = [
+        ["sam2", "sam2_model", "track", "sam2_model"], ["load", "images", "track", "images"],
+        ["track", "mask", "mask_tools", "mask"], ["mask_tools", "mask", "mask_feather", "mask"],
+        ["mask_tools", "mask", "vace_mask", "mask"],
+        ["vace_mask", "mask", "invert_mask", "mask"], ["invert_mask", 0, "mask_image", "mask"],
+        ["load", "images", "control", "destination"], ["mask_image", 0, "control", "source"],
+        ["vace_mask", "mask", "control", "mask"], ["load", "images", "frames", "image"],
+        ["unet", 0, "lora", "model"], ["lora", 0, "shift", "model"],
+        ["te", 0, "inv_text", "clip"], ["te", 0, "pos", "clip"],
+        ["pos", 0, "vace", "positive"], ["inv_text", 0, "vace", "negative"], ["vae", 0, "vace", "vae"],
+        ["control", 0, "vace", "control_video"], ["vace_mask", "mask", "vace", "control_masks"],
+        ["frames", "width", "vace", "width"], ["frames", "height", "vace", "height"],
+        ["frames", "batch_size", "vace", "length"],
+        ["load", "images", "encode", "pixels"], ["vae", 0, "encode", "vae"],
+        ["shift", 0, "invert", "model"], ["inv_text", 0, "invert", "conditioning"], ["encode", 0, "invert", "latent"],
+        ["shift", 0, "edit", "model"], ["vace", "positive", "edit", "positive"],
+        ["vace", "negative", "edit", "negative"], ["invert", 0, "edit", "latent"], ["mask_tools", "mask", "edit", "mask"],
+        ["edit", 0, "decode", "samples"], ["vae", 0, "decode", "vae"],
+        ["decode", 0, "composite", "edited"], ["load", "images", "composite", "original"],
+        ["mask_feather", "mask", "composite", "mask"],
+        ["composite", "image", "harmonize", "image"], ["mask_feather", "mask", "harmonize", "mask"],
+        ["harm_loader", 0, "harmonize", "harmonizer"], ["load", "fps", "harmonize", "fps"],
+        ["harmonize", "image", "save", "images"], ["load", "fps", "save", "fps"], ["load", "audio", "save", "audio"],
+    ]
+    groups = [{"title": "Wan 2.1 VACE (official template's loaders and conditioning)",
+               "nodes": ["invert_mask", "mask_image", "control", "unet", "lora", "shift", "te", "vae", "frames",
+                         "inv_text", "pos", "vace"]},
+              {"title": "Harmonizer (optional)", "nodes": ["harm_loader"]}]
+    return {"name": "drive_wan_edit", "nodes": nodes, "links": links, "groups": groups, "min_core": "0.33.0"}
+
+
 def rave_global_edit() -> dict:
     src, src_links = source_block(frame_cap=36)
     txt, txt_links = prompts_block("a landscape made of origami paper, papercraft")
@@ -682,7 +777,7 @@ def remove_object() -> dict:
 
 
 SPECS = [drive_instance_edit, drive_instance_edit_depth, rave_global_edit, inversion_roundtrip, mask_only,
-         patch_nodes_ksampler, tune_a_video_edit, remove_object, wan_vace_finish, drive_flow_edit]
+         patch_nodes_ksampler, tune_a_video_edit, remove_object, wan_vace_finish, drive_flow_edit, drive_wan_edit]
 SNAPSHOT_CORE = "0.3.64"
 """The core whose /object_info the snapshot holds; node types only newer cores have come from the core they were
 built on (a spec's ``min_core``, stored in the UI file as ``extra.drive_min_comfyui``)."""

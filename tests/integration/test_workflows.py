@@ -39,6 +39,9 @@ CANNY_CONTROLNET = "control_v11p_sd15_canny.pth"
 MASK_NAME = "drive_test_mask.png"
 WAN_SIZE = 96
 """Wan VACE's working size in the tests: larger than the clip, so Align Edited Clip undoes a real resize."""
+WAN_FRAMES = 4 * ((FRAMES - 1) // 4) + 1
+FRAMES_OF = {"drive_wan_edit": WAN_FRAMES}
+"""Workflows that edit Wan's native video latent load 4n+1 frames (the latent's temporal stride)."""
 
 
 def _api(name: str) -> dict:
@@ -74,14 +77,14 @@ def assets(comfy):
     return {"clip": CLIP_NAME}
 
 
-def _shrink(prompt: dict, clip: str) -> dict:
-    """The workflow at test size: 8 frames of 64x64, 3 steps, random checkpoint, Wan and FLUX.2 stand-ins (Wan VACE
+def _shrink(prompt: dict, clip: str, frames: int = FRAMES) -> dict:
+    """The workflow at test size: ``frames`` (8) frames of 64x64, 3 steps, random checkpoint, Wan and FLUX.2 stand-ins (Wan VACE
     at 96x96; their text encoders replaced)."""
     p = json.loads(json.dumps(prompt))
     for node in p.values():
         kind, inputs = node["class_type"], node["inputs"]
         if kind == "DRIVE_LoadVideo":
-            inputs.update(video=clip, frame_load_cap=FRAMES, size_policy="keep")
+            inputs.update(video=clip, frame_load_cap=frames, size_policy="keep")
         elif kind == "CheckpointLoaderSimple":
             inputs["ckpt_name"] = "sd15_random_fp16.safetensors"
         elif kind == "DRIVE_SAM2Loader":
@@ -90,8 +93,8 @@ def _shrink(prompt: dict, clip: str) -> dict:
             inputs["resolution_level"] = 0
         elif kind == "UNETLoader":
             inputs["weight_dtype"] = "default"
-        elif kind == "WanVaceToVideo":
-            inputs.update(width=WAN_SIZE, height=WAN_SIZE)
+        elif kind == "WanVaceToVideo":  # a size linked from the clip stays the clip's
+            inputs.update({side: WAN_SIZE for side in ("width", "height") if not isinstance(inputs[side], list)})
         elif kind == "LoadImageMask":
             inputs["image"] = MASK_NAME
         elif kind == "DRIVE_TrackObject":
@@ -184,13 +187,14 @@ def test_object_info_snapshot_is_current(comfy):
 
 @pytest.mark.parametrize("name", workflow_params(ROOT / "workflows"))
 def test_workflow_runs(comfy, assets, name):
-    prompt = _shrink(_api(name), assets["clip"])
+    frames = FRAMES_OF.get(name, FRAMES)
+    prompt = _shrink(_api(name), assets["clip"], frames)
     entry = comfy.run_ok(prompt, timeout=1800)
     saves = [nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_SaveVideo"]
     assert saves
     for nid in saves:
         count, fps = _frames_and_fps(_saved_path(comfy, entry, nid))
-        assert count == FRAMES, (name, nid, count)
+        assert count == frames, (name, nid, count)
         assert fps is None or fps == pytest.approx(CLIP_FPS), (name, nid, fps)
 
 
@@ -228,9 +232,10 @@ def _assert_source_beyond_the_feather(comfy, prompt: dict, tools: str, made: int
     untouched = json.loads(json.dumps(prompt))
     untouched[tools]["inputs"]["feather_px"] = 0.0
     tracked = _mask_frames(comfy, untouched, [tools, 0])
-    assert len(out) == len(source) == FRAMES
+    loaded = next(n for n in prompt.values() if n["class_type"] == "DRIVE_LoadVideo")["inputs"]["frame_load_cap"]
+    assert len(out) == len(source) == loaded
     changed_inside = False
-    for t in range(FRAMES):
+    for t in range(loaded):
         near = cv2.dilate((tracked[t] > 127).astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
         assert 0.2 < (~near).mean() < 0.95, f"frame {t}: the propagated mask lost the object"
         assert np.array_equal(out[t][~near], source[t][~near]), \
@@ -266,7 +271,7 @@ def test_wan_vace_finish_keeps_everything_outside_the_mask(comfy, assets):
     tools = prompt[align]["inputs"]["mask"][0]
     assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
     assert prompt[composite]["inputs"]["grow"] == 0 and prompt[composite]["inputs"]["feather"] == 0
-    _assert_source_beyond_the_feather(comfy, prompt, tools, made=4 * ((FRAMES - 1) // 4) + 1)
+    _assert_source_beyond_the_feather(comfy, prompt, tools, made=WAN_FRAMES)
 
 
 @pytest.mark.min_core("0.33.0")
@@ -283,6 +288,23 @@ def test_flow_edit_keeps_everything_outside_the_mask(comfy, assets):
     tools = prompt[composite]["inputs"]["mask"][0]
     assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
     assert prompt[composite]["inputs"]["grow"] == 0 and prompt[composite]["inputs"]["feather"] == 0
+    _assert_source_beyond_the_feather(comfy, prompt, tools)
+
+
+@pytest.mark.min_core("0.33.0")
+def test_wan_edit_keeps_everything_outside_the_mask(comfy, assets):
+    """drive_wan_edit with the random Wan 2.1 VACE stand-ins (the native video latent [1, 16, 2, h, w] of 5 frames,
+    FireFlow inversion, Wan VACE To Video's conditioning in the Masked-CFG Sampler's cfg-1 masked edit): after
+    Composite Background every pixel farther than the feather from the tracked mask is the source's, exactly (png
+    out), and inside the mask the edit shows."""
+    prompt = _with_known_mask(_lossless(_shrink(_api("drive_wan_edit"), assets["clip"], WAN_FRAMES)))
+    edit = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_MaskedCFGSampler")
+    vace = prompt[edit]["inputs"]["positive"][0]
+    assert prompt[vace]["class_type"] == "WanVaceToVideo" and prompt[edit]["inputs"]["cfg"] == 1.0
+    assert all(isinstance(prompt[vace]["inputs"][side], list) for side in ("width", "height", "length"))
+    composite = next(nid for nid, n in prompt.items() if n["class_type"] == "DRIVE_CompositeBackground")
+    tools = prompt[composite]["inputs"]["mask"][0]
+    assert prompt[tools]["class_type"] == "DRIVE_MaskTools" and prompt[tools]["inputs"]["grow_px"] == 0
     _assert_source_beyond_the_feather(comfy, prompt, tools)
 
 
