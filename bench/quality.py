@@ -234,13 +234,16 @@ def format_row(r: dict) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    """The table as README markdown."""
+    """The table as README markdown (with the flow rows' "bg exact after Composite" column when they have it)."""
+    exact = all("exact" in r for r in rows)
     lines = ["| variant | recoloured in place [95%] | elsewhere | not recoloured | edit success | mask share | "
-             "bg PSNR dB | object warp e-3 | object flicker | recon PSNR dB | AE PSNR dB | s/clip |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "bg PSNR dB | object warp e-3 | object flicker | recon PSNR dB | AE PSNR dB | s/clip |"
+             + (" bg exact after Composite |" if exact else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if exact else "")]
     lines += [f"| {r['variant']} | {_in_place(r)} | {r['elsewhere']:.2f} | {r['not_recoloured']:.2f} | "
               f"{r['success']:.2f} | {r['share']:.2f} | {r['bg_psnr']:.1f} | {r['warp'] * 1e3:.2f} "
-              f"| {r['flicker']:.2f} | {r['recon']:.1f} | {r['ae']:.1f} | {r['seconds']:.1f} |" for r in rows]
+              f"| {r['flicker']:.2f} | {r['recon']:.1f} | {r['ae']:.1f} | {r['seconds']:.1f} |"
+              + (f" {r['exact']:.2f} |" if exact else "") for r in rows]
     return "\n".join(lines)
 
 
