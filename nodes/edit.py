@@ -28,7 +28,7 @@ from .patches.grid_wrapper import MAX_GRIDS, MAX_GRIDS_TIP, apply_grid_patch
 from .patches.masked_cfg_hook import apply_masked_cfg_patch, latent_mask_for
 from .patches.model_family import family_of
 from .patches.samplers import edit_sampler, run_sampler
-from .patches.video_latent import grid_patch_for
+from .patches.video_latent import check_conditioning_frames, grid_patch_for
 
 GRID_SIZE = dict(default=3, min=1, max=8)
 GRID_SIZE_TIP = "g: each grid tiles g x g frames (RAVE default 3; 1 = per frame)."
@@ -141,6 +141,7 @@ class MaskedCFGSampler(io.ComfyNode):
         check_numbers(cfg=cfg, cfg_start=cfg_start, mask_threshold=mask_threshold, pix2video_weight=pix2video_weight,
                       denoise=denoise)
         family = family_of(model)
+        check_conditioning_frames(samples, positive=positive, negative=negative, background=background)
         record = latent.get(schedule.INVERSION_RECORD_KEY)
         family.check_record(record)
         method = "ddim" if record is None else record.get("method", "ddim")

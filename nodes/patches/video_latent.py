@@ -26,6 +26,28 @@ def is_video_latent(samples: torch.Tensor) -> bool:
     return samples.dim() == 5
 
 
+def check_conditioning_frames(samples: torch.Tensor, **conditionings) -> None:
+    """Refuse conditioning whose video latents (``[B,C,T,h,w]`` options such as Wan VACE's ``vace_frames`` or an
+    image-to-video ``concat_latent_image``) span other latent frames than the latent the sampler edits.
+
+    Wan VACE To Video's reference_image prepends a latent frame (its trim_latent) that an inverted source does not
+    have; the model would fail deep in its blocks, so the count is checked here, where the fix can be named.
+    """
+    if not is_video_latent(samples):
+        return
+    frames = samples.shape[2]
+    for name, conditioning in conditionings.items():
+        for _, options in conditioning or ():
+            for key, value in options.items():
+                for tensor in value if isinstance(value, (list, tuple)) else (value,):
+                    if isinstance(tensor, torch.Tensor) and tensor.dim() == 5 and tensor.shape[2] != frames:
+                        raise ValueError(
+                            f"the {name} conditioning's {key} spans {tensor.shape[2]} latent frames but the latent "
+                            f"has {frames}: Wan VACE To Video's reference_image adds a frame the source does not have "
+                            "(disconnect it), and its length must be the clip's frame count (connect Get Image Size's "
+                            "batch_size)")
+
+
 def grid_patch_for(model, samples: torch.Tensor, grid_size: int, shuffle: bool, seed: int, max_grids_per_call: int,
                    node: str):
     """``apply_grid_patch`` for image latents; ``model`` itself for a video latent (a note when grids were asked)."""

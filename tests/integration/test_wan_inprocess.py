@@ -323,6 +323,25 @@ def test_vace_conditioning_composes_with_the_masked_edit(pack, wan):
     assert bool(torch.isfinite(guided["samples"]).all())
 
 
+def test_vace_conditioning_of_another_length_is_refused_naming_the_fix(pack, wan):
+    """Wan VACE To Video with a reference_image prepends a latent frame the inverted source lacks (and a length that is
+    not the clip's gives other frames): the sampler refuses before any model call, naming the reference image."""
+    from comfy_extras.nodes_wan import WanVaceToVideo
+
+    model, vae = wan
+    frames, mask = _frames(9), _mask(9)
+    latent = vae.encode(frames)
+    inv = _invert(pack, model, _cond(1), {"samples": latent}, STEPS, "fireflow")
+    positive, negative, _, trim = WanVaceToVideo.execute(_cond(2), _cond(1), vae, W, H, 9, 1, 1.0, control_video=frames,
+                                                         control_masks=mask, reference_image=frames[:1]).args
+    assert trim == 1
+    with pytest.raises(ValueError, match="vace_frames spans 4 latent frames but the latent has 3.*reference_image"):
+        _edit(pack, model, positive, negative, inv, mask=mask)
+    longer = WanVaceToVideo.execute(_cond(2), _cond(1), vae, W, H, 13, 1, 1.0).args
+    with pytest.raises(ValueError, match="spans 4 latent frames but the latent has 3.*batch_size"):
+        _edit(pack, model, longer[0], longer[1], inv, mask=mask)
+
+
 def test_the_masked_cfg_patch_with_core_sampling_on_a_video_latent(pack, wan):
     """Masked-CFG Patch (DRIVE) + core euler / simple from noise (KSampler's call): the mask reduced to the video latent
     at every step; the patch changes the run."""
