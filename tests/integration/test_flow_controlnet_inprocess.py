@@ -240,3 +240,12 @@ def test_flow_controlnet_hints_follow_the_latents_into_shuffled_grids(pack, kind
             assert not _equal_residuals(got, wrong), f"call {i}: a hint in frame order gives the same residuals"
             checked += 1
     assert checked > 0 and len(orders) > 2, "the shuffle must have moved frames between grids"
+
+
+def test_a_vae_encoded_controlnet_without_its_vae_is_refused_naming_the_fix(pack):
+    model = _tiny_flux()
+    cond = _controlled(_flux_cond(1), _random_flux_controlnet(True), vae=None)
+    inv = _invert(pack, model, _flux_cond(1), {"samples": _latent(FRAMES, 16)}, 2, "ddim")["samples"]
+    with pytest.raises(ValueError, match="takes VAE-encoded hints but none was given: use Apply ControlNet with its vae"):
+        pack("nodes.edit").MaskedCFGSampler.execute(model, cond, cond, {"samples": inv}, 2, 1.0, 0.0, GRID, True,
+                                                    0, 1, "nearest", 0.5, None)
