@@ -71,7 +71,8 @@ def diffusers_to_comfy_controlnet(state: dict[str, torch.Tensor]) -> dict[str, t
     unet_keys = comfy.utils.unet_to_diffusers(config)
     hint_convs = ["conv_in"] + [f"blocks.{i}" for i in range(2 * (len(controlnet.HINT_CHANNELS) - 1))] + ["conv_out"]
     special = {"controlnet_mid_block": "middle_block_out.0"}
-    special.update({f"controlnet_cond_embedding.{name}": f"input_hint_block.{2 * i}" for i, name in enumerate(hint_convs)})
+    special.update({f"controlnet_cond_embedding.{name}": f"input_hint_block.{2 * i}"
+                    for i, name in enumerate(hint_convs)})
     out, missing = {}, []
     for key, value in state.items():
         module, _, param = key.rpartition(".")

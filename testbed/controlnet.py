@@ -93,7 +93,8 @@ class ControlledUNet(torch.nn.Module):
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor):
         if self.hint is None or self.strength == 0.0:
             return self.unet(sample, timestep, encoder_hidden_states=encoder_hidden_states)
-        if self.hint.shape[0] != sample.shape[0] or self.hint.shape[-2:] != (8 * sample.shape[-2], 8 * sample.shape[-1]):
+        size = (8 * sample.shape[-2], 8 * sample.shape[-1])
+        if self.hint.shape[0] != sample.shape[0] or tuple(self.hint.shape[-2:]) != size:
             raise ValueError(f"hint {tuple(self.hint.shape)} does not match latents {tuple(sample.shape)} "
                              "(one hint per latent, 8x its size)")
         down, mid = self.controlnet(sample, timestep, encoder_hidden_states=encoder_hidden_states,

@@ -1,4 +1,4 @@
-"""Train a depth ControlNet for the frozen test-bed UNet: ``python -m testbed.train_controlnet --seed 0 --out testbed/weights_controlnet``.
+"""Train a depth ControlNet for the frozen test-bed UNet (``python -m testbed.train_controlnet``).
 
 The ControlNet is diffusers' ``ControlNetModel.from_unet`` of the eps test bed's UNet
 (``testbed/weights``, frozen, as are the autoencoder and text encoder): a copy of the

@@ -7,11 +7,11 @@ attention), then sample back with ``masked_cfg.guided_denoiser`` (RAVE grids, CF
 instance mask in latent space) or Pix2Video's guided DDIM, optionally with cross-frame
 self-attention in the UNet, optionally under the test bed's depth ControlNet on inversion and
 edit (``Variant.controlnet``, the source's exact depth hints gridded with the latents);
-tests/integration/editing_inprocess.py proves this step model equals the nodes' patches. Clips are held-out world seeds with one object; the edit
-recolours that object to the first of green / red / blue that is neither its colour nor
-the background's. :func:`shrink_edit` is the shrinking case (a red ball replaced by a
-smaller one with Fill Background), shared by tests/test_fill_testbed.py and
-``python -m bench.shrink_edit``.
+tests/integration/editing_inprocess.py proves this step model equals the nodes' patches.
+Clips are held-out world seeds with one object; the edit recolours that object to the first
+of green / red / blue that is neither its colour nor the background's. :func:`shrink_edit`
+is the shrinking case (a red ball replaced by a smaller one with Fill Background), shared by
+tests/test_fill_testbed.py and ``python -m bench.shrink_edit``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ one-object clips, 8 frames at 64 px, STEPS DDIM steps, cfg 7.5, seed 0.
 
 Measured here (share of 48 frames recoloured in place, read from the composited frames; per
 clip in brackets): structure 1.00 [1 1 1 1 1 1], area0 0.62 [0.38 0.12 1 1 0.25 1], ddim 0.50
-[0 0 1 1 0 1]; about 30 s of CPU on one thread. ``python -m bench.quality --variants ddim,mask-area0,structure --clips 24``
-gives the 24-clip numbers (docs/quality.md).
+[0 0 1 1 0 1]; about 30 s of CPU on one thread.
+``python -m bench.quality --variants ddim,mask-area0,structure --clips 24`` gives the 24-clip
+numbers (docs/quality.md).
 """
 
 from __future__ import annotations
