@@ -195,20 +195,23 @@ def _format_stride(latent_format) -> int | None:
     return None if stride is None else int(stride)
 
 
+def _latent_format_of(model):
+    """A MODEL's latent format (ModelPatcher, its patches included, or BaseModel)."""
+    if hasattr(model, "get_model_object"):
+        return model.get_model_object("latent_format")
+    return getattr(model, "model", model).latent_format
+
+
 def temporal_stride_of(model) -> int | None:
     """Pixel frames per latent frame of a MODEL's latent format (ModelPatcher or BaseModel), as
     :attr:`ModelFamily.temporal_stride`, for any model (no refusal of its sampling)."""
-    if hasattr(model, "get_model_object"):
-        return _format_stride(model.get_model_object("latent_format"))
-    return _format_stride(getattr(model, "model", model).latent_format)
+    return _format_stride(_latent_format_of(model))
 
 
 def latent_factor_of(model) -> int:
     """Pixels per latent cell of a MODEL's latent format (ModelPatcher or BaseModel), as
     :attr:`ModelFamily.latent_factor`, for any model (no refusal)."""
-    if hasattr(model, "get_model_object"):
-        return _format_factor(model.get_model_object("latent_format"))
-    return _format_factor(getattr(model, "model", model).latent_format)
+    return _format_factor(_latent_format_of(model))
 
 
 def family_of(model) -> ModelFamily:
