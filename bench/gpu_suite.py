@@ -16,6 +16,9 @@ Figures (full sizes; ``--small`` shrinks them, see SIZES):
 - ``sampler``: Masked-CFG Sampler time per step over bare UNet calls on the same batches (the
   physical floor), 512x512, 16 frames, grid 3; the same for RAVE Grid Patch + Masked CFG Patch
   into core KSampler. Goal <= 1.03.
+- ``flow``: the same on a flow model (CONST sampling, 16 latent channels): SD3 medium's MMDiT
+  (depth 24, fp16 on CUDA; ``--small``: depth 2) with SD3's text and pooled conditioning, the
+  Masked-CFG Sampler over bare DiT calls on the same batches, DiT passes per step. Goal <= 1.05.
 - ``vram``: peak memory and time per frame of one sampler step at 16, 48, 96, 300 frames, with
   auto chunking and with one grid per call. Goal: flat (<= +10% from the first to the last).
 - ``invert``: Invert Video (EasyInv) seconds per step, 36 frames.
@@ -60,11 +63,11 @@ SIZES = {
                  invert_steps=5, flow_frames=36, flow_steps=50, io_size=(1080, 1920), io_frames=300,
                  harmonize_frames=60, mask_px=512, mask_frames=32, sam2_image_size=1024,
                  tune_frames=(8, 16, 24), tune_steps=3, fill_px=512,
-                 fill_frames=16),
+                 fill_frames=16, dit_depth=24, dit_positions=192),
     "small": dict(px=64, frames=8, grid=2, steps=2, vram_frames=(4, 8, 16, 24), invert_frames=8,
                   invert_steps=2, flow_frames=8, flow_steps=3, io_size=(270, 480), io_frames=30,
                   harmonize_frames=8, mask_px=128, mask_frames=8, sam2_image_size=256,
-                  tune_frames=(2, 4), tune_steps=1, fill_px=96, fill_frames=6),
+                  tune_frames=(2, 4), tune_steps=1, fill_px=96, fill_frames=6, dit_depth=2, dit_positions=32),
 }
 MEMORY_KIND = {"cuda": "allocated above the start", "cpu": "sampled RSS above the start (noise at small sizes)"}
 SAMPLER_ROUNDS = 3
@@ -106,6 +109,12 @@ class Context:
             self.cache["model"] = random_sd15(not self.small, self.device, self.dtype)
         return self.cache["model"]
 
+    def flow_model(self):
+        if "flow_model" not in self.cache:
+            self.cache["flow_model"] = random_sd3(self.size["dit_depth"], self.size["dit_positions"], self.device,
+                                                  self.dtype)
+        return self.cache["flow_model"]
+
     def vae(self):
         if "vae" not in self.cache:
             self.cache["vae"] = random_vae(self.device)
@@ -135,6 +144,25 @@ def random_sd15(full: bool, device: torch.device, dtype: torch.dtype):
 
     config = unet_config(full)
     model_config = comfy.supported_models.SD15(dict(config, attention_resolutions=None))
+    model_config.unet_config = dict(config)
+    model_config.set_inference_dtype(dtype, None)
+    base = model_config.get_model({}, "", device=device)
+    with torch.no_grad():
+        for p in base.parameters():
+            torch.nn.init.normal_(p, std=0.02)
+    return comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=torch.device("cpu"))
+
+
+def random_sd3(depth: int, positions: int, device: torch.device, dtype: torch.dtype):
+    """A ModelPatcher around SD3's MMDiT (tools/make_random_sd3_flux.py's configuration at ``depth``) in ``dtype``,
+    normal(0, 0.02) weights: ComfyUI's SD3 (CONST sampling, shift 3, latent format SD3)."""
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    from tools.make_random_sd3_flux import sd3_dit_config
+
+    config = sd3_dit_config(depth, positions)
+    model_config = comfy.supported_models.SD3(dict(config))
     model_config.unet_config = dict(config)
     model_config.set_inference_dtype(dtype, None)
     base = model_config.get_model({}, "", device=device)
@@ -201,6 +229,43 @@ def bare_unet_run(ctx: Context, calls: list) -> Callable[[], None]:
     return run
 
 
+def model_batches(model) -> tuple[object, list]:
+    """A clone of ``model`` whose model calls log (x shape, {diffusion_model keyword: shape}); returns (clone, log)."""
+    log: list = []
+
+    def call(apply_model, a):
+        inputs = {"context" if k == "c_crossattn" else k: tuple(v.shape) for k, v in a["c"].items()
+                  if torch.is_tensor(v)}
+        log.append((tuple(a["input"].shape), inputs))
+        return apply_model(a["input"], a["timestep"], **a["c"])
+
+    clone = model.clone()
+    clone.set_model_unet_function_wrapper(call)
+    return clone, log
+
+
+def bare_model_run(ctx: Context, model, calls: list) -> Callable[[], None]:
+    """Bare ``diffusion_model`` calls of ``model`` on exactly the logged batches (the floor), warmed up once."""
+    net = model.model.diffusion_model
+    dev, dtype = ctx.device, ctx.dtype
+    inputs = [(torch.randn(x, device=dev, dtype=dtype), torch.full((x[0],), 0.5, device=dev, dtype=dtype),
+               {k: torch.randn(shape, device=dev, dtype=dtype) for k, shape in kw.items()}) for x, kw in calls]
+
+    def run():
+        with torch.no_grad():
+            for x, t, kw in inputs:
+                net(x, t, **kw)
+
+    run()
+    return run
+
+
+def interleaved_best(ctx: Context, run: Callable, floor: Callable) -> tuple[float, float]:
+    """(best seconds of ``run``, best of ``floor``) over SAMPLER_ROUNDS alternating rounds."""
+    rounds = [(ctx.timed(run)[0], ctx.timed(floor)[0]) for _ in range(SAMPLER_ROUNDS)]
+    return min(r[0] for r in rounds), min(r[1] for r in rounds)
+
+
 @figure("sampler", needs=("DRIVE_MaskedCFGSampler", "DRIVE_RAVEGridPatch", "DRIVE_MaskedCFGPatch"))
 def fig_sampler(ctx: Context) -> list[dict]:
     import comfy.model_management as mm
@@ -230,12 +295,52 @@ def fig_sampler(ctx: Context) -> list[dict]:
         run()  # warm-up; it logs the batches of one run
         batches = list(calls)
         floor = bare_unet_run(ctx, batches)
-        rounds = [(ctx.timed(run)[0], ctx.timed(floor)[0]) for _ in range(SAMPLER_ROUNDS)]  # interleaved
-        seconds, floor_s = min(r[0] for r in rounds), min(r[1] for r in rounds)
+        seconds, floor_s = interleaved_best(ctx, run, floor)
         rows.append(row("sampler", f"{name}: s/step", seconds / s["steps"], "s", note=where))
         rows.append(row("sampler", f"{name}: over bare UNet calls", seconds / floor_s, "x", "<= 1.03",
                         f"{len(batches)} UNet calls of batch {batches[0][0][0]}; best of {SAMPLER_ROUNDS} "
                         f"interleaved rounds"))
+    return rows
+
+
+@figure("flow", needs=("DRIVE_MaskedCFGSampler",))
+def fig_flow(ctx: Context) -> list[dict]:
+    import comfy.model_management as mm
+    import nodes as core
+
+    edit = ctx.pack("nodes.edit")
+    s = ctx.size
+    gen = torch.Generator().manual_seed(1)
+    pos = [[torch.randn(1, 154, 4096, generator=gen), {"pooled_output": torch.randn(1, 2048, generator=gen)}]]
+    neg = [[torch.zeros(1, 154, 4096), {"pooled_output": torch.zeros(1, 2048)}]]
+    lat = s["px"] // 8
+    latent = {"samples": torch.randn(s["frames"], 16, lat, lat, generator=torch.Generator().manual_seed(0))}
+    mask = ctx.mask(s["frames"])
+    model = ctx.flow_model()
+    mm.load_models_gpu([model])
+    where = (f"SD3 MMDiT depth {s['dit_depth']}, {s['px']}x{s['px']}, {s['frames']} frames, {s['steps']} steps, "
+             f"cfg 7.5")
+
+    def one_box(m):
+        return lambda: edit.MaskedCFGSampler.execute(m, pos, neg, latent, s["steps"], 7.5, -1.0, s["grid"], True, 0,
+                                                     0, "nearest", 0.5, mask)
+
+    def ksampler(m):
+        return lambda: core.common_ksampler(m, 0, s["steps"], 7.5, "euler", "simple", pos, neg, latent)
+
+    rows = []
+    for name, make, goal, setting in (("Masked-CFG Sampler", one_box, "<= 1.05", f"grid {s['grid']}, mask"),
+                                      ("core KSampler (reference)", ksampler, "", "euler, simple, no grid")):
+        watched, calls = model_batches(model)
+        run = make(watched)
+        run()  # warm-up; it logs the batches of one run
+        batches = list(calls)
+        seconds, floor_s = interleaved_best(ctx, run, bare_model_run(ctx, model, batches))
+        rows.append(row("flow", f"{name} on a flow model: s/step", seconds / s["steps"], "s",
+                        note=f"{where}, {setting}"))
+        rows.append(row("flow", f"{name} on a flow model: over bare DiT calls", seconds / floor_s, "x", goal,
+                        f"{len(batches)} DiT calls of batch {batches[0][0][0]} ({len(batches) / s['steps']:.0f} per "
+                        f"step); best of {SAMPLER_ROUNDS} interleaved rounds"))
     return rows
 
 

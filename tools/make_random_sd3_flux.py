@@ -32,14 +32,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_random_sd15 import random_state_dict, save_safetensors, use_comfy, write_each  # noqa: E402
 
-SD3_DEPTH = 2
-SD3_POSITIONS = 32
-SD3_DIT = {"in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": SD3_DEPTH, "input_size": None,
-           "adm_in_channels": 2048, "num_patches": SD3_POSITIONS ** 2, "pos_embed_max_size": SD3_POSITIONS,
-           "pos_embed_scaling_factor": None, "x_block_self_attn_layers": [],
-           "context_embedder_config": {"target": "torch.nn.Linear",
-                                       "params": {"in_features": 4096, "out_features": 64 * SD3_DEPTH}}}
-"""SD3 medium's MMDiT layout at CPU size (the real one: depth 24, so 1536 wide)."""
+
+def sd3_dit_config(depth: int, positions: int) -> dict:
+    """SD3 medium's MMDiT configuration as ComfyUI detects it, at ``depth`` blocks (64 x depth wide, depth heads) with
+    positions for up to ``positions`` x ``positions`` patches (SD3 medium: depth 24, positions 192)."""
+    return {"in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": depth, "input_size": None,
+            "adm_in_channels": 2048, "num_patches": positions ** 2, "pos_embed_max_size": positions,
+            "pos_embed_scaling_factor": None, "x_block_self_attn_layers": [],
+            "context_embedder_config": {"target": "torch.nn.Linear",
+                                        "params": {"in_features": 4096, "out_features": 64 * depth}}}
+
+
+SD3_DIT = sd3_dit_config(depth=2, positions=32)
+"""SD3 medium's MMDiT layout at CPU size."""
 SD3_TEXT_WIDTH, SD3_POOLED_WIDTH = 4096, 2048
 FLUX_DIT = {"image_model": "flux", "in_channels": 16, "out_channels": 16, "vec_in_dim": 768, "context_in_dim": 4096,
             "hidden_size": 128, "mlp_ratio": 4.0, "num_heads": 1, "depth": 1, "depth_single_blocks": 1,

@@ -24,5 +24,6 @@ def test_gpu_suite_runs_every_figure_small_on_the_cpu(tmp_path):
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     rows = json.loads(out.read_text())["rows"]
     figures = {r["figure"] for r in rows}
-    assert {"sampler", "vram", "invert", "workflow", "video_io", "harmonize", "masks", "tuning", "fill"} <= figures
+    assert {"sampler", "flow", "vram", "invert", "workflow", "video_io", "harmonize", "masks", "tuning",
+            "fill"} <= figures
     assert not [r for r in rows if r["metric"] in ("failed", "skipped")], rows
