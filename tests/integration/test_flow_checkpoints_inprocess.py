@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from inprocess_fixtures import no_grad, pack  # noqa: F401 (fixtures)
 from random_weights import provide_parts
 
 pytestmark = pytest.mark.integration
@@ -40,22 +41,6 @@ RECONSTRUCTION_64_STEPS = {("sd3", "ddim"): 0.05, ("sd3", "fireflow"): 1e-3, ("f
                            ("flux", "fireflow"): 0.01}
 """Relative error after 64 + 64 steps; measured 2.9e-2, 1.0e-4, 0.26, 3.2e-3 (the random Flux.1's velocity varies
 much more with the latent than the random SD3's)."""
-
-
-@pytest.fixture(scope="module")
-def pack():
-    from comfy_inprocess import load_pack, start_comfy
-
-    start_comfy()
-    torch.set_num_threads(1)
-    return load_pack()
-
-
-@pytest.fixture(autouse=True)
-def no_grad():
-    """As ComfyUI runs nodes: no autograd graph behind the VAE's outputs."""
-    with torch.no_grad():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from inprocess_fixtures import pack  # noqa: F401 (fixtures)
 from test_flow_inprocess import _flux_cond, _invert, _latent, _random_patcher, _tiny_flux
 
 pytestmark = pytest.mark.integration
 FRAMES, H, W, GRID = 8, 8, 8, 2
-
-
-@pytest.fixture(scope="module")
-def pack():
-    from comfy_inprocess import load_pack, start_comfy
-
-    start_comfy()
-    torch.set_num_threads(1)
-    return load_pack()
 
 
 def _flux_config() -> dict:

@@ -13,19 +13,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from inprocess_fixtures import pack  # noqa: F401 (fixtures)
 from test_flow_inprocess import _edit, _flux_cond, _invert, _latent, _tiny_flux, _tiny_flux2
 
 pytestmark = pytest.mark.integration
 FRAMES = 4
-
-
-@pytest.fixture(scope="module")
-def pack():
-    from comfy_inprocess import load_pack, start_comfy
-
-    start_comfy()
-    torch.set_num_threads(1)
-    return load_pack()
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,11 @@ import pytest
 import torch
 
 from comfy_inprocess import seeded_random_model
+from inprocess_fixtures import pack  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
 T, H, W = 4, 8, 8
-
-
-@pytest.fixture(scope="module")
-def pack():
-    from comfy_inprocess import load_pack, start_comfy
-
-    start_comfy()
-    torch.set_num_threads(1)
-    return load_pack()
 
 
 def _sd3(model, shift: float = 3.0):

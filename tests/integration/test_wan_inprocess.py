@@ -24,28 +24,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from inprocess_fixtures import no_grad, pack  # noqa: F401 (fixtures)
 from random_weights import WAN_FILES, provide_wan_stand_ins
 
 pytestmark = [pytest.mark.integration, pytest.mark.min_core("0.33.0")]
 
 H, W = 64, 64
 STEPS = 4
-
-
-@pytest.fixture(scope="module")
-def pack():
-    from comfy_inprocess import load_pack, start_comfy
-
-    start_comfy()
-    torch.set_num_threads(1)
-    return load_pack()
-
-
-@pytest.fixture(autouse=True)
-def no_grad():
-    """As ComfyUI runs nodes: no autograd graph behind the VAE's outputs."""
-    with torch.no_grad():
-        yield
 
 
 @pytest.fixture(scope="module")
