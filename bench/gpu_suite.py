@@ -137,32 +137,30 @@ class Context:
 
 def random_sd15(full: bool, device: torch.device, dtype: torch.dtype):
     """A ModelPatcher around SD1.5's UNet (tiny unless ``full``) in ``dtype``, normal(0, 0.02) weights."""
-    import comfy.model_patcher
     import comfy.supported_models
 
     from tests.integration.comfy_inprocess import unet_config
 
     config = unet_config(full)
-    model_config = comfy.supported_models.SD15(dict(config, attention_resolutions=None))
-    model_config.unet_config = dict(config)
-    model_config.set_inference_dtype(dtype, None)
-    base = model_config.get_model({}, "", device=device)
-    with torch.no_grad():
-        for p in base.parameters():
-            torch.nn.init.normal_(p, std=0.02)
-    return comfy.model_patcher.ModelPatcher(base, load_device=device, offload_device=torch.device("cpu"))
+    return _random_patcher(comfy.supported_models.SD15(dict(config, attention_resolutions=None)), config, device,
+                           dtype)
 
 
 def random_sd3(depth: int, positions: int, device: torch.device, dtype: torch.dtype):
     """A ModelPatcher around SD3's MMDiT (tools/make_random_sd3_flux.py's configuration at ``depth``) in ``dtype``,
     normal(0, 0.02) weights: ComfyUI's SD3 (CONST sampling, shift 3, latent format SD3)."""
-    import comfy.model_patcher
     import comfy.supported_models
 
     from tools.make_random_sd3_flux import sd3_dit_config
 
     config = sd3_dit_config(depth, positions)
-    model_config = comfy.supported_models.SD3(dict(config))
+    return _random_patcher(comfy.supported_models.SD3(dict(config)), config, device, dtype)
+
+
+def _random_patcher(model_config, config: dict, device: torch.device, dtype: torch.dtype):
+    """A ModelPatcher around ``model_config``'s model built from ``config`` in ``dtype``, normal(0, 0.02) weights."""
+    import comfy.model_patcher
+
     model_config.unet_config = dict(config)
     model_config.set_inference_dtype(dtype, None)
     base = model_config.get_model({}, "", device=device)

@@ -127,22 +127,31 @@ def write_record(out: Path, record: dict) -> None:
     (out / "README.md").write_text(readme(record))
 
 
+def files_table(files: dict) -> list[str]:
+    """A weights README's markdown table of its files: bytes and sha256 (what the loaders check)."""
+    return ["| file | bytes | sha256 |", "|---|---|---|"] + [
+        f"| {name} | {info['bytes']} | `{info['sha256']}` |" for name, info in files.items()]
+
+
+def environment_line(env: dict) -> str:
+    """A weights README's line on the versions and machine the training ran with."""
+    return (f"Environment: torch {env.get('torch')}, diffusers {env.get('diffusers')}, numpy {env.get('numpy')}, "
+            f"python {env.get('python')}, {env.get('threads')} threads, {env.get('cpu')}.")
+
+
 def readme(record: dict) -> str:
     lines = ["# Testbed weights", "",
              "Trained by `testbed/train.py` on the synthetic world of `testbed/world.py`; test infrastructure,",
              "not part of the node pack. Loaded by `testbed.load.load_testbed()`, which checks the sha256 below.",
              "Generated from `record.json` by the training script; do not edit by hand.", "",
-             "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
-    for fname, info in record.get("files", {}).items():
-        lines.append(f"| {fname} | {info['bytes']} | `{info['sha256']}` |")
+             "## Files", ""] + files_table(record.get("files", {}))
     env = record.get("environment", {})
     lines += ["", "## How they were made", ""]
     for stage, info in record.get("stages", {}).items():
         lines += [f"- **{stage}**: `{info['command']}`  ", f"  wall time {info['wall_s']:.0f} s"
                   + (f", {info['steps']} steps" if "steps" in info else "")]
     lines += ["", f"Equivalent single command: `{record.get('command', '')}`", "",
-              f"Environment: torch {env.get('torch')}, diffusers {env.get('diffusers')}, numpy {env.get('numpy')}, "
-              f"python {env.get('python')}, {env.get('threads')} threads, {env.get('cpu')}.", ""]
+              environment_line(env), ""]
     metrics = record.get("metrics")
     if metrics:
         lines += ["## Measured quality (held-out seeds)", "", "```", json.dumps(metrics, indent=1), "```", ""]

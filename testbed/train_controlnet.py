@@ -60,8 +60,7 @@ def readme(record: dict) -> str:
              "infrastructure, not part of the node pack. Loaded as ComfyUI's own ControlNet by",
              "`testbed.comfy_wrap.testbed_controlnet()` and as diffusers' by `testbed.controlnet.load_controlnet()`.",
              "Generated from `record.json` by the training script; do not edit by hand.", "",
-             "| file | bytes | sha256 |", "|---|---|---|"]
-    lines += [f"| {name} | {info['bytes']} | `{info['sha256']}` |" for name, info in record["files"].items()]
+             *train.files_table(record["files"])]
     curve = record["loss_curve"]
     lines += ["", f"Command: `{record['command']}`  ",
               f"{record['steps_run']} of {record['steps_planned']} steps of {record['batch']}, lr {record['lr']:g}, "
@@ -69,8 +68,7 @@ def readme(record: dict) -> str:
               f"eps-MSE (single frames) {curve[0][1]:.4f} at step {curve[0][0]} -> {curve[-1][1]:.4f} at step "
               f"{curve[-1][0]}. On 512 pool frames with full captions: eps-MSE {record['with_controlnet_eps_mse']:.4f} "
               f"with the ControlNet, {record['unet_alone_eps_mse']:.4f} for the frozen UNet alone.", "",
-              f"Environment: torch {env['torch']}, diffusers {env['diffusers']}, numpy {env['numpy']}, "
-              f"python {env['python']}, {env['threads']} threads, {env['cpu']}.", ""]
+              train.environment_line(env), ""]
     return "\n".join(lines)
 
 

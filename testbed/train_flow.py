@@ -42,13 +42,11 @@ def readme(record: dict) -> str:
              "(test infrastructure, not part of the node pack); the autoencoder and text encoder are the eps test",
              "bed's. Loaded by `testbed.flow.load_flow_testbed()`, which checks the sha256 below. Generated from",
              "`record.json` by the training script; do not edit by hand.", "",
-             "| file | bytes | sha256 |", "|---|---|---|"]
-    lines += [f"| {name} | {info['bytes']} | `{info['sha256']}` |" for name, info in record["files"].items()]
+             *train.files_table(record["files"])]
     lines += ["", f"Command: `{record['command']}`  ",
               f"{record['steps_run']} of {record['steps_planned']} steps of {record['batch']}, "
               f"wall time {record['wall_s']:.0f} s, shift {record['shift']:g}; prediction: {record['prediction']}.", "",
-              f"Environment: torch {env['torch']}, diffusers {env['diffusers']}, numpy {env['numpy']}, "
-              f"python {env['python']}, {env['threads']} threads, {env['cpu']}.", ""]
+              train.environment_line(env), ""]
     return "\n".join(lines)
 
 
