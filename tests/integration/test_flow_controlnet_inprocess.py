@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from inprocess_fixtures import pack  # noqa: F401 (fixtures)
-from test_flow_inprocess import _flux_cond, _invert, _latent, _random_patcher, _tiny_flux
+from test_flow_inprocess import _flux_cond, _invert, _latent, _random_patcher, _random_vae, _tiny_flux
 
 pytestmark = pytest.mark.integration
 FRAMES, H, W, GRID = 8, 8, 8, 2
@@ -103,18 +103,10 @@ def _sd3_cond(seed: int) -> list:
 
 
 def _random_vae16():
-    """A TAESD-shaped VAE with Flux's 16 latent channels (8x), random weights."""
-    import comfy.sd
-    import comfy.taesd.taesd
-
+    """A TAESD-shaped VAE with Flux's 16 latent channels (8x), random weights from seed 4."""
     with torch.random.fork_rng():
         torch.manual_seed(4)
-        net = comfy.taesd.taesd.TAESD(latent_channels=16)
-        with torch.no_grad():
-            for p in net.parameters():
-                torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else torch.nn.init.zeros_(p)
-            net.vae_scale.fill_(1.0)
-    return comfy.sd.VAE(sd=net.state_dict())
+        return _random_vae(16)
 
 
 def _hint_frames() -> torch.Tensor:

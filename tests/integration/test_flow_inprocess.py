@@ -147,12 +147,12 @@ def test_masked_guidance_at_cfg_above_one_runs_with_the_grid_shuffle_on_a_flow_m
     assert inside > 3 * outside   # guidance acts inside; outside only the model's context reaches
 
 
-def _random_vae():
-    """A TAESD-shaped VAE (4 latent channels, 8x) with random weights (ComfyUI's ops leave them uninitialised)."""
+def _random_vae(latent_channels: int = 4):
+    """A TAESD-shaped VAE (8x) with random weights (ComfyUI's ops leave them uninitialised)."""
     import comfy.sd
     import comfy.taesd.taesd
 
-    net = comfy.taesd.taesd.TAESD(latent_channels=4)
+    net = comfy.taesd.taesd.TAESD(latent_channels=latent_channels)
     with torch.no_grad():
         for p in net.parameters():
             torch.nn.init.normal_(p, std=0.05) if p.dim() > 1 else torch.nn.init.zeros_(p)
